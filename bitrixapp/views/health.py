@@ -1,0 +1,50 @@
+"""Liveness of the parts a request depends on: the database and the Celery broker."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from bitrixapp.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_S = 3.0
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "not answering"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_broker() -> str | None:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+            # Opening a channel proves more than a TCP handshake (auth, vhost, folders).
+            conn.default_channel  # noqa: B018
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    failed = sorted(name for name, error in checks.items() if error)
+    body = {
+        "status": "ok" if not failed else "unavailable",
+        "checks": {name: ("ok" if not err else err) for name, err in checks.items()},
+    }
+    if failed:
+        body["failed"] = failed
+        logger.error("health check failed", extra={"failed": failed})
+    return JsonResponse(body, status=503 if failed else 200)
