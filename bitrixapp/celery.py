@@ -22,4 +22,3 @@ def configure_logging(**_: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
-

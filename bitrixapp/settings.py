@@ -250,3 +250,15 @@ LOGGING = {
 }
 
 VAR_DIR.mkdir(exist_ok=True)
+
+# --- Durable jobs ----------------------------------------------------------------------------
+JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
+JOB_BACKOFF_CAP_S = env.float("JOB_BACKOFF_CAP_S", default=600.0)
+JOB_RETRY_HORIZON_S = env.int("JOB_RETRY_HORIZON_S", default=6 * 3600)
+# How long a running attempt may go silent before another worker may take the job over.
+JOB_LEASE_S = env.int("JOB_LEASE_S", default=CELERY_TASK_TIME_LIMIT + 30)
+JOB_DISPATCH_INTERVAL_S = env.float("JOB_DISPATCH_INTERVAL_S", default=5.0)
+CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
+    "task": "integration.jobs_dispatch",
+    "schedule": JOB_DISPATCH_INTERVAL_S,
+}

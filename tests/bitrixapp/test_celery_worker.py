@@ -16,8 +16,11 @@ def test_real_worker_retries_a_failing_task_until_it_completes(tmp_path):
         app.send_task("tests.fail_once", args=[str(journal)], queue=queue)
 
         # Then the worker runs it twice and the second attempt completes
-        wait_until(lambda: "done" in journal.read_text(), timeout=60,
-                   message="the retried task to complete")
+        wait_until(
+            lambda: "done" in journal.read_text(),
+            timeout=60,
+            message="the retried task to complete",
+        )
         assert worker.poll() is None, "worker exited early"
 
     lines = journal.read_text().splitlines()

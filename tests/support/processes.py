@@ -15,13 +15,20 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def running(argv: Sequence[str], *, env: dict[str, str] | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a process in its own group for the duration of the block; kill the group after."""
     full_env = {**os.environ, **(env or {})}
     out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(list(argv), cwd=ROOT, env=full_env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=ROOT,
+        env=full_env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -37,9 +44,21 @@ def running(argv: Sequence[str], *, env: dict[str, str] | None = None,
 
 
 def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int = 1) -> list[str]:
-    argv = [str(BIN / "celery"), "-A", "bitrixapp", "worker", "--loglevel", "INFO",
-            "--queues", queue, "--concurrency", str(concurrency), "--without-gossip",
-            "--without-mingle", "--without-heartbeat"]
+    argv = [
+        str(BIN / "celery"),
+        "-A",
+        "bitrixapp",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--queues",
+        queue,
+        "--concurrency",
+        str(concurrency),
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     for module in include:
         argv += ["--include", module]
     return argv

@@ -1,0 +1,76 @@
+"""Problems people must hear about, stored as `Notification` rows before any delivery.
+
+Raising the same problem again (same tag) bumps one open row instead of adding another, so a
+failing loop cannot flood anyone. Delivery to Bitrix24 and e-mail is done by jobs elsewhere;
+a row exists even when delivery itself is failing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integration.models import Notification
+
+logger = logging.getLogger(__name__)
+
+_delivery_hooks: list[Any] = []
+
+
+def on_raise(hook: Any) -> Any:
+    """Register a callable(notification, created) run after commit, e.g. to schedule delivery."""
+    _delivery_hooks.append(hook)
+    return hook
+
+
+def notification_raise(
+    *,
+    portal: Any,
+    kind: str,
+    message: str,
+    tag: str | None = None,
+    severity: str = Notification.Severity.ERROR,
+    user_id: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> Notification:
+    """Record a problem for the portal's admins (or one user when `user_id` is given)."""
+    tag = tag or (f"{kind}:user:{user_id}" if user_id else kind)
+    fields = {
+        "audience": Notification.Audience.USER if user_id else Notification.Audience.ADMINS,
+        "user_id": user_id,
+        "kind": kind,
+        "severity": severity,
+        "message": message,
+        "context": context or {},
+    }
+    with transaction.atomic():
+        updated = Notification.objects.filter(
+            portal=portal, tag=tag, resolved_at__isnull=True
+        ).update(count=F("count") + 1, delivered_at=None, updated_at=timezone.now(), **fields)
+        created = False
+        if not updated:
+            try:
+                with transaction.atomic():
+                    Notification.objects.create(portal=portal, tag=tag, **fields)
+                created = True
+            except IntegrityError:  # raised concurrently by another process: bump theirs
+                Notification.objects.filter(
+                    portal=portal, tag=tag, resolved_at__isnull=True
+                ).update(count=F("count") + 1)
+        row = Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
+    log = logger.error if severity in ("error", "critical") else logger.warning
+    log("notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id})
+    for hook in _delivery_hooks:
+        transaction.on_commit(lambda hook=hook: hook(row, created))
+    return row
+
+
+def notification_resolve(*, portal: Any, tag: str) -> int:
+    """The problem is over: close its open row (pages drop the banner)."""
+    return Notification.objects.filter(portal=portal, tag=tag, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )

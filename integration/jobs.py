@@ -1,0 +1,289 @@
+"""Durable jobs: enqueue, claim, attempt, schedule, pause, dead-letter.
+
+The database is the source of truth; Celery only carries "run job N now". A job is created in
+the caller's transaction and handed to the broker after commit; if that hand-off is lost (crash
+between commit and publish, broker down), `jobs_dispatch` finds the due row and sends it again.
+Retry times live in the row (`next_attempt_at`), so the broker never holds long ETAs.
+
+A job runs at most once at a time: `_claim` is a conditional UPDATE that only one worker wins.
+A worker that dies mid-attempt leaves a running row whose lease expires; it is then claimable
+again. Handlers must therefore be idempotent (they are: every external write carries our key).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from bitrixapp.log import log_context
+from integration import retry
+from integration.models import Job, JobAttempt
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Any]
+DeadHook = Callable[[Job, BaseException], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    handler: Handler
+    on_dead: DeadHook | None = None
+    queue: str | None = None
+
+
+_registry: dict[str, JobKind] = {}
+
+
+def register(
+    kind: str, *, on_dead: DeadHook | None = None, queue: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Declare the service that performs jobs of `kind` (and what to do when one dies)."""
+
+    def decorator(func: Handler) -> Handler:
+        _registry[kind] = JobKind(handler=func, on_dead=on_dead, queue=queue)
+        return func
+
+    return decorator
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_registry)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=getattr(settings, "JOB_LEASE_S", settings.CELERY_TASK_TIME_LIMIT + 30))
+
+
+def _send(job_ids: Iterable[int], *, countdown: float = 0) -> None:
+    from integration.tasks import job_run
+
+    for job_id in job_ids:
+        job_run.apply_async(args=[job_id], countdown=countdown or None)
+
+
+def _send_after_commit(job_id: int, countdown: float = 0) -> None:
+    transaction.on_commit(lambda: _send([job_id], countdown=countdown))
+
+
+def job_enqueue(
+    *,
+    kind: str,
+    key: str | None = None,
+    portal: Any = None,
+    subject: str = "",
+    payload: dict[str, Any] | None = None,
+    delay_s: float = 0,
+) -> Job:
+    """Create a job once per idempotency `key` and hand it to a worker after commit.
+
+    Enqueueing the same key again returns the existing job untouched: duplicate events and
+    webhooks turn into one piece of work.
+    """
+    if kind not in _registry:
+        raise LookupError(f"no handler registered for job kind {kind!r}")
+    now = timezone.now()
+    job, created = Job.objects.get_or_create(
+        idempotency_key=key or f"{kind}:{uuid.uuid4().hex}",
+        defaults={
+            "kind": kind,
+            "portal": portal,
+            "subject": subject[:128],
+            "payload": payload or {},
+            "next_attempt_at": now + timedelta(seconds=delay_s),
+            "enqueued_at": now,
+        },
+    )
+    if created:
+        logger.info("job enqueued", extra={"job": job.pk, "kind": kind, "subject": subject})
+        _send_after_commit(job.pk, countdown=delay_s)
+    return job
+
+
+def _claim(job_id: int) -> bool:
+    now = timezone.now()
+    due = Q(state__in=[Job.State.PENDING, Job.State.RETRYING], next_attempt_at__lte=now)
+    abandoned = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+    return bool(
+        Job.objects.filter(due | abandoned, pk=job_id).update(
+            state=Job.State.RUNNING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + _lease(),
+            updated_at=now,
+        )
+    )
+
+
+def job_execute(*, job_id: int) -> str | None:
+    """Run one attempt of a job if it is due and nobody else runs it. Returns the new state."""
+    if not _claim(job_id):
+        return None
+    job = Job.objects.select_related("portal").get(pk=job_id)
+    if job.first_attempt_at is None:
+        job.first_attempt_at = timezone.now()
+        Job.objects.filter(pk=job.pk).update(first_attempt_at=job.first_attempt_at)
+    attempt = JobAttempt.objects.create(job=job, number=job.attempts)
+    kind = _registry.get(job.kind)
+    portal_ref = job.portal.member_id if job.portal else None
+    with log_context(job=job.pk, attempt=job.attempts, portal=portal_ref):
+        started = time.monotonic()
+        try:
+            if kind is None:
+                raise LookupError(f"no handler registered for job kind {job.kind!r}")
+            result = kind.handler(job)
+        except Exception as exc:  # the task boundary: every failure becomes a decision
+            _record_failure(job, attempt, exc, kind)
+        else:
+            _record_success(job, attempt, result, time.monotonic() - started)
+    return Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+
+
+def _record_success(job: Job, attempt: JobAttempt, result: Any, elapsed: float) -> None:
+    now = timezone.now()
+    attempt.outcome = JobAttempt.Outcome.SUCCEEDED
+    attempt.finished_at = now
+    attempt.save(update_fields=["outcome", "finished_at"])
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.SUCCEEDED,
+        finished_at=now,
+        lease_expires_at=None,
+        updated_at=now,
+        result=result if isinstance(result, dict) else {},
+        last_error="",
+        last_error_class="",
+        pause_key="",
+    )
+    logger.info("job succeeded", extra={"kind": job.kind, "elapsed_ms": round(elapsed * 1000)})
+
+
+def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind | None) -> None:
+    now = timezone.now()
+    decision = retry.decide(
+        exc, attempt=job.attempts, first_attempt_at=job.first_attempt_at or now, now=now
+    )
+    message = str(exc)[:2000] or type(exc).__name__
+    attempt.outcome = JobAttempt.Outcome.FAILED
+    attempt.finished_at = now
+    attempt.error_class = type(exc).__name__
+    attempt.error = message
+    attempt.decision = decision.action
+    attempt.delay_s = decision.delay_s
+    attempt.save()
+    update: dict[str, Any] = {
+        "last_error_class": type(exc).__name__,
+        "last_error": message,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    log_extra = {"kind": job.kind, "error_class": type(exc).__name__, "decision": decision.action}
+    if decision.action == retry.RETRY:
+        update |= {
+            "state": Job.State.RETRYING,
+            "next_attempt_at": now + timedelta(seconds=decision.delay_s),
+            "enqueued_at": None,
+        }
+        logger.warning(
+            "job attempt failed, retrying in %.1fs: %s", decision.delay_s, message, extra=log_extra
+        )
+    elif decision.action == retry.PAUSE:
+        update |= {"state": Job.State.PAUSED, "pause_key": decision.pause_key}
+        logger.warning("job paused (%s): %s", decision.pause_key, message, extra=log_extra)
+    else:
+        update |= {"state": Job.State.DEAD, "finished_at": now}
+        is_bug = not hasattr(exc, "retryable")
+        logger.error("job dead: %s", message, extra=log_extra, exc_info=exc if is_bug else None)
+    # Guarded on RUNNING: a job cancelled while it ran stays cancelled.
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
+    if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
+        Job.objects.filter(pk=job.pk).update(enqueued_at=now)
+        _send_after_commit(job.pk, countdown=decision.delay_s)
+    if decision.action == retry.DEAD and kind and kind.on_dead:
+        job.refresh_from_db()
+        try:
+            kind.on_dead(job, exc)
+        except Exception:
+            logger.exception("dead-letter hook failed", extra={"kind": job.kind})
+
+
+def _short_retry_s() -> float:
+    return float(getattr(settings, "JOB_SHORT_RETRY_S", 10.0))
+
+
+def jobs_dispatch(*, limit: int = 500) -> int:
+    """Hand every due job to the broker (beat calls this). Returns how many were sent."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=getattr(settings, "JOB_REDISPATCH_AFTER_S", 60))
+    due = Q(state__in=[Job.State.PENDING, Job.State.RETRYING], next_attempt_at__lte=now) & (
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    )
+    abandoned = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+    ids = list(
+        Job.objects.filter(due | abandoned)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if ids:
+        Job.objects.filter(pk__in=ids).update(enqueued_at=now)
+        _send(ids)
+        logger.info("dispatched due jobs", extra={"count": len(ids)})
+    return len(ids)
+
+
+def jobs_resume(*, portal: Any, pause_key: str) -> int:
+    """The cause of a pause is fixed: make that portal's paused jobs due now."""
+    now = timezone.now()
+    ids = list(
+        Job.objects.filter(portal=portal, state=Job.State.PAUSED, pause_key=pause_key).values_list(
+            "pk", flat=True
+        )
+    )
+    Job.objects.filter(pk__in=ids, state=Job.State.PAUSED).update(
+        state=Job.State.PENDING,
+        next_attempt_at=now,
+        enqueued_at=now,
+        pause_key="",
+        first_attempt_at=None,
+        updated_at=now,
+    )
+    for job_id in ids:
+        _send_after_commit(job_id)
+    if ids:
+        logger.info("resumed paused jobs", extra={"count": len(ids), "pause_key": pause_key})
+    return len(ids)
+
+
+def jobs_cancel(*, portal: Any, reason: str) -> int:
+    """Stop all open work of a portal (uninstall)."""
+    now = timezone.now()
+    return Job.objects.filter(
+        portal=portal, state__in=[Job.State.PENDING, Job.State.RETRYING, Job.State.PAUSED]
+    ).update(state=Job.State.CANCELLED, last_error=reason[:2000], finished_at=now, updated_at=now)
+
+
+def job_retry_now(*, job: Job) -> Job:
+    """A person asked to try a dead, paused or waiting job again: fresh horizon, due now."""
+    if job.state in (Job.State.SUCCEEDED, Job.State.RUNNING, Job.State.CANCELLED):
+        raise ValueError(f"job {job.pk} is {job.state}; only open or dead jobs can be retried")
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.PENDING,
+        next_attempt_at=now,
+        enqueued_at=now,
+        first_attempt_at=None,
+        pause_key="",
+        finished_at=None,
+        updated_at=now,
+    )
+    _send_after_commit(job.pk)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,149 @@
+"""Request budgets shared by every process: a leaky bucket per portal or API key.
+
+Bitrix24 and Unitalk count requests per portal / per key, not per worker, so the budget must be
+shared by every web and worker process. With `REDIS_URL` it lives in Redis (an atomic Lua script,
+Redis' own clock); without it, in small lock-protected files under var/ratelimit, which is correct
+for every process on one machine (the embedded default).
+
+The bucket is kept as GCRA (a "theoretical arrival time"): equivalent to the providers' counter
+that drains at `per_second` and rejects above `burst`, but it can tell a caller exactly how long to
+wait before a request will be accepted, so we wait instead of collecting 503s.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from integration.errors import RateLimitedError
+
+logger = logging.getLogger(__name__)
+
+_GCRA = """
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local send_at = tat - tolerance
+if send_at < now then send_at = now end
+local wait = send_at - now
+if wait > max_wait then return {0, tostring(wait)} end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, tostring(wait)}
+"""
+
+
+@cache
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+@cache
+def _gcra_script() -> Any:
+    return _redis().register_script(_GCRA)
+
+
+def _file_for(key: str) -> Path:
+    folder = Path(getattr(settings, "RATELIMIT_DIR", settings.VAR_DIR / "ratelimit"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+@contextmanager
+def _locked_state(key: str) -> Iterator[dict[str, float]]:
+    """Read-modify-write of a key's state under an exclusive file lock."""
+    path = _file_for(key)
+    with path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            raw = fh.read()
+            state: dict[str, float] = json.loads(raw) if raw.strip() else {}
+            before = dict(state)
+            yield state
+            if state != before:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps(state))
+                fh.flush()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _reserve_file(
+    key: str, interval: float, tolerance: float, max_wait: float
+) -> tuple[bool, float]:
+    with _locked_state(key) as state:
+        now = time.time()
+        tat = max(state.get("tat", 0.0), now)
+        wait = max(now, tat - tolerance) - now
+        if wait > max_wait:
+            return False, wait
+        state["tat"] = tat + interval
+        return True, wait
+
+
+def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
+    """Reserve the next request slot of bucket `key`; return seconds to wait before sending.
+
+    Raises `RateLimitedError` (with the wait as `retry_after`) instead of reserving when the wait
+    would exceed `max_wait`: a worker should not sit idle that long, the job is rescheduled.
+    """
+    interval = 1.0 / per_second
+    tolerance = max(0, burst - 1) * interval
+    if settings.REDIS_URL:
+        ok, wait_s = _gcra_script()(keys=[f"ratelimit:{key}"], args=[interval, tolerance, max_wait])
+        ok, wait = bool(int(ok)), float(wait_s)
+    else:
+        ok, wait = _reserve_file(key, interval, tolerance, max_wait)
+    if not ok:
+        raise RateLimitedError(
+            f"local rate budget for {key} exhausted", retry_after=wait, service="ratelimit"
+        )
+    return wait
+
+
+def acquire(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
+    """Reserve a slot and wait for it (in a worker, never in a web request). Returns the wait."""
+    wait = reserve(key, burst=burst, per_second=per_second, max_wait=max_wait)
+    if wait > 0:
+        time.sleep(wait)  # pacing to the provider's limit is the point here
+    return wait
+
+
+def park(key: str, seconds: float) -> None:
+    """Mark `key` unusable for `seconds` (e.g. one Bitrix24 method after a 429)."""
+    until = time.time() + max(0.0, seconds)
+    if settings.REDIS_URL:
+        _redis().set(f"park:{key}", str(until), px=max(1, math.ceil(seconds * 1000)))
+        return
+    with _locked_state(f"park:{key}") as state:
+        state["until"] = max(state.get("until", 0.0), until)
+
+
+def parked_for(key: str) -> float:
+    """Seconds left before `key` may be used again (0 when it is not parked)."""
+    if settings.REDIS_URL:
+        raw = _redis().get(f"park:{key}")
+        until = float(raw) if raw else 0.0
+    else:
+        with _locked_state(f"park:{key}") as state:
+            until = state.get("until", 0.0)
+    return max(0.0, until - time.time())

@@ -1,0 +1,129 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from integration import jobs
+from integration.errors import (
+    CredentialsInvalidError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from integration.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+calls: list[int] = []
+dead: list[tuple[int, str]] = []
+behaviour: dict[str, BaseException | None] = {"error": None}
+
+
+@jobs.register("test.flaky", on_dead=lambda job, exc: dead.append((job.pk, str(exc))))
+def _flaky(job):
+    calls.append(job.pk)
+    if behaviour["error"] is not None:
+        raise behaviour["error"]
+    return {"ok": True}
+
+
+@pytest.fixture(autouse=True)
+def _reset(settings, monkeypatch):
+    calls.clear()
+    dead.clear()
+    behaviour["error"] = None
+    sent: list[int] = []
+    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: sent.extend(ids))
+    return sent
+
+
+def test_same_idempotency_key_gives_one_job():
+    first = jobs.job_enqueue(kind="test.flaky", key="k1")
+    second = jobs.job_enqueue(kind="test.flaky", key="k1")
+    assert first.pk == second.pk
+    assert Job.objects.count() == 1
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(LookupError):
+        jobs.job_enqueue(kind="test.nope", key="x")
+
+
+def test_successful_attempt_marks_job_succeeded_with_one_attempt_row():
+    job = jobs.job_enqueue(kind="test.flaky", key="ok")
+    assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert job.attempts == 1
+    assert job.result == {"ok": True}
+    assert [a.outcome for a in job.attempt_rows.all()] == ["succeeded"]
+
+
+def test_a_job_is_claimed_once_even_if_delivered_twice():
+    job = jobs.job_enqueue(kind="test.flaky", key="twice")
+    jobs.job_execute(job_id=job.pk)
+    assert jobs.job_execute(job_id=job.pk) is None
+    assert calls == [job.pk]
+
+
+def test_transient_failure_schedules_a_retry_in_the_future():
+    behaviour["error"] = TransientError("boom")
+    job = jobs.job_enqueue(kind="test.flaky", key="t")
+    before = timezone.now()
+    assert jobs.job_execute(job_id=job.pk) == Job.State.RETRYING
+    job.refresh_from_db()
+    assert job.next_attempt_at >= before
+    assert job.last_error_class == "TransientError"
+    # not due yet unless the jitter drew ~0: either way it cannot run twice at once
+    attempt = job.attempt_rows.get()
+    assert attempt.decision == "retry"
+
+
+def test_rate_limited_waits_at_least_as_told():
+    behaviour["error"] = RateLimitedError("slow down", retry_after=120)
+    job = jobs.job_enqueue(kind="test.flaky", key="rl")
+    jobs.job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.next_attempt_at - timezone.now() > timedelta(seconds=115)
+
+
+def test_permanent_error_goes_dead_at_once_and_runs_the_dead_hook():
+    behaviour["error"] = PermanentError("bad request")
+    job = jobs.job_enqueue(kind="test.flaky", key="p")
+    assert jobs.job_execute(job_id=job.pk) == Job.State.DEAD
+    assert dead == [(job.pk, "bad request")]
+
+
+def test_paused_jobs_resume_when_the_cause_is_fixed(_reset):
+    behaviour["error"] = CredentialsInvalidError("key invalid", pause_key="unitalk")
+    job = jobs.job_enqueue(kind="test.flaky", key="pause")
+    assert jobs.job_execute(job_id=job.pk) == Job.State.PAUSED
+    behaviour["error"] = None
+    assert jobs.jobs_resume(portal=None, pause_key="unitalk") == 1
+    assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
+
+
+def test_dispatcher_resends_a_job_whose_hand_off_was_lost(_reset):
+    job = jobs.job_enqueue(kind="test.flaky", key="lost")
+    _reset.clear()
+    Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    assert jobs.jobs_dispatch() == 1
+    assert _reset == [job.pk]
+
+
+def test_a_job_abandoned_by_a_dead_worker_is_taken_over_after_its_lease():
+    job = jobs.job_enqueue(kind="test.flaky", key="crash")
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.State.RUNNING, attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
+    assert Job.objects.get(pk=job.pk).attempts == 2
+
+
+def test_unclassified_exceptions_get_a_few_tries_then_die():
+    behaviour["error"] = KeyError("bug")
+    job = jobs.job_enqueue(kind="test.flaky", key="bug")
+    for _ in range(5):
+        Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+        state = jobs.job_execute(job_id=job.pk)
+    assert state == Job.State.DEAD
+    assert Job.objects.get(pk=job.pk).attempt_rows.count() == 5
