@@ -7,6 +7,7 @@ until a person fixes something, or dead-letter at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -101,3 +102,17 @@ class PermanentError(IntegrationError):
 
 class ValidationError(PermanentError):
     """Input we received or were about to send is invalid."""
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One row of a provider's error table: the code it sends and what we do about it.
+
+    Each client keeps its table as `ERROR_TABLE`; `manage.py errors_doc` renders docs/errors.md
+    from those tables, so the documentation cannot drift from the code.
+    """
+
+    code: str
+    error_class: type[IntegrationError]
+    meaning: str
+    http_status: int | None = None

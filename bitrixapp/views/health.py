@@ -42,7 +42,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failed = sorted(name for name, error in checks.items() if error)
     body = {
         "status": "ok" if not failed else "unavailable",
-        "checks": {name: ("ok" if not err else err) for name, err in checks.items()},
+        "checks": {name: (err or "ok") for name, err in checks.items()},
     }
     if failed:
         body["failed"] = failed

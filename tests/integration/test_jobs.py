@@ -28,7 +28,7 @@ def _flaky(job):
 
 
 @pytest.fixture(autouse=True)
-def _reset(settings, monkeypatch):
+def sent(settings, monkeypatch):
     calls.clear()
     dead.clear()
     behaviour["error"] = None
@@ -93,7 +93,7 @@ def test_permanent_error_goes_dead_at_once_and_runs_the_dead_hook():
     assert dead == [(job.pk, "bad request")]
 
 
-def test_paused_jobs_resume_when_the_cause_is_fixed(_reset):
+def test_paused_jobs_resume_when_the_cause_is_fixed(sent):
     behaviour["error"] = CredentialsInvalidError("key invalid", pause_key="unitalk")
     job = jobs.job_enqueue(kind="test.flaky", key="pause")
     assert jobs.job_execute(job_id=job.pk) == Job.State.PAUSED
@@ -102,12 +102,12 @@ def test_paused_jobs_resume_when_the_cause_is_fixed(_reset):
     assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
 
 
-def test_dispatcher_resends_a_job_whose_hand_off_was_lost(_reset):
+def test_dispatcher_resends_a_job_whose_hand_off_was_lost(sent):
     job = jobs.job_enqueue(kind="test.flaky", key="lost")
-    _reset.clear()
+    sent.clear()
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
     assert jobs.jobs_dispatch() == 1
-    assert _reset == [job.pk]
+    assert sent == [job.pk]
 
 
 def test_a_job_abandoned_by_a_dead_worker_is_taken_over_after_its_lease():
