@@ -18,9 +18,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# Real environment variables win over the file: read_env only fills what is unset.
-if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"))
+# Local development reads `.env` (written by make); real environment variables win over it,
+# since read_env only fills what is unset. DJANGO_ENV_FILE points elsewhere (or nowhere).
+_env_file = Path(environ.Env().str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
+if _env_file.is_file():
+    env.read_env(str(_env_file))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -250,6 +252,7 @@ LOGGING = {
 }
 
 VAR_DIR.mkdir(exist_ok=True)
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # --- Durable jobs ----------------------------------------------------------------------------
 JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
