@@ -25,9 +25,9 @@ def _check_database() -> str | None:
     return None
 
 
-def _check_broker() -> str | None:
+def _check_broker(url: str | None = None) -> str | None:
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
             # Opening a channel proves more than a TCP handshake (auth, vhost, folders).
             conn.default_channel  # noqa: B018
