@@ -34,7 +34,7 @@ run: $(STAMP_RUN) .env
 	$(PY) manage.py migrate --noinput
 	mkdir -p var
 	$(PY) bin/procfile-dev > var/Procfile.dev
-	$(VENV)/bin/honcho -f var/Procfile.dev -d . start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
 
 test: $(STAMP_TEST) .env
 	$(VENV)/bin/pytest
