@@ -1,0 +1,197 @@
+"""The Bitrix24 OAuth server (oauth.bitrix.info look-alike): `/oauth/token/` and `/rest/app.info`.
+
+Refresh tokens are single-use (bitrix24.md §1.5, §8): a used one answers 400 `invalid_grant`, and
+by default the access token issued with it dies as well (`invalid_token`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sandbox.httpcore import App, Request, Response, json_response
+from sandbox.world import SCOPE, World
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> Response:
+    return json_response({"error": error, "error_description": description}, status)
+
+
+class OAuthApp(App):
+    name = "oauth"
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world.store)
+        self.world = world
+
+    def fault_response(self, kind: str) -> Response:
+        if kind == "expired_token":
+            return oauth_error("expired_token", "The access token provided has expired", 401)
+        if kind == "503":
+            return oauth_error("temporarily_unavailable", "Service unavailable", 503)
+        return oauth_error("internal_error", "Internal server error", 500)
+
+    def route(self, request: Request) -> Response:
+        path = request.path.rstrip("/")
+        if path.startswith("/_sandbox"):
+            return control_common(self, request)
+        fault = self.apply_fault(path.rsplit("/", 1)[-1] or "token")
+        if fault:
+            return fault
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update(_body_params(request))
+        if path == "/oauth/token":
+            return self.token(params)
+        if path in ("/rest/app.info", "/rest/app.info.json"):
+            return self.app_info(request, params)
+        return oauth_error("invalid_request", "Unknown endpoint", 404)
+
+    def token(self, params: dict[str, Any]) -> Response:
+        grant = str(params.get("grant_type", ""))
+        if grant not in ("refresh_token", "authorization_code"):
+            return oauth_error(
+                "invalid_request", "grant_type must be refresh_token or authorization_code"
+            )
+        client_id = str(params.get("client_id", ""))
+        secret = str(params.get("client_secret", ""))
+        if not client_id or not secret:
+            return oauth_error("invalid_request", "client_id and client_secret are required")
+        store = self.world.store
+        with store.lock:
+            if grant == "refresh_token":
+                token = str(params.get("refresh_token", ""))
+                info = store.data["refresh_tokens"].get(token)
+                if not token or not info or info["used"]:
+                    return oauth_error("invalid_grant", "Invalid refresh token")
+            else:
+                code = str(params.get("code", ""))
+                info = store.data["codes"].get(code)
+                if not code or not info or info["used"] or info["expires"] < time.time():
+                    return oauth_error("invalid_grant", "Invalid authorization code")
+            portal = self.world.portal(info["member_id"])
+            if not portal or portal["client_id"] != client_id or portal["client_secret"] != secret:
+                return oauth_error("invalid_client", "Invalid client credentials")
+            if portal["status"] == "uninstalled":
+                return oauth_error("NOT_INSTALLED", "Application not installed", 401)
+            info["used"] = True
+            if grant == "refresh_token" and self.world.settings.revoke_access_on_refresh:
+                old = store.data["access_tokens"].get(info.get("access_token", ""))
+                if old:
+                    old["revoked"] = True
+            issued = self.world.tokens_issue(portal["member_id"], user_id=info["user_id"])
+        body: dict[str, Any] = {
+            "access_token": issued["access_token"],
+            "client_endpoint": f"{self.world.bitrix_url}/rest/",
+            "domain": self.world.oauth_url.split("://", 1)[1],
+            "expires_in": issued["expires_in"],
+            "member_id": portal["member_id"],
+            "refresh_token": issued["refresh_token"],
+            "scope": SCOPE,
+            "server_endpoint": f"{self.world.oauth_url}/rest/",
+            "status": "L",
+        }
+        if grant == "refresh_token":
+            body["expires"] = issued["expires"]
+            body["user_id"] = int(info["user_id"])
+        return json_response(body)
+
+    def app_info(self, request: Request, params: dict[str, Any]) -> Response:
+        token = str(params.get("auth") or params.get("access_token") or _bearer(request))
+        with self.world.store.lock:
+            error, portal, _info = self.world.token_check(token)
+        if error or portal is None:
+            return oauth_error(error, _AUTH_TEXT.get(error, ""), 401)
+        result = app_info_result(portal) | {
+            "install": {
+                "installed": portal["installed"],
+                "version": 1,
+                "status": "L",
+                "scope": SCOPE,
+                "domain": portal["domain"],
+                "uri": f"{self.world.bitrix_url}/",
+                "client_endpoint": f"{self.world.bitrix_url}/rest/",
+                "member_id": portal["member_id"],
+            }
+        }
+        return json_response({"result": result, "time": {"start": time.time()}})
+
+
+_AUTH_TEXT = {
+    "NO_AUTH_FOUND": "Wrong authorization data",
+    "invalid_token": "The access token provided is invalid",
+    "expired_token": "The access token provided has expired",
+}
+
+
+def app_info_result(portal: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ID": 1,
+        "CODE": portal["client_id"],
+        "VERSION": 1,
+        "STATUS": "L",
+        "INSTALLED": portal["installed"],
+        "PAYMENT_EXPIRED": "N",
+        "DAYS": None,
+        "LANGUAGE_ID": "en",
+        "LICENSE": "en_project",
+        "LICENSE_TYPE": "project",
+        "LICENSE_FAMILY": "project",
+    }
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def _body_params(request: Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        try:
+            data = request.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+    return request.form()
+
+
+def control_common(app: App, request: Request) -> Response:
+    """Control endpoints every server has: reset, faults, state."""
+    path = request.path.rstrip("/")
+    if path == "/_sandbox/state" and request.method == "GET":
+        return json_response(state_view(app.store.snapshot(), request))
+    if request.method != "POST":
+        return json_response({"error": "method not allowed"}, 405)
+    try:
+        payload = request.json() if request.body else {}
+    except ValueError:
+        return json_response({"error": "malformed JSON"}, 400)
+    if path == "/_sandbox/reset":
+        app.store.reset()
+        for other in getattr(app, "siblings", [app]):
+            other.faults.clear()
+        return json_response({"ok": True})
+    if path == "/_sandbox/faults":
+        from sandbox.httpcore import parse_fault
+
+        try:
+            fault = parse_fault(payload)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        app.faults.set(**fault)
+        return json_response({"ok": True, "faults": app.faults.listing()})
+    return json_response({"error": f"unknown control endpoint {path}"}, 404)
+
+
+def state_view(data: dict[str, Any], request: Request) -> dict[str, Any]:
+    """The state as tests want it; `?log=N` limits the request log (default 200)."""
+    limit = (
+        int(str(request.query.get("log", "200")) or 200)
+        if str(request.query.get("log", "200")).isdigit()
+        else 200
+    )
+    data["log"] = data["log"][-limit:] if limit else []
+    data.pop("access_tokens", None)
+    data.pop("refresh_tokens", None)
+    data.pop("codes", None)
+    return data

@@ -1,0 +1,352 @@
+"""The Bitrix24 REST engine: envelope, auth, leaky bucket, operating budget, batch (bitrix24.md §2-4).
+
+Methods register themselves in `METHODS` (lower-cased: Bitrix24 method names are case-insensitive)
+and run under the store lock with a `Call`; they return a result, a `Page`, or raise `BxError`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from sandbox import formcodec
+from sandbox.world import World
+
+PAGE_SIZE = 50
+BATCH_MAX = 50
+OPERATING_WINDOW = 600.0
+
+
+class BxError(Exception):
+    """A Bitrix24 error envelope; `error` may be "" as telephony methods do (§2.3)."""
+
+    def __init__(self, error: str, description: str, status: int = 400, **extra: Any) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "error_description": self.description, **self.extra}
+
+
+AUTH_ERRORS = {
+    "NO_AUTH_FOUND": "Wrong authorization data",
+    "invalid_token": "The access token provided is invalid",
+    "expired_token": "The access token provided has expired",
+}
+
+
+@dataclass
+class Page:
+    """A list result: lifted `next`/`total` go next to `result` in the envelope (§2.4)."""
+
+    items: list[Any]
+    next: int | None
+    total: int | None
+
+
+@dataclass
+class Call:
+    world: World
+    portal: dict[str, Any]
+    user: dict[str, Any]
+    token: str
+    params: dict[str, Any]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Parameter lookup ignoring key case (PHP apps read both `fields` and `FIELDS`)."""
+        if name in self.params:
+            return self.params[name]
+        lowered = name.lower()
+        for key, value in self.params.items():
+            if key.lower() == lowered:
+                return value
+        return default
+
+    def next_id(self, kind: str) -> int:
+        return self.world.store.next_id(f"{self.portal['member_id']}:{kind}")
+
+
+Method = Callable[[Call], Any]
+METHODS: dict[str, Method] = {}
+
+
+def method(*names: str) -> Callable[[Method], Method]:
+    def register(func: Method) -> Method:
+        for name in names:
+            METHODS[name.lower()] = func
+        return func
+
+    return register
+
+
+def paged(items: list[Any], call: Call) -> Page:
+    raw = call.get("start", 0)
+    try:
+        start = int(raw or 0)
+    except (TypeError, ValueError):
+        start = 0
+    if start == -1:
+        # start=-1 skips the COUNT query: no `total`, no `next` (huge-data.md).
+        return Page(items[:PAGE_SIZE], None, None)
+    start = max(start, 0)
+    chunk = items[start : start + PAGE_SIZE]
+    more = start + PAGE_SIZE < len(items)
+    return Page(chunk, start + PAGE_SIZE if more else None, len(items))
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+def time_block(started: float, operating: float | None, reset_at: float | None) -> dict[str, Any]:
+    finished = time.time()
+    block: dict[str, Any] = {
+        "start": round(started, 6),
+        "finish": round(finished, 6),
+        "duration": round(finished - started, 6),
+        "processing": round(finished - started, 6),
+        "date_start": datetime.fromtimestamp(started).astimezone().isoformat(timespec="seconds"),
+        "date_finish": datetime.fromtimestamp(finished).astimezone().isoformat(timespec="seconds"),
+    }
+    if operating is not None:
+        block["operating_reset_at"] = int(reset_at or finished)
+        block["operating"] = round(operating, 4)
+    return block
+
+
+def php_json(value: Any) -> Any:
+    """Empty dicts serialize as `[]`, as PHP arrays do (§2.2)."""
+    if isinstance(value, dict):
+        return {k: php_json(v) for k, v in value.items()} if value else []
+    if isinstance(value, list):
+        return [php_json(v) for v in value]
+    return value
+
+
+class Limits:
+    """Leaky bucket per portal (§4.1) and operating seconds per (portal, method) (§4.2)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, list[float]] = {}
+        self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+            self._operating.clear()
+
+    def admit(self, portal: dict[str, Any]) -> bool:
+        """Count one HTTP request; False when the bucket would overflow."""
+        now = time.monotonic()
+        with self._lock:
+            level, last = self._buckets.get(portal["member_id"], [0.0, now])
+            level = max(0.0, level - (now - last) * float(portal["drain"]))
+            if level + 1 > float(portal["burst"]) + 1e-9:
+                self._buckets[portal["member_id"]] = [level, now]
+                return False
+            self._buckets[portal["member_id"]] = [level + 1, now]
+            return True
+
+    def operating(self, portal: dict[str, Any], name: str) -> tuple[float, float]:
+        """(seconds used in the window, unix time the oldest basket drops)."""
+        now = time.time()
+        with self._lock:
+            entries = self._operating.setdefault((portal["member_id"], name), deque())
+            while entries and entries[0][0] < now - OPERATING_WINDOW:
+                entries.popleft()
+            used = sum(cost for _, cost in entries)
+            reset_at = (entries[0][0] if entries else now) + OPERATING_WINDOW
+            return used, reset_at
+
+    def spend(self, portal: dict[str, Any], name: str) -> None:
+        with self._lock:
+            entries = self._operating.setdefault((portal["member_id"], name), deque())
+            entries.append((time.time(), float(portal["operating_cost"])))
+
+
+class Engine:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.limits = Limits()
+
+    def run(self, name: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+        """One REST call over HTTP: (status, envelope)."""
+        started = time.time()
+        store = self.world.store
+        with store.lock:
+            error, portal, info = self.world.token_check(token)
+        if error or portal is None or info is None:
+            return 401, {"error": error, "error_description": AUTH_ERRORS[error]}
+        if not self.limits.admit(portal):
+            return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+        if name != "batch" and name not in METHODS:
+            return 404, {
+                "error": "ERROR_METHOD_NOT_FOUND",
+                "error_description": "Method not found!",
+            }
+        if name == "batch":
+            return 200, self.batch(portal, info, token, params, started)
+        used, reset_at = self.limits.operating(portal, name)
+        if used >= float(portal["operating_limit"]):
+            return 429, {
+                "error": "OPERATION_TIME_LIMIT",
+                "error_description": "Method is blocked due to operation time limit.",
+            }
+        status, body = self.execute(portal, info, token, name, params)
+        self.limits.spend(portal, name)
+        used, reset_at = self.limits.operating(portal, name)
+        if status == 200:
+            body["time"] = time_block(started, used, reset_at)
+        return status, body
+
+    def execute(
+        self,
+        portal: dict[str, Any],
+        info: dict[str, Any],
+        token: str,
+        name: str,
+        params: dict[str, Any],
+    ) -> tuple[int, dict[str, Any]]:
+        store = self.world.store
+        with store.lock:
+            user = next((u for u in portal["users"] if u["ID"] == info["user_id"]), None)
+            if user is None or not user["ACTIVE"]:
+                return 401, {
+                    "error": "authorization_error",
+                    "error_description": "Unable to authorize user",
+                }
+            call = Call(self.world, portal, user, token, {**params, "_method": name})
+            try:
+                result = METHODS[name](call)
+            except BxError as exc:
+                return exc.status, exc.body()
+            finally:
+                store.touch()
+        if isinstance(result, Page):
+            body: dict[str, Any] = {"result": php_json(result.items)}
+            if result.next is not None:
+                body["next"] = result.next
+            if result.total is not None:
+                body["total"] = result.total
+            return 200, body
+        return 200, {"result": php_json(result)}
+
+    def batch(
+        self,
+        portal: dict[str, Any],
+        info: dict[str, Any],
+        token: str,
+        params: dict[str, Any],
+        started: float,
+    ) -> dict[str, Any]:
+        """§2.5: ≤50 commands, per-command errors, `halt`, `$result[...]` references."""
+        cmd = params.get("cmd")
+        if isinstance(cmd, list):
+            commands = [(str(i), c) for i, c in enumerate(cmd)]
+            as_list = True
+        elif isinstance(cmd, dict):
+            commands = [(str(k), c) for k, c in cmd.items()]
+            as_list = False
+        else:
+            commands, as_list = [], False
+        halt = str(params.get("halt", "0")).strip().lower() not in ("", "0", "false")
+        results: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        totals: dict[str, Any] = {}
+        nexts: dict[str, Any] = {}
+        times: dict[str, Any] = {}
+        for index, (key, command) in enumerate(commands):
+            sub_started = time.time()
+            if index >= BATCH_MAX:
+                errors[key] = {
+                    "error": "ERROR_BATCH_LENGTH_EXCEEDED",
+                    "error_description": "Max batch length exceeded",
+                }
+            else:
+                status, body = self._batch_one(portal, info, token, str(command), results)
+                if status == 200:
+                    results[key] = body["result"]
+                    if "total" in body:
+                        totals[key] = body["total"]
+                    if "next" in body:
+                        nexts[key] = body["next"]
+                    times[key] = time_block(sub_started, None, None)
+                else:
+                    errors[key] = body
+            if halt and key in errors:
+                break
+        result_map: Any = results
+        if as_list and not errors:
+            result_map = [results[k] for k, _ in commands if k in results]
+        return {
+            "result": {
+                "result": php_json(result_map),
+                "result_error": php_json(errors),
+                "result_total": php_json(totals),
+                "result_next": php_json(nexts),
+                "result_time": php_json(times),
+            },
+            "time": time_block(started, None, None),
+        }
+
+    def _batch_one(
+        self,
+        portal: dict[str, Any],
+        info: dict[str, Any],
+        token: str,
+        command: str,
+        results: dict[str, Any],
+    ) -> tuple[int, dict[str, Any]]:
+        name, _, query = command.partition("?")
+        name = name.strip().lower().removesuffix(".json")
+        if name in ("batch", "upload", "download"):
+            return 405, {
+                "error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                "error_description": "Method is not allowed for batch usage",
+            }
+        if name not in METHODS:
+            return 404, {
+                "error": "ERROR_METHOD_NOT_FOUND",
+                "error_description": "Method not found!",
+            }
+        used, _ = self.limits.operating(portal, name)
+        if used >= float(portal["operating_limit"]):
+            return 429, {
+                "error": "OPERATION_TIME_LIMIT",
+                "error_description": "Method is blocked due to operation time limit.",
+            }
+        query = _substitute(query, results)
+        status, body = self.execute(portal, info, token, name, formcodec.decode(query))
+        self.limits.spend(portal, name)
+        return status, body
+
+
+_REF = re.compile(r"\$result((?:\[[^\]]*\])+)")
+
+
+def _substitute(query: str, results: dict[str, Any]) -> str:
+    """Replace `$result[key][field]…` with values of earlier commands (batch.md)."""
+
+    def value(match: re.Match[str]) -> str:
+        node: Any = results
+        for part in re.findall(r"\[([^\]]*)\]", match.group(1)):
+            if isinstance(node, dict):
+                node = node.get(part)
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                node = None
+        return "" if node is None or isinstance(node, dict | list) else quote(str(node))
+
+    return _REF.sub(value, query)
