@@ -265,3 +265,40 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "task": "integration.jobs_dispatch",
     "schedule": JOB_DISPATCH_INTERVAL_S,
 }
+
+# --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
+INSTALLED_APPS += ["integration.unitalk", "integration.calls"]
+# Request budget per Unitalk API key, shared by every process. Unitalk does not publish its quota
+# (reference unitalk.md §2.5: requests are weighted by server time, bursts trip "DOS protection"),
+# so stay well under anything plausible: a short burst, then a steady 2 requests/s.
+UNITALK_RATE_BURST = env.int("UNITALK_RATE_BURST", default=10)
+UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
+# A worker waits at most this long for a slot; beyond it the job is rescheduled instead.
+UNITALK_RATE_MAX_WAIT_S = env.float("UNITALK_RATE_MAX_WAIT_S", default=20.0)
+# How long the key is parked after Unitalk answers with its overload / DOS-protection error.
+UNITALK_OVERLOAD_BACKOFF_S = env.float("UNITALK_OVERLOAD_BACKOFF_S", default=60.0)
+# history/get silently stops at 1000 calls per query (reference §3.1); windows above it are split.
+UNITALK_HISTORY_PAGE_SIZE = env.int("UNITALK_HISTORY_PAGE_SIZE", default=1000)
+UNITALK_HISTORY_CAP = env.int("UNITALK_HISTORY_CAP", default=1000)
+UNITALK_RECORDING_MAX_BYTES = env.int("UNITALK_RECORDING_MAX_BYTES", default=100 * 1024 * 1024)
+UNITALK_DEFAULT_TIMEZONE = env.str("UNITALK_DEFAULT_TIMEZONE", default="Europe/Kyiv")
+# Webhook intake: body cap (413 above it), optional secret header, how often "last webhook
+# received" is written (at most once per interval, to keep the door to one INSERT).
+UNITALK_WEBHOOK_MAX_BYTES = env.int("UNITALK_WEBHOOK_MAX_BYTES", default=64 * 1024)
+UNITALK_WEBHOOK_SECRET_HEADER = env.str("UNITALK_WEBHOOK_SECRET_HEADER", default="X-Unitalk-Secret")
+UNITALK_WEBHOOK_SEEN_EVERY_S = env.float("UNITALK_WEBHOOK_SEEN_EVERY_S", default=60.0)
+# Reconciliation against history/get: the window looked at on each run, the overlap kept with
+# the previous run, and how far back a run may reach after downtime.
+UNITALK_RECONCILE_WINDOW_S = env.int("UNITALK_RECONCILE_WINDOW_S", default=2 * 3600)
+UNITALK_RECONCILE_OVERLAP_S = env.int("UNITALK_RECONCILE_OVERLAP_S", default=15 * 60)
+UNITALK_RECONCILE_MAX_BACKFILL_S = env.int("UNITALK_RECONCILE_MAX_BACKFILL_S", default=24 * 3600)
+UNITALK_RECONCILE_EVERY_S = env.float("UNITALK_RECONCILE_EVERY_S", default=10 * 60)
+UNITALK_OPERATORS_SYNC_EVERY_S = env.float("UNITALK_OPERATORS_SYNC_EVERY_S", default=3600)
+CELERY_BEAT_SCHEDULE["unitalk-reconcile"] = {
+    "task": "unitalk.reconcile_all",
+    "schedule": UNITALK_RECONCILE_EVERY_S,
+}
+CELERY_BEAT_SCHEDULE["unitalk-operators-sync"] = {
+    "task": "unitalk.operators_sync_all",
+    "schedule": UNITALK_OPERATORS_SYNC_EVERY_S,
+}
