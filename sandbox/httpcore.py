@@ -190,6 +190,8 @@ class App:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; without this Nagle adds ~40 ms per answer.
+    disable_nagle_algorithm = True
     server_version = "sandbox"
     app: App
 
@@ -250,6 +252,8 @@ def serve(app: App, host: str, port: int) -> tuple[ThreadingHTTPServer, threadin
     handler = type(f"{app.name}Handler", (_Handler,), {"app": app})
     server = _Server((host, port), handler)
     app.base_url = f"http://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name=f"sandbox-{app.name}")
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), daemon=True, name=f"sandbox-{app.name}"
+    )
     thread.start()
     return server, thread
