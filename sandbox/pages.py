@@ -213,8 +213,8 @@ def _home(app: PortalApp, portal: dict[str, Any], user_id: str) -> Response:
         content = (
             "<p><small>Installing… (ONAPPINSTALL sent; waiting for BX24.installFinish)</small></p>"
             + _iframe(app, portal, user_id, frames, path=settings.install_path, placement="DEFAULT")
-            + "<script>fetch('/_sandbox/portals/%s/install-event', {method: 'POST'})</script>"
-            % escape(portal["member_id"])
+            + f"<script>fetch('/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
+            " {method: 'POST'})</script>"
         )
     body = f"{_header(portal)}<main><section>{content}</section>{_side(portal)}</main>"
     return _page("Application", body, portal["member_id"], user_id, frames)

@@ -39,7 +39,7 @@ def receiver() -> Iterator[Receiver]:
     captured: list[Captured] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             split = urlsplit(self.path)
             captured.append(

@@ -170,8 +170,12 @@ def test_list_paging_50_per_page_next_total_and_start_minus_one(sandbox, portal,
     uncounted = rest("crm.lead.list", {"start": -1}).json()
 
     assert (len(first["result"]), first["next"], first["total"]) == (50, 50, 120)
-    assert len(last["result"]) == 20 and "next" not in last and last["total"] == 120
-    assert len(uncounted["result"]) == 50 and "total" not in uncounted and "next" not in uncounted
+    assert len(last["result"]) == 20
+    assert "next" not in last
+    assert last["total"] == 120
+    assert len(uncounted["result"]) == 50
+    assert "total" not in uncounted
+    assert "next" not in uncounted
 
 
 def test_malformed_json_is_treated_as_empty_params(portal, http):
@@ -192,7 +196,8 @@ def test_wrong_types_get_error_envelopes(rest):
 
     assert (finish.status_code, finish.json()["error"]) == (400, "INVALID_ARGUMENT")
     assert finish.json()["error_description"] == "CALL_ID must be a string"
-    assert lead.status_code == 400 and "error" in lead.json()
+    assert lead.status_code == 400
+    assert "error" in lead.json()
     assert listing.status_code == 200
 
 
@@ -229,7 +234,8 @@ def test_disk_storage_folder_upload_and_get(sandbox, rest, http):
     fetched = rest("disk.file.get", {"id": uploaded["ID"]}).json()["result"]
 
     assert again.json()["error"] == "DISK_OBJ_22000"
-    assert fetched["NAME"] == "a.txt" and fetched["SIZE"] == "5"
+    assert fetched["NAME"] == "a.txt"
+    assert fetched["SIZE"] == "5"
     assert requests.get(fetched["DOWNLOAD_URL"], timeout=5).content == b"hello"
 
 
