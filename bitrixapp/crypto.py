@@ -56,7 +56,7 @@ class EncryptedTextField(models.TextField):
     """A text column whose database value is always Fernet ciphertext; Python sees plain text."""
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
-        if value in (None, ""):
+        if not value:
             return value
         return decrypt(value)
 

@@ -8,6 +8,7 @@ a row exists even when delivery itself is failing.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -65,7 +66,7 @@ def notification_raise(
     log = logger.error if severity in ("error", "critical") else logger.warning
     log("notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id})
     for hook in _delivery_hooks:
-        transaction.on_commit(lambda hook=hook: hook(row, created))
+        transaction.on_commit(partial(hook, row, created))
     return row
 
 

@@ -69,7 +69,10 @@ def _send(job_ids: Iterable[int], *, countdown: float = 0) -> None:
     from integration.tasks import job_run
 
     for job_id in job_ids:
-        job_run.apply_async(args=[job_id], countdown=countdown or None)
+        if countdown > 0:
+            job_run.apply_async(args=(job_id,), countdown=countdown)
+        else:
+            job_run.apply_async(args=(job_id,))
 
 
 def _send_after_commit(job_id: int, countdown: float = 0) -> None:

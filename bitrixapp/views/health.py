@@ -12,7 +12,7 @@ from bitrixapp.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
-BROKER_TIMEOUT_S = 3.0
+BROKER_TIMEOUT_S = 3
 
 
 def _check_database() -> str | None:
@@ -40,7 +40,7 @@ def _check_broker(url: str | None = None) -> str | None:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     failed = sorted(name for name, error in checks.items() if error)
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if not failed else "unavailable",
         "checks": {name: (err or "ok") for name, err in checks.items()},
     }
