@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from bitrixapp.celery import app
+from integration import jobs
 
 
 @app.task(bind=True, name="tests.fail_once", max_retries=3)
@@ -14,8 +16,15 @@ def fail_once(self: Any, journal: str) -> None:
     path = Path(journal)
     attempt = self.request.retries + 1
     with path.open("a") as fh:
-        fh.write(f"attempt {attempt} pid {__import__('os').getpid()}\n")
+        fh.write(f"attempt {attempt} pid {os.getpid()}\n")
     if attempt == 1:
         raise self.retry(exc=RuntimeError("first attempt fails on purpose"), countdown=0.2)
     with path.open("a") as fh:
         fh.write("done\n")
+
+
+@jobs.register("test.touch")
+def touch(job: Any) -> dict[str, str]:
+    """A job that leaves a mark, so tests can see a real worker ran it."""
+    Path(job.payload["path"]).write_text(f"job {job.pk} pid {os.getpid()}\n")
+    return {"touched": job.payload["path"]}
