@@ -159,6 +159,10 @@ class App:
     def route(self, request: Request) -> Response:
         raise NotImplementedError
 
+    def on_reset(self) -> None:
+        """Drop runtime-only state (counters, faults) after `POST /_sandbox/reset`."""
+        self.faults.clear()
+
     def internal_error(self) -> Response:
         return json_response({"error": "INTERNAL_SERVER_ERROR", "error_description": ""}, 500)
 

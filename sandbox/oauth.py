@@ -169,7 +169,7 @@ def control_common(app: App, request: Request) -> Response:
     if path == "/_sandbox/reset":
         app.store.reset()
         for other in getattr(app, "siblings", [app]):
-            other.faults.clear()
+            other.on_reset()
         return json_response({"ok": True})
     if path == "/_sandbox/faults":
         from sandbox.httpcore import parse_fault

@@ -35,6 +35,10 @@ class PortalApp(App):
         self.world = world
         self.engine = Engine(world)
 
+    def on_reset(self) -> None:
+        super().on_reset()
+        self.engine.limits.reset()
+
     def fault_response(self, kind: str) -> Response:
         if kind == "expired_token":
             return bx_error("expired_token", "The access token provided has expired", 401)
@@ -176,10 +180,7 @@ class PortalApp(App):
             if data is None:
                 return bx_error("ERROR_NOT_FOUND", "File not found", 404)
             return Response(200, data, "application/octet-stream")
-        if path == "/_sandbox/reset" and request.method == "POST":
-            self.engine.limits.reset()
-            return control_common(self, request)
-        if path in ("/_sandbox/state", "/_sandbox/faults"):
+        if path in ("/_sandbox/state", "/_sandbox/faults", "/_sandbox/reset"):
             return control_common(self, request)
         if request.method != "POST":
             return json_response({"error": "method not allowed"}, 405)

@@ -138,6 +138,12 @@ class UnitalkApp(App):
                     self.project_create({"api_key": self.default_key})
 
     # ---- plumbing --------------------------------------------------------------------------
+    def on_reset(self) -> None:
+        super().on_reset()
+        with self._budget_lock:
+            self._budget.clear()
+        self.ensure_default_project()
+
     def fault_response(self, kind: str) -> Response:
         status = int(kind) if kind.isdigit() else 200
         if kind == "expired_token":
@@ -227,13 +233,7 @@ class UnitalkApp(App):
     # ---- control ---------------------------------------------------------------------------
     def control(self, request: Request) -> Response:
         path = request.path.rstrip("/")
-        if path == "/_sandbox/reset" and request.method == "POST":
-            response = control_common(self, request)
-            with self._budget_lock:
-                self._budget.clear()
-            self.ensure_default_project()
-            return response
-        if path in ("/_sandbox/state", "/_sandbox/faults"):
+        if path in ("/_sandbox/state", "/_sandbox/faults", "/_sandbox/reset"):
             return control_common(self, request)
         if request.method != "POST":
             return json_response({"error": "method not allowed"}, 405)
@@ -250,6 +250,8 @@ class UnitalkApp(App):
             )
         project = self._control_project(payload)
         if path == "/_sandbox/settings":
+            # Without api_key the settings are the defaults of every project.
+            project = project if payload.get("api_key") else None
             unknown = set(payload) - set(DEFAULT_SETTINGS) - {"api_key"}
             if unknown:
                 return json_response({"error": f"unknown settings {sorted(unknown)}"}, 400)
