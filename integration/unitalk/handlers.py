@@ -1,1 +1,31 @@
-"""Job handlers of the Unitalk side (registered at start-up by UnitalkConfig.ready)."""
+"""Job handlers of the Unitalk side (registered at start-up by UnitalkConfig.ready).
+
+Thin: load by id from the job, call one service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integration import jobs
+from integration.models import Job
+from integration.unitalk import services
+
+
+def _webhook_dead(job: Job, exc: BaseException) -> None:
+    services.event_failed(event_id=job.payload["event_id"], error=str(exc))
+
+
+@jobs.register(services.KIND_WEBHOOK, on_dead=_webhook_dead)
+def webhook_process(job: Job) -> dict[str, Any]:
+    return services.event_process(event_id=job.payload["event_id"])
+
+
+@jobs.register(services.KIND_RECONCILE)
+def reconcile(job: Job) -> dict[str, Any]:
+    return services.reconcile_portal(portal=job.portal)
+
+
+@jobs.register(services.KIND_OPERATORS_SYNC)
+def operators_sync(job: Job) -> dict[str, Any]:
+    return services.operators_sync(portal=job.portal)

@@ -103,9 +103,7 @@ class OperatorMapping(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["portal", "bitrix_user_id"], name="operator_user_once"
-            ),
+            models.UniqueConstraint(fields=["portal", "bitrix_user_id"], name="operator_user_once"),
             models.UniqueConstraint(fields=["portal", "line"], name="operator_line_once"),
         ]
 

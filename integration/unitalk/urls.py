@@ -1,5 +1,9 @@
-"""Routes Unitalk calls: the webhook intake."""
+"""Routes of the Unitalk side: the webhook intake."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from integration.unitalk import webhooks
+
+urlpatterns = [
+    path("webhook/<str:secret>/", webhooks.unitalk_webhook, name="unitalk-webhook"),
+]

@@ -1,0 +1,65 @@
+"""Reads of the Unitalk side that other parts reuse."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bitrixapp.models import Portal
+from integration.unitalk.models import OperatorMapping, UnitalkConnection
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """The few columns the webhook door needs (no decryption on the hot path)."""
+
+    connection_id: int
+    portal_id: int
+    secret_digest: str
+    header_required: bool
+    last_webhook_at: datetime | None
+
+
+def webhook_target_for_secret(secret: str) -> WebhookTarget | None:
+    """The connection whose webhook URL carries `secret`, or None (uninstalled portals too)."""
+    if not secret or len(secret) > 128:
+        return None
+    digest = secret_digest(secret)
+    row = (
+        UnitalkConnection.objects.filter(webhook_secret_digest=digest)
+        .exclude(portal__status=Portal.Status.UNINSTALLED)
+        .values_list(
+            "pk", "portal_id", "webhook_secret_digest", "webhook_header_required", "last_webhook_at"
+        )
+        .first()
+    )
+    # The index lookup already matched; comparing again in constant time keeps the check
+    # itself free of early exits whatever the database collation does.
+    if row is None or not hmac.compare_digest(row[2], digest):
+        return None
+    return WebhookTarget(*row)
+
+
+def operator_line_for_user(portal: Portal | Any, user_id: int) -> str | None:
+    """The Unitalk inner line of Bitrix24 user `user_id`, or None when not mapped."""
+    return (
+        OperatorMapping.objects.filter(portal=portal, bitrix_user_id=user_id)
+        .values_list("line", flat=True)
+        .first()
+    )
+
+
+def operator_user_for_line(portal: Portal | Any, line: str) -> int | None:
+    """The Bitrix24 user id behind Unitalk inner line `line`, or None when not mapped."""
+    return (
+        OperatorMapping.objects.filter(portal=portal, line=str(line))
+        .values_list("bitrix_user_id", flat=True)
+        .first()
+    )
