@@ -135,7 +135,7 @@ def _matches(entity: dict[str, Any], flt: dict[str, Any]) -> bool:
             )
         if op in (">", ">=", "<", "<="):
             try:
-                a, b = float(actual), float(expected)
+                a, b = float(str(actual)), float(str(expected))
             except (TypeError, ValueError):
                 return False
             ok = {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
@@ -354,7 +354,7 @@ def crm_create(call: Call, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 def crm_find_by_phone(call: Call, phone: str) -> list[tuple[str, dict[str, Any]]]:
     wanted = digits(phone)
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     if not wanted:
         return found
     for kind in ("CONTACT", "LEAD"):
@@ -849,10 +849,11 @@ def disk_storage(call: Call) -> Any:
         raise BxError("ACCESS_DENIED", "Access denied!", 403)
     disk = call.portal["disk"]
     if disk["storage"] is None:
-        disk["storage"] = {"ID": str(call.world.store.next_id("storage"))}
+        storage_id = str(call.world.store.next_id("storage"))
+        disk["storage"] = {"ID": storage_id}
         root = _new_object(call, "folder", "Application storage", None)
         disk["storage"] = {
-            "ID": disk["storage"]["ID"],
+            "ID": storage_id,
             "NAME": "Application storage",
             "CODE": None,
             "MODULE_ID": "disk",

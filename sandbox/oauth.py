@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, json_response
 from sandbox.world import SCOPE, World
 
@@ -153,45 +154,3 @@ def _body_params(request: Request) -> dict[str, Any]:
             return {}
         return data if isinstance(data, dict) else {}
     return request.form()
-
-
-def control_common(app: App, request: Request) -> Response:
-    """Control endpoints every server has: reset, faults, state."""
-    path = request.path.rstrip("/")
-    if path == "/_sandbox/state" and request.method == "GET":
-        return json_response(state_view(app.store.snapshot(), request))
-    if request.method != "POST":
-        return json_response({"error": "method not allowed"}, 405)
-    try:
-        payload = request.json() if request.body else {}
-    except ValueError:
-        return json_response({"error": "malformed JSON"}, 400)
-    if path == "/_sandbox/reset":
-        app.store.reset()
-        for other in getattr(app, "siblings", [app]):
-            other.on_reset()
-        return json_response({"ok": True})
-    if path == "/_sandbox/faults":
-        from sandbox.httpcore import parse_fault
-
-        try:
-            fault = parse_fault(payload)
-        except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
-        app.faults.set(**fault)
-        return json_response({"ok": True, "faults": app.faults.listing()})
-    return json_response({"error": f"unknown control endpoint {path}"}, 404)
-
-
-def state_view(data: dict[str, Any], request: Request) -> dict[str, Any]:
-    """The state as tests want it; `?log=N` limits the request log (default 200)."""
-    limit = (
-        int(str(request.query.get("log", "200")) or 200)
-        if str(request.query.get("log", "200")).isdigit()
-        else 200
-    )
-    data["log"] = data["log"][-limit:] if limit else []
-    data.pop("access_tokens", None)
-    data.pop("refresh_tokens", None)
-    data.pop("codes", None)
-    return data

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sandbox import formcodec, methods, pages
+from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, html_response, json_response
-from sandbox.oauth import control_common
 from sandbox.rest import BxError, Call, Engine
 from sandbox.world import World
 
@@ -424,7 +424,9 @@ def _multipart(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            payload = b""
         if part.get_filename():
             files[str(name)] = payload
         else:

@@ -22,8 +22,8 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
+from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, json_response
-from sandbox.oauth import control_common
 from sandbox.world import World
 
 try:
@@ -160,7 +160,7 @@ class UnitalkApp(App):
     def project_create(self, payload: dict[str, Any]) -> dict[str, Any]:
         key = str(payload.get("api_key") or secrets.token_urlsafe(9)[:12])
         users = payload.get("users") or DEFAULT_USERS
-        project = {
+        project: dict[str, Any] = {
             "project_id": self.store.next_id("unitalk_project"),
             "api_key": key,
             "users": users,
@@ -244,9 +244,9 @@ class UnitalkApp(App):
         if not isinstance(payload, dict):
             return json_response({"error": "body must be a JSON object"}, 400)
         if path == "/_sandbox/keys":
-            project = self.project_create(payload)
+            created = self.project_create(payload)
             return json_response(
-                {"api_key": project["api_key"], "project_id": project["project_id"]}, 201
+                {"api_key": created["api_key"], "project_id": created["project_id"]}, 201
             )
         project = self._control_project(payload)
         if path == "/_sandbox/settings":
@@ -511,7 +511,8 @@ def api_history(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any
     settings = app.settings(project)
     cap = int(settings["history_cap"])
     try:
-        limit = int(payload.get("limit") if payload.get("limit") is not None else cap)
+        raw_limit = payload.get("limit")
+        limit = cap if raw_limit is None else int(raw_limit)
         offset = int(payload.get("offset") or 0)
     except (TypeError, ValueError):
         return error("Wrong limit or offset")

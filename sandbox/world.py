@@ -100,7 +100,7 @@ class World:
         with self.store.lock:
             self.store.data["portals"][member_id] = portal
             self.store.touch()
-        tokens = self.tokens_issue(member_id, user_id=users[0]["ID"])
+        tokens = self.tokens_issue(member_id, user_id=str(users[0]["ID"]))
         return self.portal_credentials(portal) | {
             "access_token": tokens["access_token"],
             "refresh_token": tokens["refresh_token"],
