@@ -14,7 +14,7 @@ import json
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 
 from integration.unitalk import schema, selectors, services
@@ -42,15 +42,21 @@ def _read_body(request: HttpRequest, cap: int) -> bytes | None:
 
 def _decode(request: HttpRequest, body: bytes) -> object:
     kind = (request.content_type or "").lower()
-    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        from django.http import QueryDict
-
+    if kind == "application/x-www-form-urlencoded":
         form = QueryDict(body, encoding="utf-8")
         return schema.form_to_payload({k: form.get(k, "") for k in form})
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise schema.PayloadError("body is not valid JSON", field="body") from None
+
+
+def _multipart(request: HttpRequest, cap: int) -> object | None:
+    """A multipart form body (size judged by its declared length), or None when over `cap`."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if not declared.isdigit() or int(declared) > cap:
+        return None
+    return schema.form_to_payload({k: request.POST.get(k, "") for k in request.POST})
 
 
 @csrf_exempt
@@ -64,13 +70,20 @@ def unitalk_webhook(request: HttpRequest, secret: str) -> HttpResponse:
         return _not_found()
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
-    body = _read_body(request, settings.UNITALK_WEBHOOK_MAX_BYTES)
-    if body is None:
-        return JsonResponse({"error": "body too large", "field": "body"}, status=413)
-    if not body.strip():
-        return _bad("body is empty", "body")
+    cap = settings.UNITALK_WEBHOOK_MAX_BYTES
+    too_large = JsonResponse({"error": "body too large", "field": "body"}, status=413)
     try:
-        raw = _decode(request, body)
+        if (request.content_type or "").lower() == "multipart/form-data":
+            raw = _multipart(request, cap)
+            if raw is None:
+                return too_large
+        else:
+            body = _read_body(request, cap)
+            if body is None:
+                return too_large
+            if not body.strip():
+                return _bad("body is empty", "body")
+            raw = _decode(request, body)
         parsed = schema.event_parse(raw)
     except schema.PayloadError as exc:
         logger.info("unitalk webhook refused: %s", exc.message, extra={"field": exc.field})

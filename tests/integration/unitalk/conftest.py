@@ -1,0 +1,89 @@
+"""Fixtures for the Unitalk side: a portal with a connection, payload samples, job running."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from django.utils import timezone
+
+from bitrixapp.models import Portal
+from integration import jobs
+from integration.models import Job
+from integration.unitalk import services
+
+PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "unitalk"
+API = "https://api.unitalk.test/api"
+
+
+def payload(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((PAYLOADS / f"{name}.json").read_text()))
+
+
+@pytest.fixture(autouse=True)
+def _unitalk_settings(settings, tmp_path):
+    settings.UNITALK_API_URL = API
+    # Generous budget: tests must not wait for rate slots (a test of the budget sets its own).
+    settings.UNITALK_RATE_BURST = 1000
+    settings.UNITALK_RATE_PER_SECOND = 1000.0
+    settings.RATELIMIT_DIR = tmp_path / "ratelimit"
+    settings.APP_BASE_URL = "https://app.example.com"
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch):
+    """Jobs handed to the broker (not sent: tests run them with `run_jobs`)."""
+    handed: list[int] = []
+    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: handed.extend(ids))
+    return handed
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def portal(db):
+    return Portal.objects.create(
+        member_id=f"m-{uuid.uuid4().hex[:12]}",
+        domain="acme.bitrix24.ua",
+        client_endpoint="https://acme.bitrix24.ua/rest/",
+        status=Portal.Status.ACTIVE,
+    )
+
+
+@pytest.fixture
+def api_key() -> str:
+    # Unique per test: the rate budget and parking are keyed by the key (shared Redis in CI).
+    return "K" + uuid.uuid4().hex[:11]
+
+
+@pytest.fixture
+def connection(portal, api_key):
+    return services.connection_create(portal=portal, api_key=api_key)
+
+
+def run_jobs(*, max_rounds: int = 20) -> list[Job]:
+    """Run every due job (and what they enqueue) until nothing is due; return what ran."""
+    ran: list[Job] = []
+    for _ in range(max_rounds):
+        due = list(
+            Job.objects.filter(
+                state__in=[Job.State.PENDING, Job.State.RETRYING],
+                next_attempt_at__lte=timezone.now(),
+            ).order_by("pk")
+        )
+        if not due:
+            return ran
+        for job in due:
+            jobs.job_execute(job_id=job.pk)
+            job.refresh_from_db()
+            ran.append(job)
+    raise AssertionError("jobs kept coming")

@@ -1,0 +1,192 @@
+"""The webhook door: secret, size cap, validation, dedupe, fast 200 and one job per event."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integration.calls.models import Call
+from integration.models import Job
+from integration.unitalk import services
+from integration.unitalk.models import UnitalkConnection, UnitalkEvent
+
+from .conftest import payload, run_jobs
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def url(connection):
+    return f"/unitalk/webhook/{connection.webhook_secret}/"
+
+
+def post(client, url, body, **extra):
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return client.post(url, data=data, content_type="application/json", **extra)
+
+
+def test_webhook_url_is_the_app_base_url_with_the_secret(connection):
+    assert services.connection_webhook_url(connection=connection) == (
+        f"https://app.example.com/unitalk/webhook/{connection.webhook_secret}/"
+    )
+
+
+def test_valid_event_is_stored_and_answered_200_with_one_job(client, url, sent):
+    response = post(client, url, payload("call_new_in"))
+
+    assert response.status_code == 200
+    event = UnitalkEvent.objects.get()
+    assert (event.event, event.call_id, event.state) == ("CALL_NEW", "1091944", "received")
+    job = Job.objects.get()
+    assert (job.kind, job.payload) == ("unitalk.webhook", {"event_id": event.pk})
+    assert not Call.objects.exists()  # processing happens in the worker
+
+
+def test_unknown_secret_is_404_without_a_hint(client, connection):
+    response = post(client, "/unitalk/webhook/not-the-secret/", payload("call_new_in"))
+
+    assert response.status_code == 404
+    assert b"secret" not in response.content.lower()
+    assert not UnitalkEvent.objects.exists()
+
+
+def test_secret_of_an_uninstalled_portal_is_404(client, url, portal):
+    portal.status = portal.Status.UNINSTALLED
+    portal.save()
+
+    assert post(client, url, payload("call_new_in")).status_code == 404
+
+
+def test_wrong_secret_header_is_refused(client, url):
+    response = post(client, url, payload("call_new_in"), HTTP_X_UNITALK_SECRET="wrong")
+
+    assert response.status_code == 404
+
+
+def test_required_secret_header_must_be_present(client, url, connection):
+    UnitalkConnection.objects.filter(pk=connection.pk).update(webhook_header_required=True)
+
+    missing = post(client, url, payload("call_new_in"))
+    right = post(
+        client, url, payload("call_new_in"), HTTP_X_UNITALK_SECRET=connection.webhook_secret
+    )
+
+    assert (missing.status_code, right.status_code) == (404, 200)
+
+
+def test_body_over_the_cap_is_413(client, url, settings):
+    settings.UNITALK_WEBHOOK_MAX_BYTES = 1024
+    body = payload("call_new_in")
+    body["call"]["lastGroupName"] = "x" * 2000
+
+    response = post(client, url, body)
+
+    assert response.status_code == 413
+    assert not UnitalkEvent.objects.exists()
+
+
+def test_get_is_not_allowed(client, url):
+    assert client.get(url).status_code == 405
+
+
+def test_last_webhook_time_is_recorded_on_the_connection(client, url, connection):
+    post(client, url, payload("call_new_in"))
+
+    connection.refresh_from_db()
+    assert connection.last_webhook_at is not None
+
+
+def test_form_body_is_accepted_like_json(client, url):
+    form = {
+        "event": "CALL_END",
+        "call_id": "777",
+        "call_from": "380505557182",
+        "call_to_0": "2000",
+        "call_direction": "IN",
+        "call_date": "2026-07-09 16:58:52",
+        "call_state": "NOANSWER",
+        "call_secondstalk": "0",
+        "call_secondsfulltime": "12",
+    }
+
+    response = client.post(url, data=form)
+
+    assert response.status_code == 200
+    event = UnitalkEvent.objects.get()
+    assert event.payload["call"]["to"] == ["2000"]
+
+
+def test_three_deliveries_of_one_webhook_make_one_event_and_one_processing(client, url):
+    responses = [post(client, url, payload("call_end_in")) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [r.json()["status"] for r in responses] == ["ok", "duplicate", "duplicate"]
+    event = UnitalkEvent.objects.get()
+    assert event.duplicates == 2
+    ran = run_jobs()
+    assert len(ran) == 1
+    call = Call.objects.get()
+    assert (call.status, call.state, call.talk_seconds) == ("ended", "ANSWER", 9)
+
+
+def _broken(mutate):
+    body = payload("call_end_in")
+    mutate(body)
+    return body
+
+
+MALFORMED = {
+    "not-json": ("{not json", "body"),
+    "json-array": ("[1, 2]", "body"),
+    "json-string": ('"CALL_END"', "body"),
+    "no-event": (_broken(lambda b: b.pop("event")), "event"),
+    "event-not-string": (_broken(lambda b: b.update(event=5)), "event"),
+    "unknown-event": (_broken(lambda b: b.update(event="CALL_FOO")), "event"),
+    "no-call": (_broken(lambda b: b.pop("call")), "call"),
+    "call-not-object": (_broken(lambda b: b.update(call=[1])), "call"),
+    "no-call-id": (_broken(lambda b: b["call"].pop("id")), "call.id"),
+    "call-id-bool": (_broken(lambda b: b["call"].update(id=True)), "call.id"),
+    "call-id-object": (_broken(lambda b: b["call"].update(id={"x": 1})), "call.id"),
+    "call-id-too-long": (_broken(lambda b: b["call"].update(id="9" * 65)), "call.id"),
+    "dbid-not-number": (_broken(lambda b: b["call"].update(dbid="abc")), "call.dbid"),
+    "bad-direction": (_broken(lambda b: b["call"].update(direction="SIDEWAYS")), "call.direction"),
+    "from-not-string": (_broken(lambda b: b["call"].update({"from": ["1"]})), "call.from"),
+    "to-not-list": (_broken(lambda b: b["call"].update(to="2000")), "call.to"),
+    "to-item-not-string": (_broken(lambda b: b["call"].update(to=[{"a": 1}])), "call.to[0]"),
+    "bad-date": (_broken(lambda b: b["call"].update(date="yesterday")), "call.date"),
+    "no-date": (_broken(lambda b: b["call"].pop("date")), "call.date"),
+    "negative-talk": (_broken(lambda b: b["call"].update(secondsTalk=-1)), "call.secondsTalk"),
+    "text-full-time": (
+        _broken(lambda b: b["call"].update(secondsFullTime="abc")),
+        "call.secondsFullTime",
+    ),
+    "end-without-state": (_broken(lambda b: b["call"].update(state=None)), "call.state"),
+    "cause-not-number": (_broken(lambda b: b["call"].update(cause="busy")), "call.cause"),
+    "link-not-http": (
+        _broken(lambda b: b["call"].update(link="javascript:alert(1)")),
+        "call.link",
+    ),
+    "meta-too-long": (_broken(lambda b: b["call"].update(meta="m" * 1001)), "call.meta"),
+    "empty-body": ("", "body"),
+}
+
+
+@pytest.mark.parametrize(("body", "field"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_payload_is_400_naming_the_field_and_nothing_is_stored(
+    client, url, body, field
+):
+    response = post(client, url, body)
+
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+    assert response.json()["error"]
+    assert not UnitalkEvent.objects.exists()
+    assert not Job.objects.exists()
+
+
+def test_malformed_form_body_is_400(client, url):
+    response = client.post(url, data={"event": "CALL_END", "call_id": "1"})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "call.direction"
