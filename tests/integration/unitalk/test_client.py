@@ -112,7 +112,16 @@ def test_users_list_accepts_a_bare_or_wrapped_list(rsps, creds, answer):
         (200, {"status": "Error", "message": "Wrong FROM date"}, ValidationError),
         (200, {"status": "Error", "message": "Something new", "data": "x"}, PermanentError),
     ],
-    ids=["internal", "http500", "http502", "not-json", "http404", "redirect", "validation", "other"],
+    ids=[
+        "internal",
+        "http500",
+        "http502",
+        "not-json",
+        "http404",
+        "redirect",
+        "validation",
+        "other",
+    ],
 )
 def test_error_answers_map_to_our_classes(rsps, creds, status, body, error_class):
     kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
@@ -261,9 +270,7 @@ def test_history_without_calls_list_is_an_unexpected_shape(rsps, creds):
     rsps.post(f"{API}/history/get", json={"count": 1})
 
     with pytest.raises(TransientError) as caught:
-        client.history_get(
-            creds, date_from=datetime(2026, 7, 9), date_to=datetime(2026, 7, 9, 1)
-        )
+        client.history_get(creds, date_from=datetime(2026, 7, 9), date_to=datetime(2026, 7, 9, 1))
 
     assert caught.value.code == errors.UNEXPECTED_SHAPE
 

@@ -173,9 +173,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize(("body", "field"), MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_payload_is_400_naming_the_field_and_nothing_is_stored(
-    client, url, body, field
-):
+def test_malformed_payload_is_400_naming_the_field_and_nothing_is_stored(client, url, body, field):
     response = post(client, url, body)
 
     assert response.status_code == 400
