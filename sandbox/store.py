@@ -10,7 +10,6 @@ import copy
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +123,3 @@ class Store:
                     self.save()
                 except OSError:
                     logger.exception("sandbox state save failed")
-
-
-def now() -> float:
-    return time.time()

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox import formcodec
@@ -42,7 +42,6 @@ class Settings:
     app_path: str = "/bitrix/app/"
     events_path: str = "/bitrix/events/"
     event_timeout: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class World:
