@@ -20,15 +20,12 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
-# Local defaults for development: debug on, fresh random secrets. Never used in production,
-# where real environment variables are set and no .env file exists.
+# Local defaults for development: debug on, fresh random secrets, and the app pointed at the
+# sandbox portal and Unitalk that `make run` starts beside it. Never used in production, where
+# real environment variables are set and no .env file exists.
 .env:
-	@$(PYTHON) -c "import base64,os,secrets; open('.env','w').write(\
-	'# Written by make for local development. Production uses real environment variables.\n'\
-	'DJANGO_DEBUG=true\n'\
-	'DJANGO_SECRET_KEY=' + secrets.token_urlsafe(48) + '\n'\
-	'FIELD_ENCRYPTION_KEY=' + base64.urlsafe_b64encode(os.urandom(32)).decode() + '\n')"
-	@echo "wrote .env with local development defaults"
+	@$(PYTHON) bin/write-dev-env .env
+	@echo "wrote .env with local development defaults (sandbox portal and Unitalk)"
 
 run: $(STAMP_RUN) .env
 	$(PY) manage.py migrate --noinput
@@ -36,7 +33,7 @@ run: $(STAMP_RUN) .env
 	$(PY) bin/procfile-dev > var/Procfile.dev
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
 
-test: $(STAMP_TEST) .env
+test: $(STAMP_TEST)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP_TEST)
