@@ -306,3 +306,27 @@ CELERY_BEAT_SCHEDULE["unitalk-operators-sync"] = {
     "task": "unitalk.operators_sync_all",
     "schedule": UNITALK_OPERATORS_SYNC_EVERY_S,
 }
+
+# --- Bitrix24 side (issue #4: install, events, REST client, token refresh) ---------------------
+# BX24.js for app pages; the sandbox serves its own at http://127.0.0.1:8001/bx24.js.
+BITRIX24_JS_URL = env.str("BITRIX24_JS_URL", default="//api.bitrix24.com/api/v1/")
+BITRIX24_APP_TITLE = env.str("BITRIX24_APP_TITLE", default="Unitalk")
+# The external line the app registers (telephony.externalLine.add) on install.
+BITRIX24_LINE_NUMBER = env.str("BITRIX24_LINE_NUMBER", default="unitalk")
+BITRIX24_LINE_NAME = env.str("BITRIX24_LINE_NAME", default="Unitalk")
+# Refresh this long before the stored expiry (reactive refresh on expired_token stays the rule;
+# reference §1.6: never refresh all portals on a timer).
+BITRIX24_REFRESH_MARGIN_S = env.int("BITRIX24_REFRESH_MARGIN_S", default=60)
+# Our share of the portal's leaky bucket: a few slots and a few percent below the plan, so clock
+# skew and network jitter between us and Bitrix24 do not produce 503s.
+BITRIX24_RATE_SAFETY_SLOTS = env.int("BITRIX24_RATE_SAFETY_SLOTS", default=3)
+BITRIX24_RATE_SAFETY_FACTOR = env.float("BITRIX24_RATE_SAFETY_FACTOR", default=0.97)
+BITRIX24_RATE_MAX_WAIT_S = env.float("BITRIX24_RATE_MAX_WAIT_S", default=20.0)
+# Operating-time budget per method (cloud: 480 s per 10 min, reference §4.2); park a method at
+# this share of it, and for this long after a 429 when operating_reset_at is unknown.
+BITRIX24_OPERATING_LIMIT_S = env.float("BITRIX24_OPERATING_LIMIT_S", default=480.0)
+BITRIX24_OPERATING_PARK_RATIO = env.float("BITRIX24_OPERATING_PARK_RATIO", default=0.95)
+BITRIX24_OPERATING_DEFAULT_PARK_S = env.float("BITRIX24_OPERATING_DEFAULT_PARK_S", default=60.0)
+# Signed page tokens (X-App-Token) for requests from app pages, and the AUTH_ID check cache.
+BITRIX24_PAGE_TOKEN_MAX_AGE_S = env.int("BITRIX24_PAGE_TOKEN_MAX_AGE_S", default=3600)
+BITRIX24_AUTH_CHECK_CACHE_S = env.int("BITRIX24_AUTH_CHECK_CACHE_S", default=60)
