@@ -47,3 +47,37 @@ class Portal(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+class BitrixEvent(models.Model):
+    """One event Bitrix24 posted to /bitrix/events/, stored once before it is acted on.
+
+    Bitrix24 does not resend events (reference §1.3), so the door stores the payload (without its
+    tokens) and answers at once; a job does the work. `dedupe_key` is the natural key (event +
+    CALL_ID, or a hash of the body) so a duplicate POST becomes the same row.
+    """
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "received"
+        PROCESSED = "processed", "processed"
+        FAILED = "failed", "failed"
+
+    portal = models.ForeignKey(
+        Portal, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    event = models.CharField(max_length=64)
+    dedupe_key = models.CharField(max_length=255, unique=True)
+    data = models.JSONField(default=dict, blank=True)
+    user_id = models.PositiveIntegerField(null=True, blank=True)
+    ts = models.CharField(max_length=32, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["portal", "event", "state"], name="bxevent_portal_state")]
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} [{self.state}]"

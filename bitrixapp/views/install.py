@@ -1,0 +1,93 @@
+"""The install door: Bitrix24 opens it in an iframe (form POST, reference §1.2).
+
+The one place a request may call Bitrix24: the handshake that checks AUTH_ID with the OAuth
+server. Binding (events, placements, line) runs as a job; the page polls the portal's state and
+calls BX24.installFinish() only once the job succeeded, so a portal is never half-installed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from bitrixapp import auth, security, services
+from bitrixapp.models import Portal
+from integration.errors import CredentialsInvalidError, IntegrationError
+from integration.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def _refused(request: HttpRequest, reason: str, status: int) -> HttpResponse:
+    return render(request, "bitrix/install_refused.html", {"reason": reason}, status=status)
+
+
+@csrf_exempt  # authenticated by validating AUTH_ID with the OAuth server (services.portal_install)
+def install(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse("Open this page from Bitrix24.", status=405, content_type="text/plain")
+    domain = request.GET.get("DOMAIN", "")
+    scheme = "https" if request.GET.get("PROTOCOL", "1") == "1" else "http"
+    expires = request.POST.get("AUTH_EXPIRES", "")
+    grant = services.InstallGrant(
+        member_id=request.POST.get("member_id", ""),
+        client_endpoint=f"{scheme}://{domain}/rest/" if domain else "",
+        access_token=request.POST.get("AUTH_ID", ""),
+        refresh_token=request.POST.get("REFRESH_ID", ""),
+        expires_in=float(expires) if expires.isdigit() else None,
+        application_token=request.POST.get("APPLICATION_TOKEN", ""),
+        scope=request.POST.get("APPLICATION_SCOPE", ""),
+        lang=request.GET.get("LANG", "en"),
+        server_endpoint=request.POST.get("SERVER_ENDPOINT", ""),
+    )
+    try:
+        portal = services.portal_install(grant=grant)
+        user_id, is_admin = auth.frame_user_verify(portal=portal, auth_id=grant.access_token)
+    except services.InstallRefused as exc:
+        logger.warning("install refused: %s", exc.message)
+        return _refused(request, exc.message, 403)
+    except (CredentialsInvalidError, auth.AuthenticationFailed) as exc:
+        logger.warning("install refused: token not accepted (%s)", exc)
+        return _refused(request, "Bitrix24 did not confirm this installation.", 401)
+    except IntegrationError as exc:
+        logger.warning("install handshake failed: %s", exc)
+        return _refused(request, "Bitrix24 could not be reached; reopen the app to retry.", 503)
+    Portal.objects.filter(pk=portal.pk, installed_by_user_id__isnull=True).update(
+        installed_by_user_id=user_id
+    )
+    response = render(
+        request,
+        "bitrix/install.html",
+        {
+            "portal": portal,
+            "page_token": auth.page_token_issue(portal, user_id, is_admin),
+            "bx24_js_url": settings.BITRIX24_JS_URL,
+            "status_url": "/bitrix/install/status/",
+        },
+    )
+    return security.frame_allow(response, client_endpoint=portal.client_endpoint)
+
+
+@auth.page_token_required
+def install_status(request: HttpRequest) -> JsonResponse:
+    """What the install page polls: the portal's state and the binding job's last error."""
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal = identity.portal
+    job = Job.objects.filter(portal=portal, kind=services.KIND_INSTALL).order_by("-pk").first()
+    return JsonResponse(
+        {
+            "status": portal.status,
+            "reason": portal.status_reason,
+            "job": {
+                "state": job.state,
+                "attempts": job.attempts,
+                "last_error": job.last_error,
+            }
+            if job
+            else None,
+        }
+    )
