@@ -1,0 +1,1 @@
+from tests.integration.bitrix.fixtures import *  # noqa: F403

@@ -1,0 +1,89 @@
+"""Fixtures shared by the Bitrix24-side tests (imported by both conftest files)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+from django.utils import timezone
+
+from bitrixapp.models import Portal
+from integration import jobs
+
+__all__ = ["_bitrix_settings", "portal", "rsps", "sent"]
+
+PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "bitrix"
+OAUTH = "https://oauth.example.test"
+CLIENT_ID = "app.test.123"
+CLIENT_SECRET = "s3cret-client"
+PORTAL_HOST = "acme.bitrix24.com"
+REST = f"https://{PORTAL_HOST}/rest/"
+
+
+def payload_body(name: str, **replace: str) -> str:
+    """A form-encoded event body from tests/payloads/bitrix, with placeholders filled in."""
+    text = (PAYLOADS / f"{name}.txt").read_text().strip()
+    for key, value in replace.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+@pytest.fixture(autouse=True)
+def _bitrix_settings(settings, tmp_path):
+    settings.BITRIX24_OAUTH_SERVER = OAUTH
+    settings.BITRIX24_CLIENT_ID = CLIENT_ID
+    settings.BITRIX24_CLIENT_SECRET = CLIENT_SECRET
+    settings.BITRIX24_PORTAL_HOSTS = ["*.bitrix24.com", "*.bitrix24.ua"]
+    settings.APP_BASE_URL = "https://app.example.com"
+    settings.BITRIX24_JS_URL = "https://cdn.example.test/bx24.js"
+    settings.RATELIMIT_DIR = tmp_path / "ratelimit"
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch):
+    """Jobs handed to the broker (not sent: tests run them with jobs.job_execute)."""
+    handed: list[int] = []
+    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: handed.extend(ids))
+    return handed
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def new_member_id() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def portal(db) -> Portal:
+    return Portal.objects.create(
+        member_id=new_member_id(),
+        domain=PORTAL_HOST,
+        client_endpoint=REST,
+        status=Portal.Status.ACTIVE,
+        application_token="apptoken-" + uuid.uuid4().hex,
+        access_token="access-1",
+        refresh_token="refresh-1",
+        access_expires_at=timezone.now() + timedelta(hours=1),
+    )
+
+
+def rest_body(call: Any) -> dict[str, Any]:
+    return json.loads(call.request.body)
+
+
+def query(call: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(call.request.url.split("?", 1)[1]).items()}
+
+
+def ok(result: Any, **extra: Any) -> dict[str, Any]:
+    return {"result": result, "time": {"start": 1.0, "finish": 1.1, "duration": 0.1}, **extra}

@@ -1,0 +1,407 @@
+"""REST client against faked HTTP: envelopes, error classes, limits, refresh, redirects."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+import pytest
+import responses
+from django.utils import timezone
+
+from bitrixapp.models import Portal
+from integration import ratelimit
+from integration.bitrix import batch as bx_batch
+from integration.bitrix import client, errors
+from integration.errors import (
+    AuthExpiredError,
+    CredentialsInvalidError,
+    PermanentError,
+    PortalStateError,
+    RateLimitedError,
+    TransientError,
+)
+from integration.models import Notification
+from tests.integration.bitrix.fixtures import OAUTH, REST, ok, query, rest_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN_URL = f"{OAUTH}/oauth/token/"
+
+
+def test_call_returns_result_and_sends_token_as_auth(portal, rsps):
+    # given
+    rsps.post(REST + "crm.lead.get", json=ok({"ID": "7"}))
+    # when
+    result = client.call(portal, "crm.lead.get", {"id": 7})
+    # then
+    assert result == {"ID": "7"}
+    assert rest_body(rsps.calls[0]) == {"id": 7, "auth": "access-1"}
+
+
+def test_envelope_carries_next_total_and_time(portal, rsps):
+    rsps.post(REST + "crm.lead.list", json=ok([{"ID": "1"}], next=50, total=120))
+    envelope = client.call_envelope(portal, "crm.lead.list")
+    assert (envelope.next, envelope.total, envelope.time["duration"]) == (50, 120, 0.1)
+
+
+def test_expired_token_refreshes_once_and_retries_once(portal, rsps):
+    # given: the stored token has expired on the portal
+    rsps.post(
+        REST + "user.current",
+        json={
+            "error": "expired_token",
+            "error_description": "The access token provided has expired",
+        },
+        status=401,
+    )
+    rsps.get(
+        TOKEN_URL,
+        json={"access_token": "access-2", "refresh_token": "refresh-2", "expires_in": 3600},
+    )
+    rsps.post(REST + "user.current", json=ok({"ID": "1"}))
+    # when
+    result = client.call(portal, "user.current")
+    # then: one refresh with our credentials, the rotated pair stored, the call retried with it
+    assert result == {"ID": "1"}
+    refreshes = [c for c in rsps.calls if c.request.url.startswith(TOKEN_URL)]
+    assert len(refreshes) == 1
+    assert query(refreshes[0]) == {
+        "grant_type": "refresh_token",
+        "client_id": "app.test.123",
+        "client_secret": "s3cret-client",
+        "refresh_token": "refresh-1",
+    }
+    assert rest_body(rsps.calls[-1])["auth"] == "access-2"
+    stored = Portal.objects.get(pk=portal.pk)
+    assert (stored.access_token, stored.refresh_token) == ("access-2", "refresh-2")
+
+
+def test_invalid_token_after_another_worker_refreshed_uses_the_stored_pair(portal, rsps):
+    # given: another process already rotated the pair; we still hold the old token
+    fresh = Portal.objects.get(pk=portal.pk)
+    fresh.access_token, fresh.refresh_token = "access-9", "refresh-9"
+    fresh.save()
+    rsps.post(
+        REST + "profile", json={"error": "invalid_token", "error_description": ""}, status=401
+    )
+    rsps.post(REST + "profile", json=ok({"ID": "1"}))
+    # when
+    client.call(portal, "profile")
+    # then: no refresh request, retried with the stored token
+    assert not [c for c in rsps.calls if c.request.url.startswith(TOKEN_URL)]
+    assert rest_body(rsps.calls[-1])["auth"] == "access-9"
+
+
+def test_token_error_after_the_retry_is_raised_not_looped(portal, rsps):
+    rsps.post(REST + "profile", json={"error": "expired_token"}, status=401)
+    rsps.get(
+        TOKEN_URL, json={"access_token": "access-2", "refresh_token": "r2", "expires_in": 3600}
+    )
+    with pytest.raises(AuthExpiredError):
+        client.call(portal, "profile")
+    assert len([c for c in rsps.calls if c.request.url.startswith(REST)]) == 2
+
+
+def test_refused_refresh_suspends_portal_notifies_admins_and_pauses(portal, rsps):
+    # given
+    rsps.post(REST + "profile", json={"error": "expired_token"}, status=401)
+    rsps.get(TOKEN_URL, json={"error": "invalid_grant", "error_description": "x"}, status=400)
+    # when
+    with pytest.raises(CredentialsInvalidError) as caught:
+        client.call(portal, "profile")
+    # then
+    assert caught.value.pause_key == "bitrix"
+    stored = Portal.objects.get(pk=portal.pk)
+    assert stored.status == Portal.Status.SUSPENDED
+    assert "invalid_grant" in stored.status_reason
+    note = Notification.objects.get(portal=portal)
+    assert note.kind == "bitrix.auth"
+
+
+def test_payment_required_on_refresh_is_a_portal_state_pause(portal, rsps):
+    rsps.post(REST + "profile", json={"error": "expired_token"}, status=401)
+    rsps.get(
+        TOKEN_URL,
+        json={"error": "PAYMENT_REQUIRED", "error_description": "Payment required"},
+        status=401,
+    )
+    with pytest.raises(PortalStateError):
+        client.call(portal, "profile")
+    assert Portal.objects.get(pk=portal.pk).status == Portal.Status.SUSPENDED
+
+
+def test_suspended_portal_raises_without_a_request(portal, rsps):
+    Portal.objects.filter(pk=portal.pk).update(status=Portal.Status.SUSPENDED)
+    portal.refresh_from_db()
+    with pytest.raises(PortalStateError):
+        client.call(portal, "profile")
+    assert len(rsps.calls) == 0
+
+
+def test_token_about_to_expire_is_refreshed_before_the_call(portal, rsps):
+    # given: the stored token expires within the refresh margin
+    portal.access_expires_at = timezone.now() + timedelta(seconds=5)
+    portal.save(update_fields=["access_expires_at"])
+    rsps.get(
+        TOKEN_URL, json={"access_token": "access-2", "refresh_token": "r2", "expires_in": 3600}
+    )
+    rsps.post(REST + "profile", json=ok({"ID": "1"}))
+    client.call(portal, "profile")
+    assert rsps.calls[0].request.url.startswith(TOKEN_URL)
+    assert rest_body(rsps.calls[1])["auth"] == "access-2"
+
+
+def test_query_limit_exceeded_is_rate_limited(portal, rsps):
+    rsps.post(
+        REST + "crm.lead.add",
+        json={"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"},
+        status=503,
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        client.call(portal, "crm.lead.add", {"fields": {}})
+    assert caught.value.retry_after > 0
+
+
+def test_operation_time_limit_parks_only_that_method(portal, rsps):
+    # given: the portal reported when the method's oldest operating basket drops
+    reset_at = time.time() + 30
+    rsps.post(
+        REST + "crm.activity.list",
+        json=ok([], time={"operating": 1.0, "operating_reset_at": reset_at}),
+    )
+    client.call(portal, "crm.activity.list")
+    rsps.post(
+        REST + "crm.activity.list",
+        json={"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked"},
+        status=429,
+    )
+    with pytest.raises(RateLimitedError) as first:
+        client.call(portal, "crm.activity.list")
+    assert 25 < first.value.retry_after <= 31
+    requests_so_far = len(rsps.calls)
+    # when: the same method again, and another method
+    with pytest.raises(RateLimitedError):
+        client.call(portal, "crm.activity.list")
+    rsps.post(REST + "crm.lead.get", json=ok({"ID": "1"}))
+    started = time.monotonic()
+    assert client.call(portal, "crm.lead.get", {"id": 1}) == {"ID": "1"}
+    # then: the parked method sent nothing; the other went at once
+    assert time.monotonic() - started < 1.0
+    assert [c.request.url for c in rsps.calls[requests_so_far:]] == [REST + "crm.lead.get"]
+
+
+def test_operating_near_limit_parks_method_before_a_429(portal, rsps, settings):
+    settings.BITRIX24_OPERATING_LIMIT_S = 10
+    rsps.post(
+        REST + "crm.lead.list",
+        json=ok([], time={"operating": 9.9, "operating_reset_at": time.time() + 20}),
+    )
+    client.call(portal, "crm.lead.list")
+    assert ratelimit.parked_for(client.method_key(portal, "crm.lead.list")) > 15
+
+
+def test_html_error_page_is_transient(portal, rsps):
+    rsps.post(
+        REST + "profile", body="<html>502 Bad Gateway</html>", status=502, content_type="text/html"
+    )
+    with pytest.raises(TransientError) as caught:
+        client.call(portal, "profile")
+    assert caught.value.code == errors.NOT_JSON
+
+
+def test_html_429_parks_the_method(portal, rsps):
+    rsps.post(
+        REST + "crm.lead.list", body="<html>blocked</html>", status=429, content_type="text/html"
+    )
+    with pytest.raises(RateLimitedError):
+        client.call(portal, "crm.lead.list")
+    assert ratelimit.parked_for(client.method_key(portal, "crm.lead.list")) > 0
+
+
+def test_error_class_follows_the_code_not_the_status(portal, rsps):
+    # insufficient_scope comes as 401 from SRC and 403 per DOC: permanent either way
+    rsps.post(REST + "crm.lead.get", json={"error": "insufficient_scope"}, status=401)
+    with pytest.raises(PermanentError):
+        client.call(portal, "crm.lead.get")
+
+
+def test_empty_error_code_from_telephony_is_permanent_with_description(portal, rsps):
+    rsps.post(
+        REST + "telephony.externalCall.finish",
+        json={
+            "error": "",
+            "error_description": "Call is not found (call should be registered prior to finishing",
+        },
+        status=400,
+    )
+    with pytest.raises(PermanentError) as caught:
+        client.call(portal, "telephony.externalCall.finish", {"CALL_ID": "x"})
+    assert "Call is not found" in str(caught.value)
+
+
+def test_unknown_code_is_classified_by_status(portal, rsps):
+    rsps.post(REST + "a.b", json={"error": "SOMETHING_NEW"}, status=500)
+    with pytest.raises(TransientError):
+        client.call(portal, "a.b")
+    rsps.post(REST + "c.d", json={"error": "SOMETHING_ELSE"}, status=400)
+    with pytest.raises(PermanentError):
+        client.call(portal, "c.d")
+
+
+def test_domain_change_redirect_is_followed_once_and_stored(portal, rsps):
+    rsps.post(
+        REST + "profile",
+        status=302,
+        headers={"Location": "https://acme-new.bitrix24.com/rest/profile"},
+    )
+    rsps.post("https://acme-new.bitrix24.com/rest/profile", json=ok({"ID": "1"}))
+    assert client.call(portal, "profile") == {"ID": "1"}
+    stored = Portal.objects.get(pk=portal.pk)
+    assert stored.client_endpoint == "https://acme-new.bitrix24.com/rest/"
+    assert stored.domain == "acme-new.bitrix24.com"
+
+
+def test_redirect_to_a_foreign_host_is_not_followed(portal, rsps):
+    rsps.post(
+        REST + "profile", status=302, headers={"Location": "https://evil.example.com/rest/profile"}
+    )
+    with pytest.raises(TransientError):
+        client.call(portal, "profile")
+    assert len(rsps.calls) == 1
+    assert Portal.objects.get(pk=portal.pk).client_endpoint == REST
+
+
+def test_batch_splits_into_fifty_and_keeps_errors_per_command(portal, rsps):
+    # given: 120 commands, command 7 fails
+    def answer(request):
+        import json as _json
+
+        cmd = _json.loads(request.body)["cmd"]
+        result = {k: {"ok": k} for k in cmd if k != "7"}
+        errs = {"7": {"error": "ERROR_ARGUMENT", "error_description": "bad"}} if "7" in cmd else []
+        return (
+            200,
+            {},
+            _json.dumps(
+                ok({"result": result, "result_error": errs, "result_total": [], "result_next": []})
+            ),
+        )
+
+    rsps.add_callback(
+        responses.POST, REST + "batch", callback=answer, content_type="application/json"
+    )
+    commands = [("crm.lead.get", {"id": i}) for i in range(120)]
+    # when
+    out = bx_batch.batch(portal, commands)
+    # then
+    assert len(rsps.calls) == 3
+    assert [len(rest_body(c)["cmd"]) for c in rsps.calls] == [50, 50, 20]
+    assert rest_body(rsps.calls[0])["cmd"]["3"] == "crm.lead.get?id=3"
+    assert len(out.results) == 119
+    assert out.errors == {"7": {"error": "ERROR_ARGUMENT", "error_description": "bad"}}
+
+
+def test_batch_with_halt_stops_after_a_failing_chunk(portal, rsps):
+    rsps.post(REST + "batch", json=ok({"result": [], "result_error": {"0": {"error": "X"}}}))
+    out = bx_batch.batch(portal, [("a.b", None)] * 60, halt=True)
+    assert len(rsps.calls) == 1
+    assert rest_body(rsps.calls[0])["halt"] == 1
+    assert "0" in out.errors
+
+
+def test_batch_params_use_php_bracket_encoding():
+    assert (
+        bx_batch.command_string(
+            "crm.lead.add", {"fields": {"PHONE": [{"VALUE": "+1 2"}], "OPENED": True}}
+        )
+        == "crm.lead.add?fields[PHONE][0][VALUE]=%2B1%202&fields[OPENED]=1"
+    )
+
+
+def test_list_all_offset_paging_follows_next(portal, rsps):
+    rsps.post(
+        REST + "crm.lead.list", json=ok([{"ID": str(i)} for i in range(50)], next=50, total=70)
+    )
+    rsps.post(REST + "crm.lead.list", json=ok([{"ID": str(i)} for i in range(50, 70)], total=70))
+    rows = client.list_all(portal, "crm.lead.list", {"select": ["ID"]})
+    assert len(rows) == 70
+    assert rest_body(rsps.calls[1])["start"] == 50
+
+
+def test_list_all_fast_mode_pages_by_id_without_count(portal, rsps):
+    rsps.post(REST + "crm.lead.list", json=ok([{"ID": str(i)} for i in range(1, 51)]))
+    rsps.post(REST + "crm.lead.list", json=ok([{"ID": "51"}]))
+    rows = client.list_all(portal, "crm.lead.list", {"filter": {"STATUS_ID": "NEW"}}, fast=True)
+    assert len(rows) == 51
+    second = rest_body(rsps.calls[1])
+    assert second["start"] == -1
+    assert second["order"] == {"ID": "ASC"}
+    assert second["filter"] == {"STATUS_ID": "NEW", ">ID": "50"}
+
+
+REFERENCE_CODES = [
+    "expired_token",
+    "invalid_token",
+    "NO_AUTH_FOUND",
+    "insufficient_scope",
+    "user_access_error",
+    "authorization_error",
+    "APPLICATION_NOT_FOUND",
+    "CONNECTION_ERROR",
+    "ACCESS_DENIED",
+    "WRONG_AUTH_TYPE",
+    "INVALID_CREDENTIALS",
+    "METHOD_CONFIRM_WAITING",
+    "METHOD_CONFIRM_DENIED",
+    "ERROR_METHOD_NOT_FOUND",
+    "OPERATION_TIME_LIMIT",
+    "QUERY_LIMIT_EXCEEDED",
+    "OVERLOAD_LIMIT",
+    "INVALID_REQUEST",
+    "ERROR_BATCH_LENGTH_EXCEEDED",
+    "ERROR_BATCH_METHOD_NOT_ALLOWED",
+    "PORTAL_DELETED",
+    "INTERNAL_SERVER_ERROR",
+    "ERROR_UNEXPECTED_ANSWER",
+    "ERROR_CORE",
+    "ERROR_ARGUMENT",
+    "ERROR_NOT_FOUND",
+    "NOT_FOUND",
+    "PAYMENT_REQUIRED",
+    "WRONG_ENCODING",
+    "",
+    "oauth:invalid_grant",
+    "oauth:invalid_client",
+    "oauth:invalid_request",
+    "oauth:PAYMENT_REQUIRED",
+    "oauth:NOT_INSTALLED",
+    "oauth:WRONG_CLIENT",
+    "oauth:bad_verification_code",
+]
+
+
+def test_error_table_covers_every_code_of_the_reference():
+    codes = {rule.code for rule in errors.ERROR_TABLE}
+    assert not [c for c in REFERENCE_CODES if c not in codes]
+    assert all(rule.meaning for rule in errors.ERROR_TABLE)
+
+
+def test_paused_error_classes_carry_the_bitrix_pause_key():
+    for rule in errors.ERROR_TABLE:
+        if rule.code.startswith("oauth:") or not rule.code:
+            continue
+        error = errors.error_build(
+            code=rule.code, description="d", status=rule.http_status, method="m"
+        )
+        assert type(error) is rule.error_class
+        if hasattr(error, "pause_key"):
+            assert error.pause_key == "bitrix"
+
+
+def test_client_does_not_import_requests():
+    source = (client.__file__, bx_batch.__file__)
+    for path in source:
+        text = open(path).read()
+        assert not re.search(r"^\s*(import|from)\s+requests", text, re.M)
