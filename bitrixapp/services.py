@@ -107,7 +107,9 @@ def portal_install(*, grant: InstallGrant) -> Portal:
         ).exists()
         if not open_install:
             jobs.job_enqueue(kind=KIND_INSTALL, portal=portal, subject=f"portal:{portal.pk}")
-    logger.info("portal install accepted", extra={"portal": portal.member_id, "created": created})
+    logger.info(
+        "portal install accepted", extra={"portal": portal.member_id, "new_portal": created}
+    )
     return portal
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import responses
@@ -403,5 +404,5 @@ def test_paused_error_classes_carry_the_bitrix_pause_key():
 def test_client_does_not_import_requests():
     source = (client.__file__, bx_batch.__file__)
     for path in source:
-        text = open(path).read()
+        text = Path(path).read_text()
         assert not re.search(r"^\s*(import|from)\s+requests", text, re.M)
