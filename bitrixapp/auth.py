@@ -120,7 +120,7 @@ def frame_user_verify(*, portal: Portal, auth_id: str) -> tuple[int, bool]:
     results = answer.get("result") if isinstance(answer, dict) else None
     if not isinstance(results, dict) or not isinstance(results.get("me"), dict):
         raise AuthenticationFailed("the portal did not accept AUTH_ID")
-    app = results.get("app") if isinstance(results.get("app"), dict) else {}
+    app: dict[str, Any] = results["app"] if isinstance(results.get("app"), dict) else {}
     app_id = str(app.get("client_id") or app.get("CODE") or "")
     if settings.BITRIX24_CLIENT_ID and app_id and app_id != settings.BITRIX24_CLIENT_ID:
         raise AuthenticationFailed("AUTH_ID belongs to another application")

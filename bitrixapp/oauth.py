@@ -251,8 +251,8 @@ def token_inspect(*, access_token: str) -> TokenInfo:
             status=response.status_code,
             service="bitrix-oauth",
         )
-    result = body["result"] if isinstance(body["result"], dict) else {}
-    install = result.get("install") if isinstance(result.get("install"), dict) else {}
+    result: dict[str, Any] = body["result"] if isinstance(body["result"], dict) else {}
+    install: dict[str, Any] = result["install"] if isinstance(result.get("install"), dict) else {}
     return TokenInfo(
         member_id=str(install.get("member_id") or result.get("member_id") or ""),
         client_id=str(result.get("client_id") or result.get("CODE") or ""),

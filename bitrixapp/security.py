@@ -48,5 +48,5 @@ def portal_origin(client_endpoint: str) -> str:
 def frame_allow(response: HttpResponse, *, client_endpoint: str) -> HttpResponse:
     """Let exactly this portal frame the response; every other page stays X-Frame-Options DENY."""
     response["Content-Security-Policy"] = f"frame-ancestors 'self' {portal_origin(client_endpoint)}"
-    response.xframe_options_exempt = True  # type: ignore[attr-defined]
+    response.xframe_options_exempt = True
     return response

@@ -173,7 +173,7 @@ def portal_uninstall(*, portal: Portal, clean: bool) -> None:
 
 
 def _dedupe_key(*, portal: Portal, event: str, payload: dict[str, Any]) -> str:
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
     call_id = str(data.get("CALL_ID") or "")
     if call_id:
         return f"{portal.member_id}:{event}:{call_id}"[:255]
@@ -188,8 +188,8 @@ def _dedupe_key(*, portal: Portal, event: str, payload: dict[str, Any]) -> str:
 def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEvent, bool]:
     """Store an authenticated event once and hand call events to a worker. Returns (row, created)."""
     event = str(payload.get("event") or "").upper()[:64]
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    auth = payload.get("auth") if isinstance(payload.get("auth"), dict) else {}
+    data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
+    auth: dict[str, Any] = payload["auth"] if isinstance(payload.get("auth"), dict) else {}
     user_raw = str(auth.get("user_id") or data.get("USER_ID") or "")
     key = _dedupe_key(portal=portal, event=event, payload=payload)
     try:

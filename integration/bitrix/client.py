@@ -95,12 +95,12 @@ def call_envelope(portal: Portal, method: str, params: dict[str, Any] | None = N
                 result=body["result"],
                 next=_int_or_none(body.get("next")),
                 total=_int_or_none(body.get("total")),
-                time=body.get("time") if isinstance(body.get("time"), dict) else {},
+                time=body["time"] if isinstance(body.get("time"), dict) else {},
             )
             _ledger_note(portal, method, envelope.time)
             return envelope
         error = _error_from(status, body, method, portal)
-        if error.code in errors.AUTH_CODES and attempt == 1:
+        if getattr(error, "code", None) in errors.AUTH_CODES and attempt == 1:
             # Refresh (or pick up another worker's refresh) and retry exactly once.
             token = oauth.token_refresh(portal=portal, failed_token=token)
             continue
