@@ -156,18 +156,41 @@ def token_refresh(*, portal: Portal, failed_token: str) -> str:
         row.status_changed_at = timezone.now()
         row.save(update_fields=["status", "status_reason", "status_changed_at"])
         _copy_tokens(portal, row)
+    _admins_tell(portal=portal, code=failure.code or "", what="refused to renew the app's access")
+    raise failure
+
+
+def _admins_tell(*, portal: Portal, code: str, what: str) -> None:
     alerts.notification_raise(
         portal=portal,
         kind=ALERT_KIND,
         tag=ALERT_TAG,
         message=(
-            "Bitrix24 refused to renew the app's access "
-            f"({failure.code}): reinstall or re-open the app as an administrator. "
+            f"Bitrix24 {what} ({code}): reinstall or re-open the app as an administrator. "
             "Calls are not logged to the CRM until then."
         ),
-        context={"code": failure.code},
+        context={"code": code},
     )
-    raise failure
+
+
+def portal_suspend(*, portal: Portal, error: PausedError) -> None:
+    """A REST answer says the portal cannot work for us (app removed, access restricted ...).
+
+    The portal is suspended with the reason and its admins are told; the caller raises `error`,
+    so the job pauses under "bitrix" and a re-install resumes it.
+    """
+    now = timezone.now()
+    changed = Portal.objects.filter(
+        pk=portal.pk, status__in=[Portal.Status.ACTIVE, Portal.Status.INSTALLING]
+    ).update(
+        status=Portal.Status.SUSPENDED,
+        status_reason=f"Bitrix24 refused the app: {error}"[:1000],
+        status_changed_at=now,
+        updated_at=now,
+    )
+    if changed:
+        portal.status = Portal.Status.SUSPENDED
+        _admins_tell(portal=portal, code=error.code or "", what="refused the app")
 
 
 def _refresh_request(*, refresh_token: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from bitrixapp import oauth, security
 from bitrixapp.models import Portal
 from integration import http, ratelimit
 from integration.bitrix import errors
-from integration.errors import RateLimitedError, TransientError
+from integration.errors import PausedError, RateLimitedError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def call_envelope(portal: Portal, method: str, params: dict[str, Any] | None = N
             # Refresh (or pick up another worker's refresh) and retry exactly once.
             token = oauth.token_refresh(portal=portal, failed_token=token)
             continue
+        if isinstance(error, PausedError):
+            oauth.portal_suspend(portal=portal, error=error)
         raise error
     raise AssertionError("unreachable")  # pragma: no cover
 

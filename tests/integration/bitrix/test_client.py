@@ -406,3 +406,17 @@ def test_client_does_not_import_requests():
     for path in source:
         text = Path(path).read_text()
         assert not re.search(r"^\s*(import|from)\s+requests", text, re.M)
+
+
+def test_app_removed_answer_suspends_portal_and_tells_admins(portal, rsps):
+    # given
+    rsps.post(REST + "profile", json={"error": "APPLICATION_NOT_FOUND"}, status=401)
+    # when
+    with pytest.raises(PortalStateError) as caught:
+        client.call(portal, "profile")
+    # then: the job pauses under "bitrix", the portal says why, admins hear about it
+    assert caught.value.pause_key == "bitrix"
+    stored = Portal.objects.get(pk=portal.pk)
+    assert stored.status == Portal.Status.SUSPENDED
+    assert "APPLICATION_NOT_FOUND" in stored.status_reason
+    assert Notification.objects.filter(portal=portal, kind="bitrix.auth").count() == 1
