@@ -6,6 +6,9 @@ import pytest
 
 from bitrixapp import auth
 from bitrixapp.models import Portal
+
+# Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
+from tests.integration.bitrix.fixtures import *  # noqa: F403
 from tests.integration.bitrix.fixtures import CLIENT_ID, REST, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)

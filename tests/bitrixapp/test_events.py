@@ -12,6 +12,9 @@ from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
 from integration.bitrix.formdata import FormError, form_parse
 from integration.models import Job
+
+# Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
+from tests.integration.bitrix.fixtures import *  # noqa: F403
 from tests.integration.bitrix.fixtures import payload_body
 
 pytestmark = pytest.mark.django_db(transaction=True)

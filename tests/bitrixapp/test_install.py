@@ -11,6 +11,9 @@ from bitrixapp.models import Portal
 from integration import jobs
 from integration.bitrix import binding
 from integration.models import Job, Notification
+
+# Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
+from tests.integration.bitrix.fixtures import *  # noqa: F403
 from tests.integration.bitrix.fixtures import (
     CLIENT_ID,
     OAUTH,

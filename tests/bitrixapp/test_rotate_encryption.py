@@ -10,6 +10,9 @@ from django.db import connection
 from bitrixapp import crypto
 from bitrixapp.models import Portal
 
+# Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
+from tests.integration.bitrix.fixtures import *  # noqa: F403
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

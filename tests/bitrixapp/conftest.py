@@ -1,1 +1,0 @@
-from tests.integration.bitrix.fixtures import *  # noqa: F403
