@@ -10,13 +10,15 @@ whatever the server does; latency is measured from the scheduled start, so queue
 Phases, each bounded in count and time, bare first then ours:
   1. warm-up;
   2. steady: TARGET_RPS for STEADY_S seconds  → p50 / p99 / achieved rps;
-  3. capacity: an offered rate far above what the server can do → completed requests per second.
-The last line: `webhook_intake: ratio=<ours/bare capacity> p50_ms=<ours steady> p99_ms=<ours
-steady> rps=<ours steady achieved>`. Targets: ratio >= 0.6, p99 < 50 ms at 200 requests/s.
+  3. capacity: an offered rate far above what the server can do → completed requests per second,
+     in alternating short rounds (bare, ours, bare, ours...) on this shared machine.
+The last line: `webhook_intake: ratio=<ours/bare capacity, median of rounds> p50_ms=<ours steady>
+p99_ms=<ours steady> rps=<ours steady achieved>`. Targets: ratio >= 0.6, p99 < 50 ms at 200 requests/s.
 
 Environment: BENCH_PG (server URL, default postgres://postgres@127.0.0.1:5432),
 BENCH_BROKER_URL (default redis://127.0.0.1:6379/14), BENCH_WORKERS (gunicorn, default 4),
-BENCH_RPS (200), BENCH_STEADY_S (10), BENCH_CAPACITY_RPS (1500), BENCH_CAPACITY_S (5).
+BENCH_RPS (200), BENCH_STEADY_S (10), BENCH_CAPACITY_RPS (1500), BENCH_CAPACITY_S (2),
+BENCH_CAPACITY_ROUNDS (5).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 TARGET_RPS = float(os.environ.get("BENCH_RPS", "200"))
 STEADY_S = float(os.environ.get("BENCH_STEADY_S", "10"))
 CAPACITY_RPS = float(os.environ.get("BENCH_CAPACITY_RPS", "1500"))
-CAPACITY_S = float(os.environ.get("BENCH_CAPACITY_S", "5"))
+CAPACITY_S = float(os.environ.get("BENCH_CAPACITY_S", "2"))
+CAPACITY_ROUNDS = int(os.environ.get("BENCH_CAPACITY_ROUNDS", "5"))
 CLIENT_THREADS = 64
 
 
@@ -270,21 +273,43 @@ def main() -> int:
             name: open_loop(port, path, rate=TARGET_RPS, seconds=STEADY_S, run=f"{run}s")
             for name, path in paths.items()
         }
-        capacity = {
-            name: open_loop(port, path, rate=CAPACITY_RPS, seconds=CAPACITY_S, run=f"{run}c")
-            for name, path in paths.items()
-        }
+        # Capacity in alternating short rounds: this machine is shared, and background load
+        # that comes and goes then hits both sides alike. The ratio is the median of rounds.
+        capacity: dict[str, Result] = {}
+        ratios = []
+        for round_no in range(CAPACITY_ROUNDS):
+            round_results = {
+                name: open_loop(
+                    port, path, rate=CAPACITY_RPS, seconds=CAPACITY_S, run=f"{run}c{round_no}"
+                )
+                for name, path in paths.items()
+            }
+            bare_rps = round_results["bare"].rps()
+            ratios.append(round_results["ours"].rps() / bare_rps if bare_rps else 0.0)
+            log(
+                f"capacity round {round_no + 1}: bare {bare_rps:.0f}/s, "
+                f"ours {round_results['ours'].rps():.0f}/s, ratio {ratios[-1]:.2f}"
+            )
+            for name, result in round_results.items():
+                merged = capacity.setdefault(name, Result(first_start=result.first_start))
+                merged.latencies += result.latencies
+                merged.errors += result.errors
+                merged.dropped += result.dropped
         for name in paths:
             log(describe(f"steady {TARGET_RPS:.0f}/s {name}", steady[name]))
         for name in paths:
-            log(describe(f"capacity (offered {CAPACITY_RPS:.0f}/s) {name}", capacity[name]))
+            log(
+                describe(
+                    f"capacity (offered {CAPACITY_RPS:.0f}/s, all rounds) {name}", capacity[name]
+                ).rsplit(" rps=", 1)[0]
+            )
         import psycopg
 
         with psycopg.connect(f"{PG}/{database}") as conn:
             events = conn.execute("SELECT count(*) FROM unitalk_unitalkevent").fetchone()[0]
             job_rows = conn.execute("SELECT count(*) FROM integration_job").fetchone()[0]
         log(f"stored: {events} webhook events, {job_rows} jobs (one per event expected)")
-        ratio = capacity["ours"].rps() / capacity["bare"].rps() if capacity["bare"].rps() else 0
+        ratio = sorted(ratios)[len(ratios) // 2]
         ours = steady["ours"]
         log(
             f"webhook_intake: ratio={ratio:.2f} p50_ms={ours.p(0.50):.1f} "

@@ -291,6 +291,10 @@ UNITALK_DEFAULT_TIMEZONE = env.str("UNITALK_DEFAULT_TIMEZONE", default="Europe/K
 UNITALK_WEBHOOK_MAX_BYTES = env.int("UNITALK_WEBHOOK_MAX_BYTES", default=64 * 1024)
 UNITALK_WEBHOOK_SECRET_HEADER = env.str("UNITALK_WEBHOOK_SECRET_HEADER", default="X-Unitalk-Secret")
 UNITALK_WEBHOOK_SEEN_EVERY_S = env.float("UNITALK_WEBHOOK_SEEN_EVERY_S", default=60.0)
+# Per-process cache of webhook secret -> connection (a rotated secret dies within this time).
+UNITALK_WEBHOOK_TARGET_CACHE_S = env.float("UNITALK_WEBHOOK_TARGET_CACHE_S", default=30.0)
+# Webhook jobs are handed to workers by one jobs_dispatch per window per web process.
+UNITALK_WEBHOOK_KICK_WINDOW_S = env.float("UNITALK_WEBHOOK_KICK_WINDOW_S", default=0.1)
 # Reconciliation against history/get: the window looked at on each run, the overlap kept with
 # the previous run, and how far back a run may reach after downtime.
 UNITALK_RECONCILE_WINDOW_S = env.int("UNITALK_RECONCILE_WINDOW_S", default=2 * 3600)

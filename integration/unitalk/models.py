@@ -61,8 +61,10 @@ class UnitalkEvent(models.Model):
         PROCESSED = "processed", "processed"
         FAILED = "failed", "failed"
 
+    # No separate index: the unique (portal, event, call_id) below serves portal lookups, and
+    # every index is paid on the webhook hot path.
     portal = models.ForeignKey(
-        "bitrixapp.Portal", on_delete=models.CASCADE, related_name="unitalk_events"
+        "bitrixapp.Portal", on_delete=models.CASCADE, related_name="unitalk_events", db_index=False
     )
     event = models.CharField(max_length=32)
     call_id = models.CharField(max_length=64)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from django.conf import settings
 
 from bitrixapp.models import Portal
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
@@ -27,11 +31,31 @@ class WebhookTarget:
     last_webhook_at: datetime | None
 
 
+# digest -> (expires at, target). Per process; only known secrets are cached, so probing with
+# random secrets cannot grow it beyond the number of connections.
+_targets: dict[str, tuple[float, WebhookTarget]] = {}
+_targets_lock = threading.Lock()
+
+
+def webhook_target_cache_clear() -> None:
+    with _targets_lock:
+        _targets.clear()
+
+
 def webhook_target_for_secret(secret: str) -> WebhookTarget | None:
-    """The connection whose webhook URL carries `secret`, or None (uninstalled portals too)."""
+    """The connection whose webhook URL carries `secret`, or None (uninstalled portals too).
+
+    Cached per process for UNITALK_WEBHOOK_TARGET_CACHE_S seconds: the lookup is a round trip
+    on every webhook, and a secret changes only when an admin rotates it or the portal goes
+    (both then take effect within that time).
+    """
     if not secret or len(secret) > 128:
         return None
     digest = secret_digest(secret)
+    now = time.monotonic()
+    cached = _targets.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = (
         UnitalkConnection.objects.filter(webhook_secret_digest=digest)
         .exclude(portal__status=Portal.Status.UNINSTALLED)
@@ -44,7 +68,29 @@ def webhook_target_for_secret(secret: str) -> WebhookTarget | None:
     # itself free of early exits whatever the database collation does.
     if row is None or not hmac.compare_digest(row[2], digest):
         return None
-    return WebhookTarget(*row)
+    target = WebhookTarget(*row)
+    ttl = settings.UNITALK_WEBHOOK_TARGET_CACHE_S
+    if ttl > 0:
+        with _targets_lock:
+            _targets[digest] = (now + ttl, target)
+    return target
+
+
+def webhook_target_seen(target: WebhookTarget, when: datetime) -> None:
+    """Remember in the cache that "last webhook received" was stamped at `when`."""
+    with _targets_lock:
+        cached = _targets.get(target.secret_digest)
+        if cached is not None:
+            _targets[target.secret_digest] = (
+                cached[0],
+                WebhookTarget(
+                    target.connection_id,
+                    target.portal_id,
+                    target.secret_digest,
+                    target.header_required,
+                    when,
+                ),
+            )
 
 
 def operator_line_for_user(portal: Portal | Any, user_id: int) -> str | None:

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from bitrixapp.models import Portal
@@ -31,16 +30,16 @@ from integration.errors import (
     TransientError,
 )
 from integration.models import Job
-from integration.unitalk import client, names, schema
+from integration.unitalk import client, intake, names, schema
 from integration.unitalk.errors import PAUSE_KEY
 from integration.unitalk.models import OperatorMapping, UnitalkConnection, UnitalkEvent
-from integration.unitalk.selectors import WebhookTarget, secret_digest
+from integration.unitalk.selectors import WebhookTarget, secret_digest, webhook_target_seen
 
 logger = logging.getLogger(__name__)
 
 TAG_CREDENTIALS = "unitalk:credentials-invalid"
 TAG_UNMAPPED_LINES = "unitalk:unmapped-lines"
-KIND_WEBHOOK = "unitalk.webhook"
+KIND_WEBHOOK = intake.KIND
 KIND_RECONCILE = "unitalk.reconcile"
 KIND_OPERATORS_SYNC = "unitalk.operators_sync"
 EVENT_RECONCILED = "RECONCILED"
@@ -195,36 +194,26 @@ def connection_test(*, connection: UnitalkConnection) -> dict[str, Any]:
 
 
 def event_receive(*, target: WebhookTarget, parsed: schema.WebhookEvent, raw: dict) -> bool:
-    """Store one delivery and enqueue its processing; False when it is a repeat.
+    """Store one delivery with its processing job and wake a worker; False when a repeat.
 
-    Kept to one INSERT and the job enqueue (plus, at most once a minute, the "last webhook"
-    stamp): this runs inside Unitalk's webhook request.
+    One INSERT statement on PostgreSQL (see `intake`), plus at most once a minute the "last
+    webhook received" stamp: this runs inside Unitalk's webhook request.
     """
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            row = UnitalkEvent.objects.create(
-                portal_id=target.portal_id,
-                event=parsed.event,
-                call_id=parsed.call_id,
-                payload=raw,
-                received_at=now,
-            )
-            jobs.job_enqueue(
-                kind=KIND_WEBHOOK,
-                key=f"{KIND_WEBHOOK}:{row.pk}",
-                portal=Portal(pk=target.portal_id),
-                subject=f"call:{parsed.call_id}",
-                payload={"event_id": row.pk},
-            )
-    except IntegrityError:
-        UnitalkEvent.objects.filter(
-            portal_id=target.portal_id, event=parsed.event, call_id=parsed.call_id
-        ).update(duplicates=F("duplicates") + 1)
+    job_id = intake.event_store(
+        portal_id=target.portal_id,
+        event=parsed.event,
+        call_id=parsed.call_id,
+        payload=raw,
+        received_at=now,
+    )
+    if job_id is None:
         return False
+    intake.kick()
     seen_every = timedelta(seconds=settings.UNITALK_WEBHOOK_SEEN_EVERY_S)
     if target.last_webhook_at is None or now - target.last_webhook_at >= seen_every:
         UnitalkConnection.objects.filter(pk=target.connection_id).update(last_webhook_at=now)
+        webhook_target_seen(target, now)
     return True
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from bitrixapp.models import Portal
 from integration import jobs
 from integration.models import Job
-from integration.unitalk import services
+from integration.unitalk import intake, selectors, services
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "unitalk"
 API = "https://api.unitalk.test/api"
@@ -33,6 +33,15 @@ def _unitalk_settings(settings, tmp_path):
     settings.UNITALK_RATE_PER_SECOND = 1000.0
     settings.RATELIMIT_DIR = tmp_path / "ratelimit"
     settings.APP_BASE_URL = "https://app.example.com"
+    selectors.webhook_target_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def kicks(monkeypatch):
+    """Wake-ups of the job dispatcher by the webhook door (not published in tests)."""
+    woken: list[int] = []
+    monkeypatch.setattr(intake, "kick", lambda: woken.append(1))
+    return woken
 
 
 @pytest.fixture(autouse=True)
