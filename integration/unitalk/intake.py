@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -39,67 +40,94 @@ def job_key(event_id: int) -> str:
     return f"{KIND}:{event_id}"
 
 
-def _columns(instance: Model, skip: tuple[str, ...]) -> tuple[list[str], list[Any]]:
-    """Column names and prepared values of a new row, defaults and auto_now included."""
-    names, values = [], []
-    for field in instance._meta.concrete_fields:
-        if field.primary_key or field.attname in skip:
-            continue
-        names.append(connection.ops.quote_name(field.column))
-        values.append(
-            field.get_db_prep_save(field.pre_save(instance, add=True), connection=connection)
-        )
-    return names, values
+@cache
+def _insert_fields(model: type[Model], skip: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(
+        f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip
+    )
 
 
-def _store_postgresql(event: UnitalkEvent, job: Job) -> int | None:
-    event_cols, event_vals = _columns(event, ())
-    job_cols, job_vals = _columns(job, ("idempotency_key", "payload"))
+def _values(model: type[Model], given: dict[str, Any], now: Any, skip: tuple[str, ...]) -> list:
+    """Prepared values of a new row: `given`, else auto_now stamps, else the field defaults
+    (what Model() + save() would write, without building the instance: this is per request)."""
+    values = []
+    for field in _insert_fields(model, skip):
+        if field.attname in given:
+            value = given[field.attname]
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        else:
+            value = field.get_default()
+        values.append(field.get_db_prep_save(value, connection=connection))
+    return values
+
+
+@cache
+def _postgresql_sql(job_skip: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    event_cols = [quote(f.column) for f in _insert_fields(UnitalkEvent, ())]
+    job_cols = [quote(f.column) for f in _insert_fields(Job, job_skip)]
     # Identifiers come from model metadata (quoted), every value is a parameter.
-    sql = (
-        f"WITH ev AS (INSERT INTO {UnitalkEvent._meta.db_table} ({', '.join(event_cols)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(event_vals))}) "
+    return (
+        f"WITH ev AS (INSERT INTO {quote(UnitalkEvent._meta.db_table)} ({', '.join(event_cols)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(event_cols))}) "
         "ON CONFLICT (portal_id, event, call_id) DO NOTHING RETURNING id) "
-        f"INSERT INTO {Job._meta.db_table} ({', '.join(job_cols)}, idempotency_key, payload) "
-        f"SELECT {', '.join(['%s'] * len(job_vals))}, %s || ev.id::text, "
+        f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(job_cols)}, "
+        f"{quote('idempotency_key')}, {quote('payload')}) "
+        f"SELECT {', '.join(['%s'] * len(job_cols))}, %s || ev.id::text, "
         "jsonb_build_object('event_id', ev.id) FROM ev RETURNING id"
     )
+
+
+_JOB_SKIP = ("idempotency_key", "payload")
+
+
+def _store_postgresql(event: dict[str, Any], job: dict[str, Any], now: Any) -> int | None:
+    params = [
+        *_values(UnitalkEvent, event, now, ()),
+        *_values(Job, job, now, _JOB_SKIP),
+        f"{KIND}:",
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*event_vals, *job_vals, f"{KIND}:"])
+        cursor.execute(_postgresql_sql(_JOB_SKIP), params)
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _store_orm(event: UnitalkEvent, job: Job) -> int | None:
+def _store_orm(event: dict[str, Any], job: dict[str, Any]) -> int | None:
     try:
         with transaction.atomic():
-            event.save(force_insert=True)
-            job.idempotency_key = job_key(event.pk)
-            job.payload = {"event_id": event.pk}
-            job.save(force_insert=True)
+            row = UnitalkEvent.objects.create(**event)
+            created = Job.objects.create(
+                **job, idempotency_key=job_key(row.pk), payload={"event_id": row.pk}
+            )
     except IntegrityError:
         return None
-    return job.pk
+    return created.pk
 
 
 def event_store(
     *, portal_id: int, event: str, call_id: str, payload: dict[str, Any], received_at: Any
 ) -> int | None:
     """Insert the event and its processing job; None when (portal, event, call) is a repeat."""
-    row = UnitalkEvent(
-        portal_id=portal_id, event=event, call_id=call_id, payload=payload, received_at=received_at
-    )
-    job = Job(
-        kind=KIND,
-        portal_id=portal_id,
-        subject=f"call:{call_id}"[:128],
-        next_attempt_at=received_at,
-        enqueued_at=None,  # not handed to the broker yet: jobs_dispatch will
-    )
+    event_fields = {
+        "portal_id": portal_id,
+        "event": event,
+        "call_id": call_id,
+        "payload": payload,
+        "received_at": received_at,
+    }
+    job_fields = {
+        "kind": KIND,
+        "portal_id": portal_id,
+        "subject": f"call:{call_id}"[:128],
+        "next_attempt_at": received_at,
+        "enqueued_at": None,  # not handed to the broker yet: jobs_dispatch will
+    }
     if connection.vendor == "postgresql":
-        job_id = _store_postgresql(row, job)
+        job_id = _store_postgresql(event_fields, job_fields, received_at)
     else:
-        job_id = _store_orm(row, job)
+        job_id = _store_orm(event_fields, job_fields)
     if job_id is None:
         UnitalkEvent.objects.filter(portal_id=portal_id, event=event, call_id=call_id).update(
             duplicates=F("duplicates") + 1

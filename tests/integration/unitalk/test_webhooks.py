@@ -188,3 +188,34 @@ def test_malformed_form_body_is_400(client, url):
 
     assert response.status_code == 400
     assert response.json()["field"] == "call.direction"
+
+
+def test_new_event_wakes_the_dispatcher_and_its_job_is_due_for_dispatch(client, url, kicks, sent):
+    from integration import jobs
+
+    post(client, url, payload("call_new_in"))
+    post(client, url, payload("call_new_in"))  # a repeat wakes nobody
+
+    assert len(kicks) == 1
+    job = Job.objects.get()
+    assert job.enqueued_at is None
+    assert job.idempotency_key == f"unitalk.webhook:{UnitalkEvent.objects.get().pk}"
+    assert jobs.jobs_dispatch() == 1
+    assert sent == [job.pk]
+
+
+def test_dispatcher_wake_ups_are_coalesced_into_one_publish(monkeypatch, settings):
+    from integration import tasks
+    from integration.unitalk import intake
+    from tests.support.waiting import wait_until
+
+    settings.UNITALK_WEBHOOK_KICK_WINDOW_S = 0.2
+    published: list[int] = []
+    monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: published.append(1))
+    kicker = intake._Kicker()
+
+    for _ in range(5):
+        kicker.kick()
+
+    wait_until(lambda: published, timeout=5, message="a jobs_dispatch publish")
+    assert published == [1]
