@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from bitrixapp.log import log_context
@@ -43,6 +44,10 @@ class JobKind:
 
 
 _registry: dict[str, JobKind] = {}
+
+#: Sent with `job` when a job ends for good, as `state` "succeeded" or "dead" (listeners keep
+#: things that point at jobs, like failed-call items, in step).
+job_settled = Signal()
 
 
 def register(
@@ -167,6 +172,8 @@ def _record_success(job: Job, attempt: JobAttempt, result: Any, elapsed: float) 
         pause_key="",
     )
     logger.info("job succeeded", extra={"kind": job.kind, "elapsed_ms": round(elapsed * 1000)})
+    job.refresh_from_db()
+    job_settled.send(sender=Job, job=job, state=Job.State.SUCCEEDED)
 
 
 def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind | None) -> None:
@@ -210,10 +217,12 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
     if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
         _send_after_commit(job.pk, countdown=decision.delay_s)
-    if decision.action == retry.DEAD and kind and kind.on_dead:
+    if decision.action == retry.DEAD:
         job.refresh_from_db()
         try:
-            kind.on_dead(job, exc)
+            if kind and kind.on_dead:
+                kind.on_dead(job, exc)
+            job_settled.send(sender=Job, job=job, state=Job.State.DEAD)
         except Exception:
             logger.exception("dead-letter hook failed", extra={"kind": job.kind})
 

@@ -75,3 +75,137 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return f"call {self.unitalk_call_id} [{self.status}]"
+
+
+class CallSync(models.Model):
+    """One call as Bitrix24 knows it, and how far we got telling Bitrix24 about it.
+
+    The association Unitalk call ↔ Bitrix24 `CALL_ID` ↔ CRM entity lives here, unique per portal
+    on both ids. A click-to-call starts as a row with only the Bitrix24 `CALL_ID` (the portal
+    registered it) and gains its Unitalk call when the webhooks echo our `meta`; a call that
+    starts at Unitalk gains its Bitrix24 `CALL_ID` when we register it.
+    """
+
+    class Origin(models.TextChoices):
+        CLICK_TO_CALL = "click_to_call", "click-to-call from Bitrix24"
+        CALLBACK = "callback", "callback request from Bitrix24"
+        UNITALK = "unitalk", "call seen at Unitalk"
+
+    class Stage(models.TextChoices):
+        # Where the Bitrix24 side of the call stands; only ever moves forward.
+        NEW = "new", "not yet in Bitrix24"
+        DIALING = "dialing", "dialing through Unitalk"
+        REGISTERED = "registered", "registered in Bitrix24"
+        FINISHED = "finished", "finished in Bitrix24"
+        RECORDED = "recorded", "finished, recording attached"
+        FAILED = "failed", "could not be placed or synced"
+
+    portal = models.ForeignKey(
+        "bitrixapp.Portal", on_delete=models.CASCADE, related_name="call_syncs"
+    )
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    call = models.OneToOneField(
+        Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="sync"
+    )
+    bitrix_call_id = models.CharField(max_length=128, null=True, blank=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
+
+    user_id = models.PositiveIntegerField(null=True, blank=True)  # Bitrix24 user
+    phone_number = models.CharField(max_length=64, blank=True)
+    line_number = models.CharField(max_length=64, blank=True)
+    crm_entity_type = models.CharField(max_length=16, blank=True)  # LEAD, CONTACT, COMPANY, DEAL
+    crm_entity_id = models.PositiveIntegerField(null=True, blank=True)
+    crm_activity_id = models.PositiveIntegerField(null=True, blank=True)
+
+    status_code = models.CharField(max_length=8, blank=True)  # sent to finish: 200, 304, 486...
+    failed_reason = models.TextField(blank=True)
+    record_file_id = models.PositiveIntegerField(null=True, blank=True)
+    record_url = models.URLField(max_length=1000, blank=True)  # Drive link when not attached
+    last_error = models.TextField(blank=True)
+
+    registered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(null=True, blank=True)
+    details_stored_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "bitrix_call_id"], name="callsync_portal_bitrix_call_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["portal", "crm_entity_type", "crm_entity_id"], name="callsync_portal_crm"
+            ),
+            models.Index(fields=["portal", "stage"], name="callsync_portal_stage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"call sync {self.pk} {self.bitrix_call_id or '-'} [{self.stage}]"
+
+
+class FailedCall(models.Model):
+    """An item on the managers' failed-call lists: something a person should follow up."""
+
+    class Kind(models.TextChoices):
+        DIAL_FAILED = "dial_failed", "call could not be placed"
+        MISSED = "missed", "missed call, callback needed"
+        CRM_SYNC_FAILED = "crm_sync_failed", "CRM update failed"
+
+    class State(models.TextChoices):
+        OPEN = "open", "open"
+        RETRYING = "retrying", "retrying"
+        RESOLVED = "resolved", "resolved"
+
+    portal = models.ForeignKey(
+        "bitrixapp.Portal", on_delete=models.CASCADE, related_name="failed_calls"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    # One open item per problem: e.g. "missed:<number>", "job:<id>".
+    dedupe_key = models.CharField(max_length=255)
+    call = models.ForeignKey(
+        Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="failed_items"
+    )
+    sync = models.ForeignKey(
+        CallSync, null=True, blank=True, on_delete=models.SET_NULL, related_name="failed_items"
+    )
+    # The dead job a "retry" re-runs (dial, CRM update); empty for missed calls.
+    job = models.ForeignKey(
+        "integration.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="failed_items",
+    )
+    phone_number = models.CharField(max_length=64, blank=True)
+    owner_user_id = models.PositiveIntegerField(null=True, blank=True)  # who should act
+    crm_entity_type = models.CharField(max_length=16, blank=True)
+    crm_entity_id = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    occurrences = models.PositiveIntegerField(default=1)  # e.g. the same number missed 3 times
+    resolution = models.CharField(max_length=255, blank=True)
+    resolved_by_user_id = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "dedupe_key"],
+                condition=~models.Q(state="resolved"),
+                name="failedcall_open_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["portal", "kind", "state", "created_at"], name="failedcall_list"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.phone_number} [{self.state}]"

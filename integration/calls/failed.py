@@ -1,0 +1,200 @@
+"""The managers' failed-call lists: open, retry, resolve, and the reads the pages need.
+
+Items are opened by the pipeline (dial failed for good, missed inbound call, CRM update dead
+after retries) and closed by people (resolve), by a successful retry of their job, or by the
+pipeline (an answered outgoing call to a missed number). One open item per problem: opening
+the same problem again counts an occurrence instead of adding a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, QuerySet
+from django.dispatch import receiver
+from django.utils import timezone
+
+from integration import jobs
+from integration.calls.models import FailedCall
+from integration.models import Job
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATES = (FailedCall.State.OPEN, FailedCall.State.RETRYING)
+
+
+def failed_call_open(
+    *,
+    portal: Any,
+    kind: str,
+    dedupe_key: str,
+    reason: str,
+    phone_number: str = "",
+    owner_user_id: int | None = None,
+    call: Any = None,
+    sync: Any = None,
+    job: Job | None = None,
+    crm_entity_type: str = "",
+    crm_entity_id: int | None = None,
+) -> FailedCall:
+    """Open an item, or count another occurrence of the same open one."""
+    fields = {
+        "kind": kind,
+        "reason": reason[:4000],
+        "phone_number": phone_number,
+        "owner_user_id": owner_user_id,
+        "call": call,
+        "sync": sync,
+        "job": job,
+        "crm_entity_type": crm_entity_type,
+        "crm_entity_id": crm_entity_id,
+        "attempts": job.attempts if job else 0,
+    }
+    with transaction.atomic():
+        existing = (
+            FailedCall.objects.select_for_update()
+            .filter(portal=portal, dedupe_key=dedupe_key, state__in=OPEN_STATES)
+            .first()
+        )
+        if existing:
+            for name, value in fields.items():
+                if value not in (None, ""):
+                    setattr(existing, name, value)
+            existing.state = FailedCall.State.OPEN
+            existing.occurrences = F("occurrences") + 1
+            existing.save()
+            existing.refresh_from_db()
+            return existing
+        try:
+            with transaction.atomic():
+                item = FailedCall.objects.create(portal=portal, dedupe_key=dedupe_key, **fields)
+        except IntegrityError:  # opened concurrently: count it on theirs
+            return failed_call_open(
+                portal=portal,
+                kind=kind,
+                dedupe_key=dedupe_key,
+                reason=reason,
+                phone_number=phone_number,
+                owner_user_id=owner_user_id,
+                call=call,
+                sync=sync,
+                job=job,
+                crm_entity_type=crm_entity_type,
+                crm_entity_id=crm_entity_id,
+            )
+    logger.warning(
+        "failed-call item opened: %s",
+        reason,
+        extra={"kind": kind, "item": item.pk, "portal": portal.member_id},
+    )
+    return item
+
+
+def failed_call_resolve(*, item: FailedCall, resolution: str, user_id: int | None = None) -> bool:
+    """Close an item (a person handled it, or the pipeline saw it handled)."""
+    updated = FailedCall.objects.filter(pk=item.pk, state__in=OPEN_STATES).update(
+        state=FailedCall.State.RESOLVED,
+        resolution=resolution[:255],
+        resolved_by_user_id=user_id,
+        resolved_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    return bool(updated)
+
+
+def failed_call_retry(*, item: FailedCall) -> FailedCall:
+    """Re-run the job behind the item now. Raises ValueError for items with nothing to re-run."""
+    if item.state == FailedCall.State.RESOLVED:
+        raise ValueError("this item is already resolved")
+    if item.job is None:
+        raise ValueError("nothing to retry for this item; call the number back instead")
+    with transaction.atomic():
+        jobs.job_retry_now(job=item.job)
+        FailedCall.objects.filter(pk=item.pk).update(
+            state=FailedCall.State.RETRYING, updated_at=timezone.now()
+        )
+    item.refresh_from_db()
+    return item
+
+
+def missed_calls_resolve_for_number(*, portal: Any, phone_number: str, resolution: str) -> int:
+    """An answered outgoing call reached this number: its missed-call items are done."""
+    return FailedCall.objects.filter(
+        portal=portal,
+        kind=FailedCall.Kind.MISSED,
+        phone_number=phone_number,
+        state__in=OPEN_STATES,
+    ).update(
+        state=FailedCall.State.RESOLVED,
+        resolution=resolution[:255],
+        resolved_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+@receiver(jobs.job_settled)
+def _follow_job(sender: Any, job: Job, state: str, **_: Any) -> None:
+    """Items being retried follow their job: success resolves them, death reopens them."""
+    items = FailedCall.objects.filter(job=job, state=FailedCall.State.RETRYING)
+    if state == Job.State.SUCCEEDED:
+        items.update(
+            state=FailedCall.State.RESOLVED,
+            resolution="retried successfully",
+            resolved_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    else:
+        items.update(
+            state=FailedCall.State.OPEN,
+            reason=job.last_error[:4000],
+            attempts=job.attempts,
+            updated_at=timezone.now(),
+        )
+
+
+# --- selectors for the pages -----------------------------------------------------------------
+
+
+def failed_call_list(
+    *,
+    portal: Any,
+    kind: str | None = None,
+    state: str | None = "open",
+    user_id: int | None = None,
+    reason: str = "",
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> QuerySet[FailedCall]:
+    """Items of one portal, newest first; `state="open"` means open or retrying."""
+    items = FailedCall.objects.filter(portal=portal).select_related("call", "job")
+    if kind:
+        items = items.filter(kind=kind)
+    if state == "open":
+        items = items.filter(state__in=OPEN_STATES)
+    elif state:
+        items = items.filter(state=state)
+    if user_id:
+        items = items.filter(owner_user_id=user_id)
+    if reason:
+        items = items.filter(reason__icontains=reason)
+    tz = timezone.get_current_timezone()
+    if date_from:
+        items = items.filter(created_at__gte=datetime.combine(date_from, time.min, tzinfo=tz))
+    if date_to:
+        items = items.filter(created_at__lte=datetime.combine(date_to, time.max, tzinfo=tz))
+    return items.order_by("-created_at")
+
+
+def failed_call_counts(*, portal: Any) -> dict[str, int]:
+    """Open items per kind (all kinds present, zero when none)."""
+    counts = {kind: 0 for kind in FailedCall.Kind.values}
+    rows = (
+        FailedCall.objects.filter(portal=portal, state__in=OPEN_STATES)
+        .values("kind")
+        .annotate(n=Count("id"))
+    )
+    counts.update({row["kind"]: row["n"] for row in rows})
+    return counts
