@@ -107,7 +107,8 @@ class CallSync(models.Model):
     call = models.OneToOneField(
         Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="sync"
     )
-    bitrix_call_id = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "", until registered: the unique constraint must ignore unregistered rows.
+    bitrix_call_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
 
     user_id = models.PositiveIntegerField(null=True, blank=True)  # Bitrix24 user
