@@ -81,3 +81,48 @@ class BitrixEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} [{self.state}]"
+
+
+class PortalOptions(models.Model):
+    """What a portal's admin chose on the settings page; the call pipeline reads it."""
+
+    class CardMode(models.TextChoices):
+        ON_RING = "ring", "show the call card when the phone rings"
+        ON_ANSWER = "answer", "show the call card when the call is answered"
+        NEVER = "never", "never show the call card"
+
+    class MissedOwnerRule(models.TextChoices):
+        # Who is told about a missed inbound call, tried in order until one is known.
+        CRM_RESPONSIBLE = "crm", "CRM entity's responsible, then last user who rang, then default"
+        LAST_USER = "last_user", "last user who rang, then default"
+        DEFAULT_USER = "default", "always the default user"
+
+    portal = models.OneToOneField(Portal, on_delete=models.CASCADE, related_name="options")
+    create_leads = models.BooleanField(default=True, help_text="create a lead for unknown numbers")
+    card_mode = models.CharField(max_length=8, choices=CardMode.choices, default=CardMode.ON_RING)
+    recordings_to_drive = models.BooleanField(default=True)
+    missed_owner_rule = models.CharField(
+        max_length=16, choices=MissedOwnerRule.choices, default=MissedOwnerRule.CRM_RESPONSIBLE
+    )
+    default_user_id = models.PositiveIntegerField(null=True, blank=True)
+    # Bitrix24 user ids told about portal-wide problems; empty means the portal's admins.
+    notify_user_ids = models.JSONField(default=list, blank=True)
+    stakeholder_emails = models.TextField(blank=True, help_text="comma-separated addresses")
+    daily_digest = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by_user_id = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"options of {self.portal_id}"
+
+    @property
+    def stakeholder_email_list(self) -> list[str]:
+        return [
+            a.strip() for a in self.stakeholder_emails.replace(";", ",").split(",") if a.strip()
+        ]
+
+
+def portal_options(portal: Portal) -> PortalOptions:
+    """The portal's options, created with defaults on first use."""
+    options, _ = PortalOptions.objects.get_or_create(portal=portal)
+    return options
