@@ -34,6 +34,8 @@ run: $(STAMP_RUN) .env
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
 
 test: $(STAMP_TEST)
+	@# Page tests drive Debian's Chromium (never a downloaded browser); compilemessages needs msgfmt.
+	@test -x /usr/bin/chromium -a -x /usr/bin/msgfmt || { [ "$$(id -u)" = 0 ] && apt-get install -y chromium gettext; }
 	$(VENV)/bin/pytest
 
 lint: $(STAMP_TEST)

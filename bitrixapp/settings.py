@@ -334,3 +334,18 @@ BITRIX24_OPERATING_DEFAULT_PARK_S = env.float("BITRIX24_OPERATING_DEFAULT_PARK_S
 # Signed page tokens (X-App-Token) for requests from app pages, and the AUTH_ID check cache.
 BITRIX24_PAGE_TOKEN_MAX_AGE_S = env.int("BITRIX24_PAGE_TOKEN_MAX_AGE_S", default=3600)
 BITRIX24_AUTH_CHECK_CACHE_S = env.int("BITRIX24_AUTH_CHECK_CACHE_S", default=60)
+
+# --- Pages, notifications and e-mail (issue #7) ------------------------------------------------
+# Workers must know the notification.deliver job kind and the digest task at start-up; the web
+# process imports the same module through the page actions.
+CELERY_IMPORTS = ["integration.delivery"]
+# Failed-call lists: rows per page.
+PAGES_FAILED_CALLS_PER_PAGE = env.int("PAGES_FAILED_CALLS_PER_PAGE", default=25)
+# How often the call-card tab asks for the live sync state (milliseconds).
+PAGES_CALL_CARD_POLL_MS = env.int("PAGES_CALL_CARD_POLL_MS", default=3000)
+# Daily digest to stakeholder e-mail addresses (UTC hour; beat checks hourly, one per day by key).
+NOTIFY_DIGEST_HOUR_UTC = env.int("NOTIFY_DIGEST_HOUR_UTC", default=6)
+CELERY_BEAT_SCHEDULE["notifications-digest"] = {
+    "task": "integration.notifications_digest",
+    "schedule": 3600.0,
+}
