@@ -349,3 +349,12 @@ CELERY_BEAT_SCHEDULE["notifications-digest"] = {
     "task": "integration.notifications_digest",
     "schedule": 3600.0,
 }
+
+# --- Call pipeline (issue #6) ------------------------------------------------------------------
+# A person waits on the phone during a click-to-call: give up dialing (and tell them) after this
+# long instead of the general job horizon of hours.
+CALL_DIAL_HORIZON_S = env.int("CALL_DIAL_HORIZON_S", default=600)
+# Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch (§2.5).
+CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
+# A drain claim older than this is abandoned (worker died mid-batch) and may be taken again.
+CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)
