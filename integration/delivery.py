@@ -1,0 +1,257 @@
+"""Delivery of `Notification` rows: Bitrix24 notices, e-mail for critical failures, daily digest.
+
+`alerts.notification_raise` stores the row; the hook registered here turns it into jobs after
+commit, so delivery retries through the job system and a failing Bitrix24 (the very thing being
+reported, sometimes) cannot lose the row:
+- `notification.deliver`: `im.notify.system.add` to the affected user or the portal's chosen
+  recipients, TAG = the row's tag (a repeat replaces the notice instead of piling up).
+- `notification.email`: once per open row, to PortalOptions.stakeholder_emails, for the critical
+  kinds (Unitalk key refused, portal suspended, dead jobs). Separate from the Bitrix24 notice
+  because the portal being unreachable is one of the reasons to e-mail.
+- `notification.digest`: a daily summary per portal that asked for it (beat task below).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import Count
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from bitrixapp.models import Portal, portal_options
+from integration import alerts, jobs
+from integration.bitrix import notify
+from integration.calls.models import FailedCall
+from integration.errors import PermanentError
+from integration.models import Job, Notification
+
+logger = logging.getLogger(__name__)
+
+KIND_DELIVER = "notification.deliver"
+KIND_EMAIL = "notification.email"
+KIND_DIGEST = "notification.digest"
+DELIVERY_KINDS = frozenset({KIND_DELIVER, KIND_EMAIL, KIND_DIGEST})
+
+DEAD_JOBS_KIND = "jobs.dead"
+DEAD_JOBS_TAG = "jobs:dead"
+#: Problems that stop calls from being synced for everybody: the stakeholders get an e-mail.
+CRITICAL_KINDS = frozenset({"unitalk.credentials_invalid", "bitrix.auth", DEAD_JOBS_KIND})
+
+
+def notification_recipients(*, notification: Notification) -> list[int]:
+    """Bitrix24 user ids to tell: the user, or the chosen ones, or the installing admin.
+
+    Bitrix24 REST has no "list administrators" filter (reference §7.4), so without a choice on
+    the settings page the admin who installed the app is told.
+    """
+    if notification.audience == Notification.Audience.USER and notification.user_id:
+        return [int(notification.user_id)]
+    chosen = [int(u) for u in portal_options(notification.portal).notify_user_ids if int(u) > 0]
+    if chosen:
+        return chosen
+    installer = notification.portal.installed_by_user_id
+    return [int(installer)] if installer else []
+
+
+def _title(kind: str) -> str:
+    titles = {
+        "unitalk.credentials_invalid": _("Unitalk refused the API key"),
+        "unitalk.unmapped_lines": _("Unitalk lines without a Bitrix24 user"),
+        "bitrix.auth": _("The portal suspended the app"),
+        "bitrix.install": _("The app installation did not finish"),
+        DEAD_JOBS_KIND: _("Some work failed for good"),
+    }
+    return titles.get(kind, _("Unitalk integration"))
+
+
+def notification_text(*, notification: Notification) -> str:
+    """The notice in the portal's language: a translated title and the stored detail."""
+    with translation.override(notification.portal.lang or "en"):
+        return f"[b]{_title(notification.kind)}[/b]\n{notification.message}"
+
+
+def notification_deliver(*, notification_id: int) -> dict[str, Any]:
+    """Send the row to its recipients in Bitrix24; a resolved or delivered row is left alone.
+
+    Raises the Bitrix24 client's errors (the job retries, pauses or dead-letters on them) and
+    PermanentError when nobody can be told.
+    """
+    row = Notification.objects.select_related("portal").filter(pk=notification_id).first()
+    if row is None or row.resolved_at is not None:
+        return {"skipped": "resolved"}
+    if row.delivered_at is not None and row.delivered_at >= row.updated_at:
+        return {"skipped": "delivered"}
+    users = notification_recipients(notification=row)
+    if not users:
+        raise PermanentError("nobody to notify: choose recipients on the settings page")
+    text = notification_text(notification=row)
+    for user_id in users:
+        notify.notify_system_add(row.portal, user_id=user_id, message=text, tag=row.tag)
+    Notification.objects.filter(pk=row.pk).update(delivered_at=timezone.now())
+    return {"users": users}
+
+
+def notification_email(*, notification_id: int) -> dict[str, Any]:
+    """E-mail a critical row to the portal's stakeholders, once per open row."""
+    row = Notification.objects.select_related("portal").filter(pk=notification_id).first()
+    if row is None or row.resolved_at is not None or row.emailed_at is not None:
+        return {"skipped": True}
+    to = portal_options(row.portal).stakeholder_email_list
+    if not to:
+        return {"skipped": "no stakeholder e-mail addresses"}
+    with translation.override(row.portal.lang or "en"):
+        subject = f"[{row.portal.domain}] {_title(row.kind)}"
+        body = "\n\n".join(
+            [
+                row.message,
+                _("Open the Unitalk app in Bitrix24 to fix it: %(url)s")
+                % {"url": f"{row.portal.client_endpoint.removesuffix('/rest/')}/marketplace/"},
+            ]
+        )
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
+    Notification.objects.filter(pk=row.pk).update(emailed_at=timezone.now())
+    return {"to": len(to)}
+
+
+def digest_build(*, portal: Portal, now: Any = None) -> tuple[str, str]:
+    """(subject, body) of the daily summary: new failed-call items, open items, open problems."""
+    now = now or timezone.now()
+    since = now - timedelta(days=1)
+    new = dict(
+        FailedCall.objects.filter(portal=portal, created_at__gte=since)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+    )
+    open_now = dict(
+        FailedCall.objects.filter(portal=portal, state__in=("open", "retrying"))
+        .values_list("kind")
+        .annotate(n=Count("id"))
+    )
+    problems = list(Notification.objects.filter(portal=portal, resolved_at__isnull=True))
+    dead = Job.objects.filter(portal=portal, state=Job.State.DEAD, finished_at__gte=since).count()
+    with translation.override(portal.lang or "en"):
+        lines = [
+            _("Unitalk for Bitrix24: the last 24 hours on %(domain)s") % {"domain": portal.domain},
+            "",
+        ]
+        for kind in FailedCall.Kind.values:
+            lines.append(
+                _("%(label)s: %(new)d new, %(open)d open")
+                % {
+                    "label": _kind_label(kind),
+                    "new": new.get(kind, 0),
+                    "open": open_now.get(kind, 0),
+                }
+            )
+        lines.append(_("Work that failed for good: %(n)d") % {"n": dead})
+        lines.append("")
+        lines.append(_("Open problems: %(n)d") % {"n": len(problems)})
+        lines += [f"- {_title(p.kind)}: {p.message}" for p in problems]
+        subject = _("Daily summary for %(domain)s") % {"domain": portal.domain}
+    return subject, "\n".join(lines)
+
+
+def _kind_label(kind: str) -> str:
+    return {
+        FailedCall.Kind.DIAL_FAILED: _("Calls that could not be placed"),
+        FailedCall.Kind.MISSED: _("Missed calls to call back"),
+        FailedCall.Kind.CRM_SYNC_FAILED: _("Calls not saved in the CRM"),
+    }.get(kind, kind)
+
+
+def digest_send(*, portal_id: int) -> dict[str, Any]:
+    portal = Portal.objects.get(pk=portal_id)
+    to = portal_options(portal).stakeholder_email_list
+    if not to:
+        return {"skipped": "no stakeholder e-mail addresses"}
+    subject, body = digest_build(portal=portal)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
+    return {"to": len(to)}
+
+
+def digests_enqueue(*, now: Any = None) -> int:
+    """Beat (hourly): from NOTIFY_DIGEST_HOUR_UTC on, one digest job per portal per day."""
+    now = now or timezone.now()
+    if now.hour < settings.NOTIFY_DIGEST_HOUR_UTC:
+        return 0
+    count = 0
+    portals = Portal.objects.filter(
+        status=Portal.Status.ACTIVE, options__daily_digest=True
+    ).exclude(options__stakeholder_emails="")
+    for portal in portals:
+        jobs.job_enqueue(
+            kind=KIND_DIGEST,
+            key=f"{KIND_DIGEST}:{portal.pk}:{now.date().isoformat()}",
+            portal=portal,
+            subject=f"portal:{portal.pk}",
+            payload={"portal_id": portal.pk},
+        )
+        count += 1
+    return count
+
+
+# --- wiring: hook on raise, dead jobs, job kinds, beat task ------------------------------------
+
+
+@alerts.on_raise
+def _schedule_delivery(notification: Notification, created: bool) -> None:
+    """After commit of a raise: one deliver job per (row, repeat count), one e-mail per row."""
+    jobs.job_enqueue(
+        kind=KIND_DELIVER,
+        key=f"{KIND_DELIVER}:{notification.pk}:{notification.count}",
+        portal=notification.portal,
+        subject=f"notification:{notification.pk}",
+        payload={"notification_id": notification.pk},
+    )
+    is_critical = (
+        notification.kind in CRITICAL_KINDS
+        or notification.severity == Notification.Severity.CRITICAL
+    )
+    if is_critical and notification.emailed_at is None:
+        jobs.job_enqueue(
+            kind=KIND_EMAIL,
+            key=f"{KIND_EMAIL}:{notification.pk}",
+            portal=notification.portal,
+            subject=f"notification:{notification.pk}",
+            payload={"notification_id": notification.pk},
+        )
+
+
+@jobs.job_settled.connect
+def _dead_job_raises(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
+    """A dead job is a problem for the admins (one open row, counted), except our own kinds."""
+    if state != Job.State.DEAD or job.portal_id is None or job.kind in DELIVERY_KINDS:
+        return
+    alerts.notification_raise(
+        portal=job.portal,
+        kind=DEAD_JOBS_KIND,
+        tag=DEAD_JOBS_TAG,
+        message=f"{job.kind} ({job.subject or job.pk}) failed for good: {job.last_error[:300]}",
+        context={"job": job.pk, "kind": job.kind},
+    )
+
+
+@jobs.register(KIND_DELIVER)
+def _deliver(job: Job) -> dict[str, Any]:
+    return notification_deliver(notification_id=int(job.payload["notification_id"]))
+
+
+@jobs.register(KIND_EMAIL)
+def _email(job: Job) -> dict[str, Any]:
+    return notification_email(notification_id=int(job.payload["notification_id"]))
+
+
+@jobs.register(KIND_DIGEST)
+def _digest(job: Job) -> dict[str, Any]:
+    return digest_send(portal_id=int(job.payload["portal_id"]))
+
+
+@shared_task(name="integration.notifications_digest", ignore_result=True)
+def notifications_digest() -> None:
+    digests_enqueue()
