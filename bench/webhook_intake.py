@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -224,6 +225,9 @@ def main() -> int:
     env = app_env(database)
     psql("postgres", f'CREATE DATABASE "{database}"')
     gunicorn = None
+    gunicorn_log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in finally)
+        prefix="bench-gunicorn-", suffix=".log", delete=False
+    )
     try:
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         psql(
@@ -259,12 +263,17 @@ def main() -> int:
             ],
             cwd=ROOT,
             env=env,
+            stdout=gunicorn_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for_port(port)
         paths = {"bare": "/bench/bare/", "ours": f"/unitalk/webhook/{secret}/"}
         run = uuid.uuid4().hex[:6]
-        log(f"gunicorn {WORKERS} sync workers on :{port}, database {database}, broker {BROKER}")
+        log(
+            f"gunicorn {WORKERS} sync workers on :{port} (log {gunicorn_log.name}), "
+            f"database {database}, broker {BROKER}"
+        )
         for name, path in paths.items():
             warm = open_loop(port, path, rate=100, seconds=1, run=f"{run}w")
             if warm.errors:
@@ -325,6 +334,7 @@ def main() -> int:
                 os.killpg(gunicorn.pid, signal.SIGKILL)
         psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         cleanup_broker()
+        gunicorn_log.close()
 
 
 if __name__ == "__main__":

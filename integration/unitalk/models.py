@@ -61,10 +61,16 @@ class UnitalkEvent(models.Model):
         PROCESSED = "processed", "processed"
         FAILED = "failed", "failed"
 
-    # No separate index: the unique (portal, event, call_id) below serves portal lookups, and
-    # every index is paid on the webhook hot path.
+    # Every index and constraint check is paid on the webhook hot path. No separate index: the
+    # unique (portal, event, call_id) below serves portal lookups. No database FK constraint:
+    # the event's job, inserted in the same statement, carries one to the same portal row (each
+    # FK check takes a share lock on that row), and Django's CASCADE still deletes events.
     portal = models.ForeignKey(
-        "bitrixapp.Portal", on_delete=models.CASCADE, related_name="unitalk_events", db_index=False
+        "bitrixapp.Portal",
+        on_delete=models.CASCADE,
+        related_name="unitalk_events",
+        db_index=False,
+        db_constraint=False,
     )
     event = models.CharField(max_length=32)
     call_id = models.CharField(max_length=64)
