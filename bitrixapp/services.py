@@ -6,15 +6,18 @@ import hashlib
 import importlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from bitrixapp import oauth, security
-from bitrixapp.models import BitrixEvent, Portal
+from bitrixapp.models import BitrixEvent, Portal, PortalOptions, portal_options
 from integration import alerts, jobs
 from integration.bitrix import binding, errors
 from integration.errors import IntegrationError, ValidationError
@@ -250,3 +253,166 @@ def event_failed(*, event_id: int, error: str) -> None:
     BitrixEvent.objects.filter(pk=event_id).update(
         state=BitrixEvent.State.FAILED, error=error[:2000]
     )
+
+
+# --- Settings page (issue #7): options, page language, user directory, connection test --------
+
+KIND_USERS_REFRESH = "bitrix.users_refresh"
+KIND_CONNECTION_TEST = "unitalk.connection_test"
+USERS_CACHE_S = 24 * 3600
+_EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+
+
+class OptionsInvalid(ValidationError):
+    """Input on the settings page was refused; `errors` maps field name -> message to show."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("invalid settings: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+def _users_cache_key(portal: Portal) -> str:
+    return f"bitrix-users:{portal.pk}"
+
+
+def users_directory(*, portal: Portal) -> dict[int, str] | None:
+    """Bitrix24 users of the portal as {id: name}, or None until the refresh job has run."""
+    stored = cache.get(_users_cache_key(portal))
+    return {int(k): v for k, v in stored.items()} if stored is not None else None
+
+
+def users_directory_store(*, portal: Portal, users: dict[int, str]) -> None:
+    cache.set(_users_cache_key(portal), {str(k): v for k, v in users.items()}, USERS_CACHE_S)
+
+
+def users_refresh(*, portal: Portal) -> dict[str, Any]:
+    """Read the portal's active users (user.get) into the directory the settings page uses."""
+    from integration.bitrix import client
+
+    rows = client.list_all(portal, "user.get", {"FILTER": {"ACTIVE": True}})
+    users = {
+        int(row["ID"]): " ".join(
+            str(row.get(k) or "") for k in ("NAME", "LAST_NAME") if row.get(k)
+        ).strip()
+        or f"#{row['ID']}"
+        for row in rows
+        if isinstance(row, dict) and str(row.get("ID") or "").isdigit()
+    }
+    users_directory_store(portal=portal, users=users)
+    return {"users": len(users)}
+
+
+def users_refresh_enqueue(*, portal: Portal) -> Job:
+    # One refresh per portal per 5 minutes: opening the settings page repeatedly costs nothing.
+    slot = int(timezone.now().timestamp() // 300)
+    return jobs.job_enqueue(
+        kind=KIND_USERS_REFRESH,
+        key=f"{KIND_USERS_REFRESH}:{portal.pk}:{slot}",
+        portal=portal,
+        subject=f"portal:{portal.pk}",
+    )
+
+
+def connection_test_enqueue(*, portal: Portal) -> Job:
+    """Queue a Unitalk connection test (the page polls the job for its result)."""
+    return jobs.job_enqueue(kind=KIND_CONNECTION_TEST, portal=portal, subject=f"portal:{portal.pk}")
+
+
+def connection_test_run(*, portal: Portal) -> dict[str, Any]:
+    from integration.unitalk import services as unitalk_services
+    from integration.unitalk.models import UnitalkConnection
+
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    if connection is None or not connection.api_key:
+        return {"ok": False, "status": "", "error": "no Unitalk API key saved", "operators": 0}
+    return unitalk_services.connection_test(connection=connection)
+
+
+def portal_lang_update(*, portal: Portal, lang: str) -> None:
+    """Remember the language an admin uses: notices and e-mails to the portal are written in it."""
+    if lang and portal.lang != lang:
+        Portal.objects.filter(pk=portal.pk).update(lang=lang)
+        portal.lang = lang
+
+
+def _user_id_or_error(
+    value: Any, known: dict[int, str] | None, errors: dict[str, str], field: str
+) -> int | None:
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        errors[field] = _("Enter a Bitrix24 user id (a positive number).")
+        return None
+    if known is None:
+        errors[field] = _("The list of portal users is still loading; try again in a moment.")
+        return None
+    if int(text) not in known:
+        errors[field] = _("There is no active user %(id)s on this portal.") % {"id": text}
+        return None
+    return int(text)
+
+
+def options_update(*, portal: Portal, user_id: int, data: dict[str, Any]) -> PortalOptions:
+    """Save the admin's choices; nothing is saved when any field is wrong.
+
+    Raises OptionsInvalid with a message per wrong field (bad e-mail, unknown user id, value
+    outside the choices).
+    """
+    errors: dict[str, str] = {}
+    known = users_directory(portal=portal)
+    card_mode = str(data.get("card_mode") or "")
+    if card_mode not in PortalOptions.CardMode.values:
+        errors["card_mode"] = _("Choose when the call card is shown.")
+    rule = str(data.get("missed_owner_rule") or "")
+    if rule not in PortalOptions.MissedOwnerRule.values:
+        errors["missed_owner_rule"] = _("Choose who is told about missed calls.")
+    default_user = _user_id_or_error(data.get("default_user_id"), known, errors, "default_user_id")
+    if rule == PortalOptions.MissedOwnerRule.DEFAULT_USER and default_user is None:
+        errors.setdefault("default_user_id", _("Choose the default user for missed calls."))
+    raw_ids = data.get("notify_user_ids") or []
+    if isinstance(raw_ids, str):
+        raw_ids = [p for p in re.split(r"[\s,;]+", raw_ids) if p]
+    notify_ids: list[int] = []
+    for raw in raw_ids if isinstance(raw_ids, list) else [raw_ids]:
+        uid = _user_id_or_error(raw, known, errors, "notify_user_ids")
+        if uid is not None and uid not in notify_ids:
+            notify_ids.append(uid)
+    emails = [
+        a.strip() for a in re.split(r"[,;\s]+", str(data.get("stakeholder_emails") or "")) if a
+    ]
+    bad = [a for a in emails if not _EMAIL_RE.match(a)]
+    if bad:
+        errors["stakeholder_emails"] = _("Not an e-mail address: %(value)s") % {
+            "value": ", ".join(bad)
+        }
+    if errors:
+        raise OptionsInvalid(errors)
+    with transaction.atomic():
+        options = portal_options(portal)
+        options.create_leads = _flag(data.get("create_leads"))
+        options.card_mode = card_mode
+        options.recordings_to_drive = _flag(data.get("recordings_to_drive"))
+        options.missed_owner_rule = rule
+        options.default_user_id = default_user
+        options.notify_user_ids = notify_ids
+        options.stakeholder_emails = ", ".join(emails)
+        options.daily_digest = _flag(data.get("daily_digest"))
+        options.updated_by_user_id = user_id
+        options.save()
+    logger.info("portal options saved", extra={"portal": portal.member_id, "user": user_id})
+    return options
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "on", "Y", "y", "yes")
+
+
+@jobs.register(KIND_USERS_REFRESH)
+def _users_refresh_job(job: Job) -> dict[str, Any]:
+    return users_refresh(portal=job.portal)  # type: ignore[arg-type]
+
+
+@jobs.register(KIND_CONNECTION_TEST)
+def _connection_test_job(job: Job) -> dict[str, Any]:
+    return connection_test_run(portal=job.portal)  # type: ignore[arg-type]
