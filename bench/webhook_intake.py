@@ -315,9 +315,12 @@ def main() -> int:
         import psycopg
 
         with psycopg.connect(f"{PG}/{database}") as conn:
-            events = conn.execute("SELECT count(*) FROM unitalk_unitalkevent").fetchone()[0]
-            job_rows = conn.execute("SELECT count(*) FROM integration_job").fetchone()[0]
-        log(f"stored: {events} webhook events, {job_rows} jobs (one per event expected)")
+            events = conn.execute("SELECT count(*) FROM unitalk_unitalkevent").fetchone()
+            job_rows = conn.execute("SELECT count(*) FROM integration_job").fetchone()
+        log(
+            f"stored: {events and events[0]} webhook events, {job_rows and job_rows[0]} jobs "
+            "(one per event expected)"
+        )
         ratio = sorted(ratios)[len(ratios) // 2]
         ours = steady["ours"]
         log(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bitrixapp.models import Portal
 from integration import jobs
+from integration.errors import PermanentError
 from integration.models import Job
 from integration.unitalk import services
 
@@ -21,11 +23,17 @@ def webhook_process(job: Job) -> dict[str, Any]:
     return services.event_process(event_id=job.payload["event_id"])
 
 
+def _portal(job: Job) -> Portal:
+    if job.portal is None:
+        raise PermanentError(f"{job.kind} job without a portal", service="unitalk")
+    return job.portal
+
+
 @jobs.register(services.KIND_RECONCILE)
 def reconcile(job: Job) -> dict[str, Any]:
-    return services.reconcile_portal(portal=job.portal)
+    return services.reconcile_portal(portal=_portal(job))
 
 
 @jobs.register(services.KIND_OPERATORS_SYNC)
 def operators_sync(job: Job) -> dict[str, Any]:
-    return services.operators_sync(portal=job.portal)
+    return services.operators_sync(portal=_portal(job))

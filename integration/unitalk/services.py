@@ -315,7 +315,7 @@ def call_merge(
             setattr(call, name, value)
 
     fill("unitalk_dbid", _int(data.get(names.FIELD_DBID)))
-    fill("direction", _DIRECTION.get(unitalk_direction, ""))
+    fill("direction", _DIRECTION.get(str(unitalk_direction), ""))
     fill("from_number", sender)
     fill("to_numbers", to)
     fill("outer_number", data.get("outerNumber"))
@@ -534,7 +534,7 @@ def reconcile_enqueue_all(*, now: datetime | None = None) -> int:
 
 def _bitrix_users(portal: Portal) -> list[dict[str, Any]]:
     """Active Bitrix24 users with their UF_PHONE_INNER (through the Bitrix24 client)."""
-    from integration.bitrix import client as bitrix_client  # type: ignore[attr-defined]
+    from integration.bitrix import client as bitrix_client
 
     return list(bitrix_client.list_all(portal, "user.get", {"ACTIVE": True}))
 

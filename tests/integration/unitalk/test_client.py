@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -241,7 +242,9 @@ def test_history_over_the_silent_cap_is_fetched_in_narrower_windows(rsps, creds,
     # Unitalk answers at most `cap` calls per query whatever `count` says.
     settings.UNITALK_HISTORY_CAP = 3
     settings.UNITALK_HISTORY_PAGE_SIZE = 3
-    all_calls = [{"id": i, "date": f"2026-07-09 {i:02d}:00:00"} for i in range(6)]
+    all_calls: list[dict[str, Any]] = [
+        {"id": i, "date": f"2026-07-09 {i:02d}:00:00"} for i in range(6)
+    ]
 
     def answer(request):
         body = json.loads(request.body)

@@ -72,3 +72,48 @@ def test_reconciliation_recovers_calls_whose_call_end_was_dropped(sandbox, porta
     assert all(c.ended and c.reconciled and c.state == "ANSWER" for c in calls)
     assert all(c.talk_seconds == 7 and c.recording_url for c in calls)
     assert [c.meta for c in calls] == [f"bx:{c.client_number}" for c in calls]
+
+
+def test_operators_are_mapped_from_the_sandbox_portal_users_and_unitalk_lines(sandbox):
+    # given: a sandbox portal (users 1 and 2 with inner phones 101 and 102) and its Unitalk
+    # project (lines 101, 102), plus a third Unitalk line nobody in Bitrix24 has
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bitrixapp.models import Portal
+    from integration.models import Notification
+    from integration.unitalk import selectors
+
+    created = requests.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}, timeout=5).json()
+    portal = Portal.objects.create(
+        member_id=created["member_id"],
+        domain=created["domain"],
+        client_endpoint=created["client_endpoint"],
+        server_endpoint=created["server_endpoint"],
+        access_token=created["access_token"],
+        refresh_token=created["refresh_token"],
+        access_expires_at=timezone.now() + timedelta(hours=1),
+        status=Portal.Status.ACTIVE,
+    )
+    key = requests.post(
+        f"{sandbox.unitalk_url}/_sandbox/keys",
+        json={
+            "users": [
+                {"id": 1, "firstName": "Anna", "lastName": "A", "line": "101"},
+                {"id": 2, "firstName": "Oleg", "lastName": "O", "line": "102"},
+                {"id": 3, "firstName": "Desk", "lastName": "", "line": "109"},
+            ]
+        },
+        timeout=5,
+    ).json()["api_key"]
+    services.connection_create(portal=portal, api_key=key)
+
+    # when
+    result = services.operators_sync(portal=portal)
+
+    # then
+    assert selectors.operator_line_for_user(portal, 1) == "101"
+    assert selectors.operator_user_for_line(portal, "102") == 2
+    assert result["unmapped"] == ["109"]
+    assert Notification.objects.get(portal=portal).context == {"lines": ["109"]}
