@@ -1,43 +1,187 @@
-"""The main app page and the placement door: minimal shells (the real pages come later).
+"""The app's pages inside Bitrix24: overview, failed-call lists, settings, CRM tab, call card.
 
-Both are opened by Bitrix24 with a form POST into an iframe; `auth.frame_entry` authenticates
-the POST (AUTH_ID on the portal's REST), issues the page token and allows framing by that
-portal only.
+Every page is opened with a form POST that `auth.frame_entry` authenticates (AUTH_ID checked on
+the portal's REST, page token issued, framing allowed for that portal only). Moving between
+pages re-posts the same entry fields to the next page (the check is cached briefly), so each
+page is a real, separately addressable document. Data changes go through `actions.py` with the
+page token in the X-App-Token header.
+
+The language is the LANG Bitrix24 sends (query string or body), falling back to the portal's.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-from bitrixapp import auth
+from bitrixapp import auth, selectors, services
+from bitrixapp.models import Portal
+from integration.calls.models import FailedCall
+
+#: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
+ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")
 
 
-def _context(request: HttpRequest) -> dict[str, object]:
+def _lang(request: HttpRequest, portal: Portal) -> str:
+    raw = request.GET.get("LANG") or request.POST.get("LANG")
+    return selectors.page_lang(raw, fallback=portal.lang)
+
+
+def js_strings() -> dict[str, str]:
+    """Strings the page scripts show, translated on the server (no catalog in the browser)."""
     return {
-        "identity": request.bitrix,  # type: ignore[attr-defined]
-        "portal": request.bitrix_portal,  # type: ignore[attr-defined]
-        "page_token": request.bitrix_page_token,  # type: ignore[attr-defined]
-        "bx24_js_url": settings.BITRIX24_JS_URL,
+        "saved": _("Saved."),
+        "failed": _("Something went wrong. Try again."),
+        "retrying": _("Retrying…"),
+        "resolved": _("Resolved"),
+        "retry": _("Retry now"),
+        "resolve": _("Resolve"),
+        "call_back": _("Call back"),
+        "none": _("Nothing here. Well done."),
+        "page": _("Page"),
+        "of": _("of"),
+        "testing": _("Testing the connection…"),
+        "test_ok": _("Unitalk answered: the key works (%(n)s operators)."),
+        "test_failed": _("Unitalk did not accept the connection:"),
+        "syncing": _("Matching users and lines…"),
+        "synced": _("Matching finished."),
+        "copied": _("Copied."),
+        "no_call": _("This call is not known to the app yet."),
+        "open": _("open"),
+        "retrying_state": _("retrying"),
+        "resolved_state": _("resolved"),
+        "dial_failed": _("Call not placed"),
+        "missed": _("Missed call"),
+        "crm_sync_failed": _("CRM not updated"),
+        "attempts": _("attempts"),
+        "times": _("times"),
+        "saving": _("Saving…"),
     }
+
+
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any], *, page: str, status: int = 200
+) -> HttpResponse:
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    lang = _lang(request, portal)
+    if identity.is_admin:
+        services.portal_lang_update(portal=portal, lang=lang)
+    with translation.override(lang):
+        base = {
+            "identity": identity,
+            "portal": portal,
+            "page": page,
+            "lang": lang,
+            "page_token": request.bitrix_page_token,  # type: ignore[attr-defined]
+            "bx24_js_url": settings.BITRIX24_JS_URL,
+            "entry": {name: request.POST.get(name, "") for name in ENTRY_FIELDS} | {"LANG": lang},
+            "counts": selectors.overview_get(portal=portal, user_id=identity.user_id)["counts"],
+            "banners": selectors.banners_list(portal=portal, user_id=identity.user_id),
+            "js_strings": js_strings(),
+            "poll_ms": settings.PAGES_CALL_CARD_POLL_MS,
+        }
+        return render(request, template, base | context, status=status)
 
 
 @auth.frame_entry
 def app_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "bitrix/app.html", _context(request))
+    """Overview: open failed-call counts, problem banners, links to the other pages."""
+    return _render(request, "pages/overview.html", {}, page="overview")
+
+
+@auth.frame_entry
+def failed_page(request: HttpRequest) -> HttpResponse:
+    """Failed-call lists; the table is filled by actions.failed_list (filters, pages)."""
+    kind = request.POST.get("kind", "")
+    kinds = [(value, label) for value, label in _kind_labels().items()]
+    return _render(
+        request,
+        "pages/failed.html",
+        {
+            "kind": kind if kind in FailedCall.Kind.values else FailedCall.Kind.MISSED,
+            "kinds": kinds,
+        },
+        page="failed",
+    )
+
+
+def _kind_labels() -> dict[str, str]:
+    return {
+        FailedCall.Kind.MISSED: _("Missed calls"),
+        FailedCall.Kind.DIAL_FAILED: _("Calls not placed"),
+        FailedCall.Kind.CRM_SYNC_FAILED: _("CRM not updated"),
+    }
+
+
+@auth.frame_entry
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Settings, for portal admins only (ADMIN from the portal, recorded in the page token)."""
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    if not identity.is_admin:
+        return _render(request, "pages/forbidden.html", {}, page="settings", status=403)
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    services.users_refresh_enqueue(portal=portal)
+    context = selectors.settings_get(portal=portal) | {
+        "health": selectors.health_get(portal=portal),
+        "users": services.users_directory(portal=portal) or {},
+        "card_modes": _card_modes(),
+        "owner_rules": _owner_rules(),
+    }
+    return _render(request, "pages/settings.html", context, page="settings")
+
+
+def _card_modes() -> list[tuple[str, str]]:
+    return [
+        ("ring", _("when the phone rings")),
+        ("answer", _("when the call is answered")),
+        ("never", _("never")),
+    ]
+
+
+def _owner_rules() -> list[tuple[str, str]]:
+    return [
+        ("crm", _("the CRM record's responsible, then the last user who rang, then the default")),
+        ("last_user", _("the last user who rang, then the default user")),
+        ("default", _("always the default user")),
+    ]
 
 
 @auth.frame_entry
 def placement(request: HttpRequest) -> HttpResponse:
+    """Placements: CRM detail tabs list the entity's calls; CALL_CARD shows the live call."""
+    code = request.POST.get("PLACEMENT", "")[:64]
     try:
         options = json.loads(request.POST.get("PLACEMENT_OPTIONS") or "{}")
     except ValueError:
         options = {}
-    context = _context(request) | {
-        "placement": request.POST.get("PLACEMENT", "")[:64],
-        "options": options if isinstance(options, dict) else {},
-    }
-    return render(request, "bitrix/placement.html", context)
+    options = options if isinstance(options, dict) else {}
+    context: dict[str, Any] = {"placement": code, "options": options}
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
+        entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
+        entity_id = str(options.get("ID") or "")
+        context |= {
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "calls": selectors.crm_calls_list(
+                portal=portal,
+                entity_type=entity_type,
+                entity_id=int(entity_id) if entity_id.isdigit() else 0,
+            ),
+        }
+        return _render(request, "pages/crm_tab.html", context, page="crm")
+    if code == "CALL_CARD":
+        call_id = str(options.get("CALL_ID") or "")[:128]
+        context |= {
+            "call_id": call_id,
+            "call": selectors.call_card_get(portal=portal, bitrix_call_id=call_id),
+        }
+        return _render(request, "pages/call_card.html", context, page="call_card")
+    return _render(request, "pages/overview.html", context, page="overview")

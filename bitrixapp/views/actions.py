@@ -1,0 +1,251 @@
+"""JSON actions the app pages call with the page token in the X-App-Token header.
+
+Doors only: check the token (and admin where settings change), parse, call one service or
+selector, answer. Every lookup is by the token's portal, so another portal's ids are "not
+found" (403): a page of portal A cannot read or change portal B. Work that talks to Unitalk or
+Bitrix24 (connection test, operator matching, retries) is queued as a job; pages poll `job`.
+
+The X-App-Token header is also the CSRF defence: a cross-site form or image cannot set a custom
+header, and the token is never in a cookie (docs/pages.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from bitrixapp import auth, selectors, services
+from bitrixapp.models import Portal
+from integration import delivery  # noqa: F401  (registers notification job kinds in web too)
+from integration.calls import failed
+from integration.calls.models import FailedCall
+
+LANG_HEADER = "X-App-Lang"
+
+
+def _portal(request: HttpRequest) -> Portal:
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    return identity.portal
+
+
+def _identity(request: HttpRequest) -> auth.PageIdentity:
+    return request.bitrix  # type: ignore[attr-defined]
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _lang(request: HttpRequest, portal: Portal) -> str:
+    return selectors.page_lang(request.headers.get(LANG_HEADER), fallback=portal.lang)
+
+
+def _not_found() -> JsonResponse:
+    # 403 rather than 404: the id may exist, but never for this page's portal.
+    return JsonResponse({"error": "not found for this portal"}, status=403)
+
+
+@require_GET
+@auth.page_token_required
+def overview(request: HttpRequest) -> HttpResponse:
+    identity = _identity(request)
+    return JsonResponse(selectors.overview_get(portal=_portal(request), user_id=identity.user_id))
+
+
+@require_GET
+@auth.page_token_required
+def failed_list(request: HttpRequest) -> HttpResponse:
+    filters = selectors.failed_filters_parse(request.GET)
+    page = request.GET.get("page", "1")
+    data = selectors.failed_page_get(
+        portal=_portal(request), filters=filters, page=int(page) if page.isdigit() else 1
+    )
+    data["counts"] = failed.failed_call_counts(portal=_portal(request))
+    return JsonResponse(data)
+
+
+@require_POST
+@auth.page_token_required
+def failed_retry(request: HttpRequest, item_id: int) -> HttpResponse:
+    portal = _portal(request)
+    item = selectors.failed_item_get(portal=portal, item_id=item_id)
+    if item is None:
+        return _not_found()
+    try:
+        item = failed.failed_call_retry(item=item)
+    except ValueError as exc:
+        with translation.override(_lang(request, portal)):
+            return JsonResponse({"error": _retry_refusal(str(exc))}, status=400)
+    return JsonResponse({"item": selectors.failed_item_dict(item)})
+
+
+def _retry_refusal(reason: str) -> str:
+    if "resolved" in reason:
+        return _("This item is already resolved.")
+    return _("Nothing to retry for this item; call the number back instead.")
+
+
+@require_POST
+@auth.page_token_required
+def failed_retry_bulk(request: HttpRequest) -> HttpResponse:
+    """Retry many items; each answers on its own (retried / refused with the reason)."""
+    portal = _portal(request)
+    ids = [int(i) for i in _body(request).get("ids", []) if str(i).isdigit()][:200]
+    results: dict[str, str] = {}
+    for item in FailedCall.objects.filter(portal=portal, pk__in=ids).select_related("job"):
+        try:
+            failed.failed_call_retry(item=item)
+            results[str(item.pk)] = "retrying"
+        except ValueError as exc:
+            results[str(item.pk)] = str(exc)
+    for missing in set(map(str, ids)) - set(results):
+        results[missing] = "not found for this portal"
+    return JsonResponse({"results": results})
+
+
+@require_POST
+@auth.page_token_required
+def failed_resolve(request: HttpRequest, item_id: int) -> HttpResponse:
+    portal = _portal(request)
+    item = selectors.failed_item_get(portal=portal, item_id=item_id)
+    if item is None:
+        return _not_found()
+    note = str(_body(request).get("resolution") or "resolved by a manager")[:255]
+    failed.failed_call_resolve(item=item, resolution=note, user_id=_identity(request).user_id)
+    item.refresh_from_db()
+    return JsonResponse({"item": selectors.failed_item_dict(item)})
+
+
+@require_POST
+@auth.page_token_required(admin=True)
+def settings_save(request: HttpRequest) -> HttpResponse:
+    portal = _portal(request)
+    with translation.override(_lang(request, portal)):
+        try:
+            options = services.options_update(
+                portal=portal, user_id=_identity(request).user_id, data=_body(request)
+            )
+        except services.OptionsInvalid as exc:
+            return JsonResponse({"errors": exc.errors}, status=400)
+    return JsonResponse({"saved": True, "updated_at": options.updated_at.isoformat()})
+
+
+@require_POST
+@auth.page_token_required(admin=True)
+def settings_key(request: HttpRequest) -> HttpResponse:
+    """Store a new Unitalk API key (write-only: the answer shows its last 4 characters)."""
+    from integration.unitalk import services as unitalk_services
+
+    portal = _portal(request)
+    key = str(_body(request).get("api_key") or "").strip()
+    with translation.override(_lang(request, portal)):
+        if not key:
+            return JsonResponse(
+                {"errors": {"api_key": _("Enter the API key from your Unitalk account.")}},
+                status=400,
+            )
+        if len(key) > 256 or any(c.isspace() for c in key):
+            return JsonResponse(
+                {"errors": {"api_key": _("This does not look like a Unitalk API key.")}},
+                status=400,
+            )
+    connection = unitalk_services.connection_save_key(portal=portal, api_key=key)
+    return JsonResponse(
+        {
+            "key_masked": connection.api_key_masked,
+            "webhook_url": unitalk_services.connection_webhook_url(connection=connection),
+            "webhook_secret": connection.webhook_secret,
+        }
+    )
+
+
+@require_POST
+@auth.page_token_required(admin=True)
+def settings_test(request: HttpRequest) -> HttpResponse:
+    job = services.connection_test_enqueue(portal=_portal(request))
+    return JsonResponse({"job": job.pk}, status=202)
+
+
+@require_POST
+@auth.page_token_required(admin=True)
+def operators_sync(request: HttpRequest) -> HttpResponse:
+    """Auto-match users and lines now (the same job beat runs hourly)."""
+    from integration import jobs
+    from integration.unitalk import services as unitalk_services
+
+    portal = _portal(request)
+    job = jobs.job_enqueue(
+        kind=unitalk_services.KIND_OPERATORS_SYNC, portal=portal, subject=f"portal:{portal.pk}"
+    )
+    return JsonResponse({"job": job.pk}, status=202)
+
+
+@require_POST
+@auth.page_token_required(admin=True)
+def operator_map(request: HttpRequest) -> HttpResponse:
+    """Map a user to a line by hand; an empty line removes the user's mapping."""
+    from integration.unitalk import services as unitalk_services
+
+    portal = _portal(request)
+    data = _body(request)
+    user = str(data.get("user_id") or "").strip()
+    line = str(data.get("line") or "").strip()
+    known = services.users_directory(portal=portal)
+    with translation.override(_lang(request, portal)):
+        if not user.isdigit() or (known is not None and int(user) not in known):
+            return JsonResponse(
+                {
+                    "errors": {
+                        "user_id": _("There is no active user %(id)s on this portal.")
+                        % {"id": user}
+                    }
+                },
+                status=400,
+            )
+        if line and (len(line) > 32 or not line.replace("*", "").replace("#", "").isalnum()):
+            return JsonResponse(
+                {"errors": {"line": _("An inner line is a short number, e.g. 101.")}}, status=400
+            )
+    if not line:
+        unitalk_services.operator_unmap(portal=portal, bitrix_user_id=int(user))
+        return JsonResponse({"removed": True})
+    mapping = unitalk_services.operator_map_manual(
+        portal=portal, bitrix_user_id=int(user), line=line
+    )
+    return JsonResponse({"user_id": mapping.bitrix_user_id, "line": mapping.line})
+
+
+@require_GET
+@auth.page_token_required
+def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
+    data = selectors.job_status_get(portal=_portal(request), job_id=job_id)
+    return JsonResponse(data) if data is not None else _not_found()
+
+
+@require_GET
+@auth.page_token_required
+def call_card(request: HttpRequest) -> HttpResponse:
+    call_id = request.GET.get("call_id", "")[:128]
+    data = selectors.call_card_get(portal=_portal(request), bitrix_call_id=call_id)
+    return JsonResponse({"call": data})
+
+
+@require_GET
+@auth.page_token_required
+def crm_calls(request: HttpRequest) -> HttpResponse:
+    entity_id = request.GET.get("id", "")
+    calls = selectors.crm_calls_list(
+        portal=_portal(request),
+        entity_type=request.GET.get("type", "").upper(),
+        entity_id=int(entity_id) if entity_id.isdigit() else 0,
+    )
+    return JsonResponse({"calls": calls})

@@ -1,0 +1,242 @@
+/* Unitalk app pages: navigation between pages, JSON actions with the page token, lists, settings.
+ * The page token goes only in the X-App-Token header (never a cookie, never the URL): a
+ * cross-site form cannot set it, which is what protects the actions from CSRF (docs/pages.md). */
+(function () {
+  "use strict";
+  var meta = function (name) { var el = document.querySelector('meta[name="' + name + '"]'); return el ? el.content : ""; };
+  var TOKEN = meta("app-token");
+  var LANG = meta("app-lang");
+  var BASE = meta("app-actions").replace(/overview\/$/, "");
+  var S = JSON.parse((document.getElementById("app-strings") || { textContent: "{}" }).textContent);
+  var $ = function (sel, root) { return (root || document).querySelector(sel); };
+  var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
+  var esc = function (s) {
+    return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  };
+
+  function fit() { if (window.BX24 && BX24.fitWindow) { try { BX24.fitWindow(); } catch (e) { /* outside a portal */ } } }
+  if (window.BX24) { BX24.init(fit); }
+
+  function api(method, path, body) {
+    var opts = { method: method, headers: { "X-App-Token": TOKEN, "X-App-Lang": LANG } };
+    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    return fetch(BASE + path, opts).then(function (r) {
+      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; },
+        function () { return { ok: false, status: r.status, data: {} }; });
+    }, function () { return { ok: false, status: 0, data: {} }; });
+  }
+
+  // Another page: re-post the entry fields (AUTH_ID is checked again, cached) keeping the query
+  // string Bitrix24 put on the iframe URL (APP_SID links BX24.js to the portal frame).
+  function go(url, kind) {
+    var form = $("#nav-form");
+    form.action = url + location.search;
+    form.elements.kind.value = kind || "";
+    form.submit();
+  }
+  $$("[data-go]").forEach(function (el) {
+    el.addEventListener("click", function () { go(el.getAttribute("data-go"), el.getAttribute("data-kind")); });
+  });
+
+  function showErrors(form, errors) {
+    $$(".field-error", form).forEach(function (el) { el.textContent = ""; });
+    Object.keys(errors || {}).forEach(function (name) {
+      var el = $('[data-error-for="' + name + '"]', form);
+      if (el) el.textContent = errors[name];
+    });
+  }
+
+  function pollJob(id, done) {
+    api("GET", "jobs/" + id + "/").then(function (r) {
+      if (r.ok && r.data.done) done(r.data);
+      else setTimeout(function () { pollJob(id, done); }, 1000);
+    });
+  }
+
+  function startCall(number) {
+    // Real portal: BX24.im.phoneTo (older SDK) or the messenger extension (reference §6.3).
+    if (window.BX24 && BX24.im && BX24.im.phoneTo) { BX24.im.phoneTo(number); return; }
+    if (window.BX && BX.Runtime) {
+      BX.Runtime.loadExtension("im.public.iframe").then(function (e) { e.Messenger.startPhoneCall(number, {}); });
+      return;
+    }
+    window.open("tel:" + number, "_top"); // the sandbox portal provides no phone API
+  }
+
+  function failedPage() {
+    var form = $("#filters");
+    var state = { kind: form.getAttribute("data-kind"), page: 1 };
+    var status = $("#list-status");
+
+    function query() {
+      var q = new URLSearchParams(new FormData(form));
+      q.set("kind", state.kind); q.set("page", state.page);
+      return q.toString();
+    }
+    function row(item) {
+      var actions = "";
+      if (item.state !== "resolved") {
+        if (item.retryable) actions += '<button type="button" data-act="retry">' + esc(S.retry) + "</button> ";
+        if (item.phone) actions += '<button type="button" data-act="call">' + esc(S.call_back) + "</button> ";
+        actions += '<button type="button" data-act="resolve">' + esc(S.resolve) + "</button>";
+      }
+      var more = item.occurrences > 1 ? " (" + item.occurrences + " " + esc(S.times) + ")" : "";
+      return '<tr data-id="' + item.id + '" data-phone="' + esc(item.phone) + '" data-state="' + esc(item.state) + '">' +
+        '<td><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
+        "<td>" + esc(item.created_at.slice(0, 16).replace("T", " ")) + "</td>" +
+        "<td>" + esc(item.phone) + more + "</td><td>" + esc(item.owner || "—") + "</td>" +
+        '<td class="reason">' + esc(item.reason) + (item.attempts ? ' <span class="muted">(' + item.attempts + " " + esc(S.attempts) + ")</span>" : "") + "</td>" +
+        '<td class="state">' + esc(S[item.state === "open" ? "open" : item.state + "_state"] || item.state) + "</td>" +
+        '<td class="acts">' + actions + "</td></tr>";
+    }
+    function load() {
+      api("GET", "failed/?" + query()).then(function (r) {
+        if (!r.ok) { status.textContent = r.data.error || S.failed; return; }
+        var rows = r.data.items.map(row).join("");
+        $("#failed-rows").innerHTML = rows || '<tr><td colspan="7" class="muted">' + esc(S.none) + "</td></tr>";
+        $("#pageinfo").textContent = S.page + " " + r.data.page + " " + S.of + " " + r.data.pages;
+        $("#prev").disabled = r.data.page <= 1; $("#next").disabled = r.data.page >= r.data.pages;
+        Object.keys(r.data.counts).forEach(function (k) {
+          var b = $('[data-count="' + k + '"]'); if (b) b.textContent = r.data.counts[k];
+        });
+        var total = 0; Object.keys(r.data.counts).forEach(function (k) { total += r.data.counts[k]; });
+        $("#badge-total").textContent = total;
+        fit();
+      });
+    }
+    form.addEventListener("submit", function (e) { e.preventDefault(); state.page = 1; load(); });
+    $("#prev").addEventListener("click", function () { state.page -= 1; load(); });
+    $("#next").addEventListener("click", function () { state.page += 1; load(); });
+    $$(".subtab").forEach(function (el) {
+      el.addEventListener("click", function () {
+        $$(".subtab").forEach(function (t) { t.classList.remove("active"); });
+        el.classList.add("active"); state.kind = el.getAttribute("data-kind"); state.page = 1; load();
+      });
+    });
+    $("#select-all").addEventListener("change", function (e) {
+      $$(".pick").forEach(function (c) { if (!c.disabled) c.checked = e.target.checked; });
+    });
+    $("#failed-rows").addEventListener("click", function (e) {
+      var btn = e.target.closest("button[data-act]"); if (!btn) return;
+      var tr = btn.closest("tr"); var id = tr.getAttribute("data-id"); var act = btn.getAttribute("data-act");
+      if (act === "call") { startCall(tr.getAttribute("data-phone")); return; }
+      btn.disabled = true; status.textContent = act === "retry" ? S.retrying : "";
+      api("POST", "failed/" + id + "/" + act + "/", {}).then(function (r) {
+        status.textContent = r.ok ? "" : (r.data.error || S.failed);
+        if (act === "retry" && r.ok) { watch(id); }
+        load();
+      });
+    });
+    // After a retry, follow the item until its job settles (resolved, or open again).
+    function watch(id) {
+      var tries = 0;
+      (function tick() {
+        api("GET", "failed/?" + query()).then(function (r) {
+          var item = r.ok && r.data.items.filter(function (i) { return String(i.id) === String(id); })[0];
+          if (!item || item.state !== "retrying" || ++tries > 60) { load(); return; }
+          setTimeout(tick, 1000);
+        });
+      })();
+    }
+    $("#bulk-retry").addEventListener("click", function () {
+      var ids = $$(".pick").filter(function (c) { return c.checked; }).map(function (c) { return Number(c.closest("tr").getAttribute("data-id")); });
+      if (!ids.length) return;
+      status.textContent = S.retrying;
+      api("POST", "failed/retry/", { ids: ids }).then(function (r) {
+        status.textContent = r.ok ? "" : S.failed; ids.forEach(watch); load();
+      });
+    });
+    load();
+  }
+
+  function formData(form) {
+    var data = {};
+    $$("input, select", form).forEach(function (el) {
+      if (!el.name) return;
+      data[el.name] = el.type === "checkbox" ? el.checked : el.value;
+    });
+    return data;
+  }
+
+  function settingsPage() {
+    var keyForm = $("#key-form");
+    keyForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      api("POST", "settings/key/", { api_key: $("#api_key").value }).then(function (r) {
+        showErrors(keyForm, r.data.errors);
+        if (r.ok) {
+          $("#api_key").value = ""; $("#key-masked").textContent = r.data.key_masked;
+          $("#webhook-url").value = r.data.webhook_url; $("#webhook-secret").value = r.data.webhook_secret;
+        }
+      });
+    });
+    $("#test-connection").addEventListener("click", function () {
+      var out = $("#test-result"); out.textContent = S.testing; out.className = "";
+      api("POST", "settings/test/", {}).then(function (r) {
+        if (!r.ok) { out.textContent = r.data.error || S.failed; return; }
+        pollJob(r.data.job, function (job) {
+          var res = job.result || {};
+          if (res.ok) { out.textContent = S.test_ok.replace("%(n)s", res.operators); out.className = "ok"; }
+          else { out.textContent = S.test_failed + " " + (res.error || job.error); out.className = "error"; }
+          fit();
+        });
+      });
+    });
+    var options = $("#options-form");
+    options.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var out = $("#options-status"); out.textContent = S.saving; out.className = "";
+      api("POST", "settings/", formData(options)).then(function (r) {
+        showErrors(options, r.data.errors);
+        out.textContent = r.ok ? S.saved : S.failed; out.className = r.ok ? "ok" : "error"; fit();
+      });
+    });
+    $("#operators-sync").addEventListener("click", function () {
+      var out = $("#operators-status"); out.textContent = S.syncing;
+      api("POST", "operators/sync/", {}).then(function (r) {
+        if (!r.ok) { out.textContent = r.data.error || S.failed; return; }
+        pollJob(r.data.job, function (job) { out.textContent = job.state === "succeeded" ? S.synced : S.failed + " " + job.error; });
+      });
+    });
+    var mapForm = $("#map-form");
+    mapForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      api("POST", "operators/", formData(mapForm)).then(function (r) {
+        showErrors(mapForm, r.data.errors);
+        if (r.ok) $("#operators-status").textContent = S.saved;
+      });
+    });
+    $$("[data-copy]").forEach(function (btn) {
+      btn.addEventListener("click", function () {
+        var input = document.getElementById(btn.getAttribute("data-copy"));
+        input.select();
+        var done = function () { btn.textContent = S.copied; };
+        if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+        else { document.execCommand("copy"); done(); }
+      });
+    });
+  }
+
+  function callCard(pollMs) {
+    var box = $("#placement"); var id = box.getAttribute("data-call-id");
+    if (!id) return;
+    (function tick() {
+      api("GET", "call-card/?call_id=" + encodeURIComponent(id)).then(function (r) {
+        var c = r.ok && r.data.call;
+        if (c) {
+          $('[data-field="stage"]').textContent = c.stage;
+          $('[data-field="status"]').textContent = c.status || "—";
+          $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
+          $('[data-field="error"]').textContent = c.error || "";
+          $("#call-note").textContent = "";
+        }
+        // Stop once the call is settled in Bitrix24; a live call keeps being followed.
+        if (!c || ["recorded", "failed"].indexOf(c.stage) < 0) setTimeout(tick, pollMs);
+      });
+    })();
+  }
+
+  window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api };
+})();
