@@ -7,5 +7,6 @@ class CallsConfig(AppConfig):
     verbose_name = "Calls"
 
     def ready(self) -> None:
-        # Connects the failed-call items to job outcomes (signal receivers).
-        from integration.calls import failed  # noqa: F401
+        # Connects the failed-call items to job outcomes (signal receivers) and registers the
+        # pipeline's job kinds, so every worker process knows them at start-up.
+        from integration.calls import failed, handlers  # noqa: F401

@@ -124,6 +124,18 @@ class CallSync(models.Model):
     record_url = models.URLField(max_length=1000, blank=True)  # Drive link when not attached
     last_error = models.TextField(blank=True)
 
+    # Exactly-once machinery (docs/pipeline.md). A job owns the row while `claim_token` is set and
+    # `claimed_until` is in the future; a dead worker's claim simply expires.
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # The non-idempotent request we sent and whose outcome we do not know yet ("register",
+    # "register_finish", "finish"); written (committed) before the request goes out, cleared on
+    # a definite answer. A retry reads it to check Bitrix24 before repeating.
+    sent_op = models.CharField(max_length=16, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # CALL_START_DATE exactly as sent: finds the finished call after an ambiguous batch.
+    call_start_sent = models.CharField(max_length=40, blank=True)
+
     registered_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     recorded_at = models.DateTimeField(null=True, blank=True)

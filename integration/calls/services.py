@@ -1,14 +1,44 @@
-"""Services of the call pipeline.
+"""Services of the call pipeline: the entry point the Unitalk side calls.
 
-Only the hook the Unitalk side calls lives here for now; the call-pipeline issue implements it.
+The steps live in their own modules: dial.py (click-to-call, callbacks), sync.py (register,
+finish, the batching drain, details), recording.py, missed.py; handlers.py registers their jobs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
 
-if TYPE_CHECKING:
-    from integration.calls.models import Call
+from bitrixapp.log import log_context
+from bitrixapp.models import PortalOptions, portal_options
+from integration.calls import sync
+from integration.calls.models import Call, CallSync
+
+logger = logging.getLogger(__name__)
+
+
+def call_sync_for_call(*, call: Call) -> CallSync | None:
+    """The CallSync of a Unitalk call: the click-to-call whose CALL_ID it echoes in `meta`, or a
+    new row of origin "unitalk". None for calls between inner lines (not a CRM matter)."""
+    existing = CallSync.objects.filter(call=call).first()
+    if existing is not None:
+        return existing
+    if call.direction == Call.Direction.INNER:
+        return None
+    if call.meta:
+        linked = CallSync.objects.filter(
+            portal_id=call.portal_id, bitrix_call_id=call.meta, call__isnull=True
+        ).update(call=call)
+        if linked:
+            return CallSync.objects.get(call=call)
+    row, _ = CallSync.objects.get_or_create(
+        call=call,
+        defaults={
+            "portal_id": call.portal_id,
+            "origin": CallSync.Origin.UNITALK,
+            "phone_number": call.client_number,
+        },
+    )
+    return row
 
 
 def call_changed(*, call: Call, event: str) -> None:
@@ -19,8 +49,20 @@ def call_changed(*, call: Call, event: str) -> None:
     per call completed by reconciliation. `event` is the Unitalk event name (CALL_NEW,
     CALL_REDIRECT, CALL_ANSWER, CALL_END) or "RECONCILED". It may be called more than once for
     the same state (a webhook after reconciliation), so the implementation must be idempotent:
-    key its jobs by call id and `call.status`. Must not raise for a call it does not handle.
-
-    Placeholder: the call-pipeline issue implements the Bitrix24 sync here.
+    jobs are keyed by (step, CallSync id). Does not raise for a call it does not handle.
     """
-    return None
+    row = call_sync_for_call(call=call)
+    if row is None:
+        return
+    with log_context(call=row.pk):
+        if call.ended:
+            if row.stage in sync.OPEN_STAGES:
+                sync.job_enqueue(sync.KIND_SYNC, row)
+            return
+        if row.origin == CallSync.Origin.UNITALK and row.stage == CallSync.Stage.NEW:
+            sync.job_enqueue(sync.KIND_REGISTER, row)
+        if call.status == Call.Status.ANSWERED:
+            options = portal_options(row.portal)
+            if options.card_mode == PortalOptions.CardMode.ON_ANSWER:
+                sync.job_enqueue(sync.KIND_CARD, row)
+        logger.info("call changed", extra={"event": event, "stage": row.stage})

@@ -1,0 +1,219 @@
+"""Click-to-call and callbacks: from a Bitrix24 event to a Unitalk directCall.
+
+ONEXTERNALCALLSTART: the portal already registered the call (reference §5.6) — we never
+register it again; we dial through Unitalk with `meta` = the Bitrix24 CALL_ID, and the webhooks
+that echo it are matched back to the same CallSync, which `call.sync` then finishes.
+ONEXTERNALCALLBACKSTART: nothing is registered; we register a callback (TYPE 4), then dial.
+
+A person waits on the phone, so dial retries have their own short horizon (CALL_DIAL_HORIZON_S)
+and grow predictably; when dialing fails for good the Bitrix24 call is finished with a failure
+code, a dial_failed item is opened and the user is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from bitrixapp.log import log_context
+from bitrixapp.models import BitrixEvent
+from integration import alerts
+from integration.bitrix import telephony
+from integration.calls import failed, statuses, sync
+from integration.calls.models import CallSync, FailedCall
+from integration.errors import PermanentError, RateLimitedError, TransientError
+from integration.models import Job
+from integration.unitalk import client as unitalk_client
+from integration.unitalk import selectors as unitalk_selectors
+from integration.unitalk import services as unitalk_services
+
+logger = logging.getLogger(__name__)
+
+KIND_DIAL = "call.dial"
+
+
+class DialNoLine(PermanentError):
+    """The Bitrix24 user has no Unitalk line mapped: nothing to ring first."""
+
+
+class DialGaveUp(PermanentError):
+    """Unitalk stayed unreachable past the dial horizon."""
+
+
+class DialRetry(RateLimitedError):
+    """Unitalk failed transiently; try again after a delay that doubles per attempt.
+
+    Raised as "wait as told" so the delays grow predictably (the person on the line is waiting
+    and the failed-call page shows them) instead of the general full-jitter backoff.
+    """
+
+
+def _int(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
+    """ONEXTERNALCALLSTART → CallSync(click_to_call) → job call.dial. Repeats are no-ops."""
+    data = event.data or {}
+    call_id = str(data.get("CALL_ID") or "")
+    if not call_id or event.portal is None:
+        logger.warning("click-to-call event without CALL_ID or portal; ignored")
+        return None
+    entity_id = _int(data.get("CRM_ENTITY_ID"))
+    row, created = CallSync.objects.get_or_create(
+        portal=event.portal,
+        bitrix_call_id=call_id,
+        defaults={
+            "origin": CallSync.Origin.CLICK_TO_CALL,
+            "stage": CallSync.Stage.DIALING,
+            "user_id": _int(data.get("USER_ID")) or event.user_id,
+            "phone_number": str(data.get("PHONE_NUMBER") or ""),
+            "line_number": str(data.get("LINE_NUMBER") or ""),
+            "crm_entity_type": str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
+            "crm_entity_id": entity_id,
+            "registered_at": timezone.now(),
+        },
+    )
+    with log_context(call=row.pk, portal=event.portal.member_id):
+        if created:
+            logger.info("click-to-call received")
+        sync.job_enqueue(KIND_DIAL, row)
+    return row
+
+
+def callback_start(*, event: BitrixEvent) -> CallSync | None:
+    """ONEXTERNALCALLBACKSTART → CallSync(callback) → job call.dial (registers TYPE 4 first)."""
+    data = event.data or {}
+    if event.portal is None:
+        return None
+    entity_id = _int(data.get("CRM_ENTITY_ID"))
+    phone = str(data.get("PHONE_NUMBER") or "")
+    # No natural id in a callback event: one row per event (the event row is unique already).
+    row = CallSync.objects.filter(
+        portal=event.portal,
+        origin=CallSync.Origin.CALLBACK,
+        phone_number=phone,
+        created_at__gte=event.received_at,
+    ).first() or CallSync.objects.create(
+        portal=event.portal,
+        origin=CallSync.Origin.CALLBACK,
+        user_id=sync.call_user(portal=event.portal, call=None),
+        phone_number=phone,
+        line_number=str(data.get("LINE_NUMBER") or "") or settings.BITRIX24_LINE_NUMBER,
+        crm_entity_type=str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
+        crm_entity_id=entity_id,
+    )
+    sync.job_enqueue(KIND_DIAL, row)
+    return row
+
+
+def _retry_delay(attempt: int) -> float:
+    return float(
+        min(settings.JOB_BACKOFF_CAP_S, settings.JOB_BACKOFF_BASE_S * 2 ** max(0, attempt - 1))
+    )
+
+
+def call_dial(*, job: Job) -> dict[str, Any]:
+    """Job `call.dial`: ring the user's line, then the client (Unitalk directCall).
+
+    Raises DialNoLine / PermanentError (dead at once), DialRetry (transient, growing delay),
+    DialGaveUp past CALL_DIAL_HORIZON_S, CredentialsInvalidError (paused until a new key).
+    """
+    row = CallSync.objects.select_related("portal").get(pk=job.payload["sync_id"])
+    portal = row.portal
+    with log_context(call=row.pk):
+        if row.call_id is not None and row.stage not in sync.DONE_STAGES:
+            return {"skipped": "Unitalk already reported this call"}
+        redial = row.stage in sync.DONE_STAGES  # a person retried a failed dial by hand
+        connection = unitalk_services.connection_for_work(portal=portal)
+        line = unitalk_selectors.operator_line_for_user(portal, row.user_id or 0)
+        if not line:
+            raise DialNoLine(
+                f"Bitrix24 user {row.user_id} has no Unitalk line; map one on the settings page",
+                service="unitalk",
+            )
+        if row.origin == CallSync.Origin.CALLBACK and not row.bitrix_call_id and not redial:
+            result = telephony.register(
+                portal,
+                user_id=row.user_id or 0,
+                phone_number=row.phone_number,
+                call_type=telephony.TYPE_CALLBACK,
+                external_call_id=f"callback-{row.pk}",
+                line_number=row.line_number,
+                crm_create=False,
+                show=True,
+                crm_entity_type=row.crm_entity_type,
+                crm_entity_id=row.crm_entity_id,
+            )
+            sync._record_registered(row, result)
+        # A redial is logged as a fresh call seen at Unitalk: the failed one is finished already.
+        meta = "" if redial else (row.bitrix_call_id or "")
+        try:
+            unitalk_client.direct_call(
+                unitalk_services.connection_credentials(connection=connection),
+                sip=line,
+                number=row.phone_number,
+                meta=meta,
+            )
+        except TransientError as exc:
+            first = job.first_attempt_at or timezone.now()
+            delay = _retry_delay(job.attempts)
+            if isinstance(exc, RateLimitedError):
+                delay = max(delay, exc.retry_after)
+            deadline = first + timedelta(seconds=settings.CALL_DIAL_HORIZON_S)
+            if timezone.now() + timedelta(seconds=delay) > deadline:
+                raise DialGaveUp(
+                    f"Unitalk unreachable for {settings.CALL_DIAL_HORIZON_S} s: {exc}",
+                    service="unitalk",
+                ) from exc
+            raise DialRetry(f"Unitalk failed ({exc}); dialing again", retry_after=delay) from exc
+        logger.info("dialed through Unitalk", extra={"line": line, "redial": redial})
+    return {"line": line, "redial": redial}
+
+
+def dial_failed(*, job: Job, error: BaseException) -> None:
+    """The dial job died: finish the Bitrix24 call as failed, open an item, tell the user."""
+    row = CallSync.objects.select_related("portal").get(pk=job.payload["sync_id"])
+    if isinstance(error, DialNoLine):
+        code = statuses.DIAL_NO_LINE
+    elif isinstance(error, DialGaveUp):
+        code = statuses.DIAL_GAVE_UP
+    else:
+        code = statuses.DIAL_REFUSED
+    reason = str(getattr(error, "message", "") or error)[:255]
+    with log_context(call=row.pk):
+        if row.stage in sync.OPEN_STAGES and row.call_id is None:
+            CallSync.objects.filter(pk=row.pk, status_code="").update(
+                status_code=code, failed_reason=reason
+            )
+            if row.bitrix_call_id:
+                sync.job_enqueue(sync.KIND_SYNC, row)
+        failed.failed_call_open(
+            portal=row.portal,
+            kind=FailedCall.Kind.DIAL_FAILED,
+            dedupe_key=f"dial:{row.pk}",
+            reason=reason,
+            phone_number=row.phone_number,
+            owner_user_id=row.user_id,
+            sync=row,
+            job=job,
+            crm_entity_type=row.crm_entity_type,
+            crm_entity_id=row.crm_entity_id,
+        )
+        alerts.notification_raise(
+            portal=row.portal,
+            kind="call.dial_failed",
+            message=f"Your call to {row.phone_number} could not be placed: {reason}",
+            tag=f"call.dial_failed:{row.pk}",
+            user_id=row.user_id,
+            context={"sync_id": row.pk, "status_code": code},
+        )
+        logger.warning("dial failed for good", extra={"status_code": code})
+
+
+__all__ = ["KIND_DIAL", "call_dial", "callback_start", "click_to_call_start", "dial_failed"]

@@ -1,0 +1,78 @@
+"""Missed inbound calls: someone must call back. Tell the owner, open a "callback needed" item.
+
+Owner (PortalOptions.missed_owner_rule): the CRM entity's responsible (searchCrmEntities,
+§5.5) → the last user who rang (operator mapping of the call's line) → the default user → the
+installing user. A later answered outgoing call to the number resolves the item (sync.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bitrixapp.log import log_context
+from bitrixapp.models import Portal, PortalOptions, portal_options
+from integration import alerts
+from integration.bitrix import telephony
+from integration.calls import failed
+from integration.calls.models import CallSync, FailedCall
+from integration.unitalk import selectors as unitalk_selectors
+
+logger = logging.getLogger(__name__)
+
+
+def missed_owner(*, portal: Portal, row: CallSync) -> int | None:
+    options = portal_options(portal)
+    rule = options.missed_owner_rule
+    if rule == PortalOptions.MissedOwnerRule.CRM_RESPONSIBLE and row.phone_number:
+        entities = telephony.search_crm_entities(portal, phone_number=row.phone_number)
+        # Prefer the entity the call was bound to, else Bitrix24's own order (contacts first).
+        entities.sort(
+            key=lambda e: (
+                str(e.get("CRM_ENTITY_TYPE")) != row.crm_entity_type
+                or str(e.get("CRM_ENTITY_ID")) != str(row.crm_entity_id)
+            )
+        )
+        for entity in entities:
+            owner = str(entity.get("ASSIGNED_BY_ID") or "")
+            if owner.isdigit() and int(owner) > 0:
+                return int(owner)
+    if rule != PortalOptions.MissedOwnerRule.DEFAULT_USER and row.call and row.call.operator_line:
+        user = unitalk_selectors.operator_user_for_line(portal, row.call.operator_line)
+        if user:
+            return int(user)
+    return options.default_user_id or portal.installed_by_user_id
+
+
+def missed_handle(*, sync_id: int) -> dict[str, Any]:
+    """Job `call.missed`: one item and one notification per missed call (repeats are no-ops)."""
+    row = CallSync.objects.select_related("portal", "call").get(pk=sync_id)
+    portal = row.portal
+    with log_context(call=row.pk):
+        if FailedCall.objects.filter(sync=row, kind=FailedCall.Kind.MISSED).exists():
+            return {"skipped": "already handled"}
+        owner = missed_owner(portal=portal, row=row)
+        number = "".join(ch for ch in row.phone_number if ch.isdigit()) or row.phone_number
+        item = failed.failed_call_open(
+            portal=portal,
+            kind=FailedCall.Kind.MISSED,
+            dedupe_key=f"missed:{number}",
+            reason="missed call, callback needed",
+            phone_number=number,
+            owner_user_id=owner,
+            call=row.call,
+            sync=row,
+            crm_entity_type=row.crm_entity_type,
+            crm_entity_id=row.crm_entity_id,
+        )
+        alerts.notification_raise(
+            portal=portal,
+            kind="call.missed",
+            message=f"Missed call from {row.phone_number}: please call back",
+            tag=f"call.missed:{number}",
+            severity="warning",
+            user_id=owner,
+            context={"sync_id": row.pk, "item_id": item.pk, "phone": number},
+        )
+        logger.info("missed call handed to its owner", extra={"owner": owner})
+    return {"owner": owner, "item": item.pk}
