@@ -49,7 +49,8 @@ def test_ended_call_is_registered_and_finished_in_one_batch(portal, connection, 
     # then one batch registered and finished it, and the row knows the CALL_ID and CRM entity
     row.refresh_from_db()
     assert bitrix.methods().count("batch") == 1
-    assert bitrix.registers == 1 and bitrix.finishes == 1
+    assert bitrix.registers == 1
+    assert bitrix.finishes == 1
     assert row.stage == CallSync.Stage.FINISHED
     assert row.bitrix_call_id in bitrix.finished
     assert (row.crm_entity_type, row.crm_entity_id) == ("CONTACT", 3)
@@ -65,7 +66,8 @@ def test_register_carries_the_unitalk_call_id_and_type(portal, connection, bitri
     [(_, params)] = [r for r in bitrix.requests if r[0] == "batch"]
     register = params["cmd"][f"r{row.pk}"]
     assert f"EXTERNAL_CALL_ID={row.call.unitalk_call_id}" in register
-    assert "TYPE=1" in register and "SHOW=0" in register
+    assert "TYPE=1" in register
+    assert "SHOW=0" in register
     assert "STATUS_CODE=486" in params["cmd"][f"f{row.pk}"]
 
 
@@ -94,7 +96,8 @@ def test_lost_batch_answer_is_resolved_by_looking_up_the_finished_call(
     row = _ended(portal)
     run_jobs(rounds=1)
     row.refresh_from_db()
-    assert row.sent_op == sync.OP_REGISTER_FINISH and row.stage == CallSync.Stage.NEW
+    assert row.sent_op == sync.OP_REGISTER_FINISH
+    assert row.stage == CallSync.Stage.NEW
 
     # when the retry runs after the lost request had time to settle
     CallSync.objects.filter(pk=row.pk).update(sent_at=timezone.now() - timedelta(seconds=5))
@@ -103,7 +106,8 @@ def test_lost_batch_answer_is_resolved_by_looking_up_the_finished_call(
     # then it found the finished call instead of registering a second one
     row.refresh_from_db()
     assert row.stage == CallSync.Stage.FINISHED
-    assert bitrix.registers == 1 and bitrix.finishes == 1
+    assert bitrix.registers == 1
+    assert bitrix.finishes == 1
     assert row.bitrix_call_id in bitrix.finished
     assert "crm.activity.list" in bitrix.methods()
 
@@ -123,7 +127,8 @@ def test_lost_request_that_never_arrived_is_sent_again(portal, connection, bitri
     # then it looked, found nothing and registered + finished once
     row.refresh_from_db()
     assert row.stage == CallSync.Stage.FINISHED
-    assert bitrix.registers == 1 and bitrix.finishes == 1
+    assert bitrix.registers == 1
+    assert bitrix.finishes == 1
 
 
 def test_retry_waits_while_a_lost_request_may_still_be_running(portal, connection, bitrix):
@@ -160,7 +165,8 @@ def test_finish_retry_that_finds_no_call_counts_as_finished(portal, connection, 
     # then "Call is not found" means it was finished: once in Bitrix24, finished here
     row.refresh_from_db()
     assert row.stage == CallSync.Stage.FINISHED
-    assert bitrix.registers == 1 and bitrix.finishes == 1
+    assert bitrix.registers == 1
+    assert bitrix.finishes == 1
 
 
 def test_ringing_call_is_registered_with_the_card_and_finished_alone(portal, connection, bitrix):
@@ -176,7 +182,8 @@ def test_ringing_call_is_registered_with_the_card_and_finished_alone(portal, con
     run_jobs()
 
     register = [p for m, p in bitrix.requests if m == "telephony.externalcall.register"]
-    assert register and register[0]["SHOW"] == 1
+    assert register
+    assert register[0]["SHOW"] == 1
     [(_, batch)] = [r for r in bitrix.requests if r[0] == "batch"]
     assert list(batch["cmd"]) == [f"f{CallSync.objects.get(call=call).pk}"]
     assert bitrix.finishes == 1
@@ -241,6 +248,7 @@ def test_refused_register_dies_as_a_crm_sync_failed_item(portal, connection, bit
     job = Job.objects.get(kind=sync.KIND_SYNC)
     assert job.state == Job.State.DEAD
     item = FailedCall.objects.get(kind=FailedCall.Kind.CRM_SYNC_FAILED)
-    assert item.job_id == job.pk and item.sync_id == row.pk
+    assert item.job_id == job.pk
+    assert item.sync_id == row.pk
     assert "User is not found" in item.reason
     assert Notification.objects.filter(kind="call.crm_sync_failed", user_id=5).exists()
