@@ -93,6 +93,18 @@ def connection_webhook_url(*, connection: UnitalkConnection) -> str:
     return f"{settings.APP_BASE_URL}/unitalk/webhook/{connection.webhook_secret}/"
 
 
+def connection_rotate_webhook_secret(*, connection: UnitalkConnection) -> str:
+    """A new webhook secret (the old URL stops working within UNITALK_WEBHOOK_TARGET_CACHE_S).
+
+    Returns the new webhook URL, which the admin must paste into Unitalk's event handlers.
+    """
+    secret = secrets.token_urlsafe(32)
+    connection.webhook_secret = secret
+    connection.webhook_secret_digest = secret_digest(secret)
+    connection.save(update_fields=["webhook_secret", "webhook_secret_digest", "updated_at"])
+    return connection_webhook_url(connection=connection)
+
+
 def connection_mark_invalid(*, connection_id: int, api_key: str, reason: str) -> None:
     """Unitalk refused `api_key` for good: mark the connection and tell the portal's admins.
 

@@ -80,11 +80,15 @@ def connection(portal, api_key):
 
 
 def run_jobs(*, max_rounds: int = 20) -> list[Job]:
-    """Run every due job (and what they enqueue) until nothing is due; return what ran."""
+    """Run every due Unitalk job (and what they enqueue) until none is due; return what ran.
+
+    Jobs of other kinds (the call pipeline's, enqueued by `call_changed`) are left alone.
+    """
     ran: list[Job] = []
     for _ in range(max_rounds):
         due = list(
             Job.objects.filter(
+                kind__startswith="unitalk.",
                 state__in=[Job.State.PENDING, Job.State.RETRYING],
                 next_attempt_at__lte=timezone.now(),
             ).order_by("pk")

@@ -33,12 +33,13 @@ def test_webhooks_posted_to_gunicorn_are_merged_by_a_worker_without_beat(tmp_pat
             )
             assert response.status_code == 200
 
+        webhook_jobs = Job.objects.filter(kind="unitalk.webhook")
         wait_until(
-            lambda: Job.objects.filter(state=Job.State.SUCCEEDED).count() == 3,
+            lambda: webhook_jobs.filter(state=Job.State.SUCCEEDED).count() == 3,
             timeout=60,
             message="three webhook jobs to succeed on the worker",
         )
 
     call = Call.objects.get()
     assert (call.status, call.state, call.operator_line) == ("ended", "ANSWER", "2001")
-    assert Job.objects.count() == 3
+    assert webhook_jobs.count() == 3

@@ -219,3 +219,14 @@ def test_dispatcher_wake_ups_are_coalesced_into_one_publish(monkeypatch, setting
 
     wait_until(lambda: published, timeout=5, message="a jobs_dispatch publish")
     assert published == [1]
+
+
+def test_rotated_secret_retires_the_old_url(client, connection, settings):
+    settings.UNITALK_WEBHOOK_TARGET_CACHE_S = 0  # the cache would keep the old URL for a while
+    old_url = f"/unitalk/webhook/{connection.webhook_secret}/"
+
+    new_url = services.connection_rotate_webhook_secret(connection=connection)
+
+    assert post(client, old_url, payload("call_new_in")).status_code == 404
+    path = new_url.removeprefix("https://app.example.com")
+    assert post(client, path, payload("call_new_in")).status_code == 200
