@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
@@ -62,6 +63,19 @@ def js_strings() -> dict[str, str]:
         "attempts": _("attempts"),
         "times": _("times"),
         "saving": _("Saving…"),
+        "stages": stage_labels(),
+    }
+
+
+def stage_labels() -> dict[str, str]:
+    """Where the call stands in Bitrix24, as people read it."""
+    return {
+        "new": _("not yet in Bitrix24"),
+        "dialing": _("dialing"),
+        "registered": _("in Bitrix24, in progress"),
+        "finished": _("saved in Bitrix24"),
+        "recorded": _("saved with recording"),
+        "failed": _("not saved: see the problem"),
     }
 
 
@@ -112,11 +126,11 @@ def failed_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _kind_labels() -> dict[str, str]:
+def _kind_labels() -> dict[str, Any]:
     return {
-        FailedCall.Kind.MISSED: _("Missed calls"),
-        FailedCall.Kind.DIAL_FAILED: _("Calls not placed"),
-        FailedCall.Kind.CRM_SYNC_FAILED: _("CRM not updated"),
+        FailedCall.Kind.MISSED: gettext_lazy("Missed calls"),
+        FailedCall.Kind.DIAL_FAILED: gettext_lazy("Calls not placed"),
+        FailedCall.Kind.CRM_SYNC_FAILED: gettext_lazy("CRM not updated"),
     }
 
 
@@ -137,19 +151,24 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     return _render(request, "pages/settings.html", context, page="settings")
 
 
-def _card_modes() -> list[tuple[str, str]]:
+def _card_modes() -> list[tuple[str, Any]]:
     return [
-        ("ring", _("when the phone rings")),
-        ("answer", _("when the call is answered")),
-        ("never", _("never")),
+        ("ring", gettext_lazy("when the phone rings")),
+        ("answer", gettext_lazy("when the call is answered")),
+        ("never", gettext_lazy("never")),
     ]
 
 
-def _owner_rules() -> list[tuple[str, str]]:
+def _owner_rules() -> list[tuple[str, Any]]:
     return [
-        ("crm", _("the CRM record's responsible, then the last user who rang, then the default")),
-        ("last_user", _("the last user who rang, then the default user")),
-        ("default", _("always the default user")),
+        (
+            "crm",
+            gettext_lazy(
+                "the CRM record's responsible, then the last user who rang, then the default"
+            ),
+        ),
+        ("last_user", gettext_lazy("the last user who rang, then the default user")),
+        ("default", gettext_lazy("always the default user")),
     ]
 
 
@@ -167,21 +186,23 @@ def placement(request: HttpRequest) -> HttpResponse:
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
         entity_id = str(options.get("ID") or "")
-        context |= {
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "calls": selectors.crm_calls_list(
-                portal=portal,
-                entity_type=entity_type,
-                entity_id=int(entity_id) if entity_id.isdigit() else 0,
-            ),
-        }
+        calls = selectors.crm_calls_list(
+            portal=portal,
+            entity_type=entity_type,
+            entity_id=int(entity_id) if entity_id.isdigit() else 0,
+        )
+        with translation.override(_lang(request, portal)):
+            labels = stage_labels()
+        for call in calls:
+            call["stage_label"] = labels.get(call["stage"], call["stage"])
+        context |= {"entity_type": entity_type, "entity_id": entity_id, "calls": calls}
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":
         call_id = str(options.get("CALL_ID") or "")[:128]
-        context |= {
-            "call_id": call_id,
-            "call": selectors.call_card_get(portal=portal, bitrix_call_id=call_id),
-        }
+        call = selectors.call_card_get(portal=portal, bitrix_call_id=call_id)
+        if call is not None:
+            with translation.override(_lang(request, portal)):
+                call["stage_label"] = stage_labels().get(call["stage"], call["stage"])
+        context |= {"call_id": call_id, "call": call}
         return _render(request, "pages/call_card.html", context, page="call_card")
     return _render(request, "pages/overview.html", context, page="overview")

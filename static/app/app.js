@@ -226,7 +226,7 @@
       api("GET", "call-card/?call_id=" + encodeURIComponent(id)).then(function (r) {
         var c = r.ok && r.data.call;
         if (c) {
-          $('[data-field="stage"]').textContent = c.stage;
+          $('[data-field="stage"]').textContent = (S.stages || {})[c.stage] || c.stage;
           $('[data-field="status"]').textContent = c.status || "—";
           $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
           $('[data-field="error"]').textContent = c.error || "";

@@ -67,8 +67,13 @@ def dead_job(portal: Portal, *, subject: str = "call:1") -> Job:
 
 
 def open_item(
-    portal: Portal, *, kind: str = FailedCall.Kind.CRM_SYNC_FAILED, number: str = "380501112233",
-    owner: int | None = 2, with_job: bool = True, reason: str = "crm.activity: ACCESS_DENIED",
+    portal: Portal,
+    *,
+    kind: str = FailedCall.Kind.CRM_SYNC_FAILED,
+    number: str = "380501112233",
+    owner: int | None = 2,
+    with_job: bool = True,
+    reason: str = "crm.activity: ACCESS_DENIED",
 ) -> FailedCall:
     job = dead_job(portal) if with_job else None
     return failed.failed_call_open(

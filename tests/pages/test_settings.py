@@ -54,7 +54,8 @@ def test_valid_options_are_saved(client, portal):
     assert response.status_code == 200
     options = portal_options(portal)
     assert options.card_mode == "answer"
-    assert options.create_leads is True and options.recordings_to_drive is False
+    assert options.create_leads is True
+    assert options.recordings_to_drive is False
     assert options.default_user_id == 2
     assert options.notify_user_ids == [1, 2]
     assert options.stakeholder_email_list == ["boss@example.com", "ops@example.com"]
@@ -186,8 +187,10 @@ def test_settings_page_shows_connection_health(client, portal, rsps):
     unitalk_services.connection_create(portal=portal, api_key="Key12345678")
     fake_profile(rsps)
     html = enter(client, portal, "/bitrix/app/settings/").content.decode()
-    assert 'data-health="bitrix"' in html and "connected" in html
-    assert 'data-health="unitalk"' in html and "accepted" in html
+    assert 'data-health="bitrix"' in html
+    assert "connected" in html
+    assert 'data-health="unitalk"' in html
+    assert "accepted" in html
 
 
 def test_opening_settings_queues_a_user_list_refresh(client, portal, rsps):
