@@ -193,6 +193,7 @@ def failed_item_get(*, portal: Portal, item_id: int) -> FailedCall | None:
 
 def sync_dict(sync: CallSync) -> dict[str, Any]:
     call = sync.call
+    started = (call.started_at if call else None) or sync.created_at
     return {
         "id": sync.pk,
         "bitrix_call_id": sync.bitrix_call_id or "",
@@ -203,9 +204,8 @@ def sync_dict(sync: CallSync) -> dict[str, Any]:
         "direction": call.direction if call else "",
         "status": call.state or call.status if call else "",
         "duration": call.talk_seconds if call and call.talk_seconds is not None else None,
-        "started_at": (call.started_at or sync.created_at).isoformat()
-        if call
-        else sync.created_at.isoformat(),
+        "started_at": started.isoformat(),
+        "when": timezone.localtime(started).strftime("%Y-%m-%d %H:%M"),
         "record_url": sync.record_url or (call.recording_url if call else ""),
         "recorded": sync.record_file_id is not None,
         "status_code": sync.status_code,
