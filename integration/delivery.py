@@ -158,11 +158,12 @@ def digest_build(*, portal: Portal, now: Any = None) -> tuple[str, str]:
 
 
 def _kind_label(kind: str) -> str:
-    return {
+    labels: dict[str, str] = {
         FailedCall.Kind.DIAL_FAILED: _("Calls that could not be placed"),
         FailedCall.Kind.MISSED: _("Missed calls to call back"),
         FailedCall.Kind.CRM_SYNC_FAILED: _("Calls not saved in the CRM"),
-    }.get(kind, kind)
+    }
+    return labels.get(kind, kind)
 
 
 def digest_send(*, portal_id: int) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def _lang(request: HttpRequest, portal: Portal) -> str:
     return selectors.page_lang(raw, fallback=portal.lang)
 
 
-def js_strings() -> dict[str, str]:
+def js_strings() -> dict[str, Any]:
     """Strings the page scripts show, translated on the server (no catalog in the browser)."""
     return {
         "saved": _("Saved."),
@@ -199,10 +199,10 @@ def placement(request: HttpRequest) -> HttpResponse:
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":
         call_id = str(options.get("CALL_ID") or "")[:128]
-        call = selectors.call_card_get(portal=portal, bitrix_call_id=call_id)
-        if call is not None:
+        card = selectors.call_card_get(portal=portal, bitrix_call_id=call_id)
+        if card is not None:
             with translation.override(_lang(request, portal)):
-                call["stage_label"] = stage_labels().get(call["stage"], call["stage"])
-        context |= {"call_id": call_id, "call": call}
+                card["stage_label"] = stage_labels().get(card["stage"], card["stage"])
+        context |= {"call_id": call_id, "call": card}
         return _render(request, "pages/call_card.html", context, page="call_card")
     return _render(request, "pages/overview.html", context, page="overview")
