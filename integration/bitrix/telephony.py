@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from bitrixapp.models import Portal
 from integration.bitrix import client
+from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string
+from integration.bitrix.batch import _merge as merge_answer
 
 
 def external_line_command(*, number: str, name: str) -> tuple[str, dict[str, Any]]:
@@ -153,3 +156,29 @@ def is_call_not_found(error: Exception | dict[str, Any]) -> bool:
     else:
         text = f"{getattr(error, 'extra', {}).get('description', '')} {error}"
     return CALL_NOT_FOUND in text.lower() and "statistic table" not in text.lower()
+
+
+def result_ref(key: str, name: str) -> str:
+    """`$result[key][name]`: an earlier batch command's result field, filled in by Bitrix24."""
+    return f"$result[{key}][{name}]"
+
+
+def batch_send(portal: Portal, commands: dict[str, tuple[str, dict[str, Any]]]) -> BatchResult:
+    """One `batch` request (≤50 commands) whose parameters may hold `result_ref` values.
+
+    Bitrix24 substitutes `$result[...]` in the raw command string before decoding it (batch.md;
+    the sandbox does the same), so references must go out unescaped, unlike other values.
+    """
+    if len(commands) > MAX_COMMANDS:
+        raise ValueError(f"at most {MAX_COMMANDS} commands per batch request")
+    cmd: dict[str, str] = {}
+    for key, (method, params) in commands.items():
+        text = command_string(method, params)
+        for value in params.values():
+            if isinstance(value, str) and value.startswith("$result["):
+                text = text.replace(quote(value, safe=""), value)
+        cmd[key] = text
+    answer = client.call(portal, "batch", {"halt": 0, "cmd": cmd})
+    result = BatchResult()
+    merge_answer(result, answer)
+    return result

@@ -31,9 +31,9 @@ from django.utils import timezone
 from bitrixapp.log import log_context
 from bitrixapp.models import Portal, portal_options
 from integration import jobs
-from integration.bitrix import batch as bx_batch
 from integration.bitrix import crm, telephony
 from integration.bitrix import errors as bx_errors
+from integration.bitrix.batch import BatchResult
 from integration.calls import statuses
 from integration.calls.models import Call, CallSync
 from integration.errors import (
@@ -178,7 +178,9 @@ def _plan(sync: CallSync, *, portal: Portal) -> _Plan:
         show=False,  # the call is over: no card to pop up
     )
     # `$result[...]` hands register's CALL_ID to finish inside the same request (§2.5).
-    finish = telephony.finish_command(call_id=f"$result[r{sync.pk}][CALL_ID]", **finish_fields)
+    finish = telephony.finish_command(
+        call_id=telephony.result_ref(f"r{sync.pk}", "CALL_ID"), **finish_fields
+    )
     return _Plan(sync, OP_REGISTER_FINISH, {f"r{sync.pk}": register, f"f{sync.pk}": finish})
 
 
@@ -301,7 +303,7 @@ def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
         CallSync.objects.filter(pk=plan.sync.pk).update(sent_op=plan.op, sent_at=now)
     commands = {key: cmd for plan in plans for key, cmd in plan.commands.items()}
     try:
-        result = bx_batch.batch(portal, commands)
+        result = telephony.batch_send(portal, commands)
     except IntegrationError as exc:
         for plan in plans:
             if _definitely_not_sent(exc):
@@ -322,7 +324,7 @@ def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
     return failures
 
 
-def _outcome(plan: _Plan, result: bx_batch.BatchResult) -> IntegrationError | None:
+def _outcome(plan: _Plan, result: BatchResult) -> IntegrationError | None:
     sync = plan.sync
     rkey, fkey = f"r{sync.pk}", f"f{sync.pk}"
     if plan.op == OP_REGISTER_FINISH:

@@ -95,7 +95,7 @@ def connection(portal):
     return conn
 
 
-_REF = re.compile(r"^\$result\[([^\]]+)\]\[([^\]]+)\]$")
+_REF = re.compile(r"\$result\[([^\]]+)\]\[([^\]]+)\]")
 
 
 @dataclass
@@ -153,12 +153,12 @@ class FakeBitrix:
         errors: dict[str, Any] = {}
         for key, command in cmd.items():
             method, _, query = command.partition("?")
-            params: dict[str, Any] = {}
-            for name, value in parse_qsl(query, keep_blank_values=True):
-                ref = _REF.match(value)
-                if ref:
-                    value = str((results.get(ref.group(1)) or {}).get(ref.group(2), ""))
-                params[name] = value
+            # Like Bitrix24: references are replaced in the raw string, before decoding, so an
+            # escaped reference stays a literal (and finds no call).
+            query = _REF.sub(
+                lambda m: str((results.get(m.group(1)) or {}).get(m.group(2), "")), query
+            )
+            params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
             try:
                 results[key] = self.run(method.lower(), params)
             except LookupError as exc:

@@ -1,0 +1,301 @@
+"""The call pipeline end to end: sandbox portal + Unitalk over real HTTP, the app as gunicorn +
+a real Celery worker + beat (tests/support/stack.py), installed through the sandbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from bitrixapp.models import Portal, portal_options
+from integration.calls import dial, sync
+from integration.calls.models import CallSync, FailedCall
+from integration.models import Job, JobAttempt, Notification
+from integration.unitalk import services as unitalk_services
+from integration.unitalk.models import OperatorMapping
+from sandbox import server as sandbox_server
+from tests.support.stack import Stack, app_stack
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+KEY = "SandboxKey01"
+
+
+@dataclass
+class World:
+    sandbox: Any
+    stack: Stack
+    portal: Portal | None = None
+
+    def bx(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        response = requests.post(
+            f"{self.sandbox.bitrix_url}/_sandbox/{path}", json=payload or {}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def ut(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        response = requests.post(
+            f"{self.sandbox.unitalk_url}/_sandbox/{path}",
+            json={"api_key": KEY, **(payload or {})},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, server: str, kind: str, rate: float = 1.0, **extra: Any) -> None:
+        base = self.sandbox.bitrix_url if server == "bitrix" else self.sandbox.unitalk_url
+        requests.post(
+            f"{base}/_sandbox/faults",
+            json={"kind": kind, "rate": rate, "method": "*", **extra},
+            timeout=10,
+        ).raise_for_status()
+
+    def portal_state(self) -> dict[str, Any]:
+        assert self.portal is not None
+        state = requests.get(f"{self.sandbox.bitrix_url}/_sandbox/state?log=0", timeout=30).json()
+        return state["portals"][self.portal.member_id]
+
+    def finished_by_external_id(self) -> Counter[str]:
+        return Counter(
+            str(f["EXTERNAL_CALL_ID"])
+            for f in self.portal_state()["finished"].values()
+            if f["EXTERNAL_CALL_ID"]
+        )
+
+    def install(self) -> Portal:
+        creds = self.bx("portals")
+        answer = self.bx(f"portals/{creds['member_id']}/install")
+        assert answer["onappinstall"]["status"] == 200, answer
+        wait_until(
+            lambda: Job.objects.filter(kind="portal.install", state=Job.State.SUCCEEDED).exists(),
+            timeout=60,
+            message="the install job to bind events and the line",
+        )
+        self.bx(f"portals/{creds['member_id']}/install-finish")
+        portal = Portal.objects.get(member_id=creds["member_id"])
+        options = portal_options(portal)
+        options.default_user_id = 1
+        options.save()
+        connection = unitalk_services.connection_create(portal=portal, api_key=KEY)
+        self.ut(
+            "webhooks",
+            {
+                "url": unitalk_services.connection_webhook_url(connection=connection),
+                "replace": True,
+            },
+        )
+        self.ut("settings", {"event_delay": 0.1, "talk_time": 4, "ring_time": 2})
+        for user_id, line in ((1, "101"), (2, "102")):
+            OperatorMapping.objects.update_or_create(
+                portal=portal, bitrix_user_id=user_id, defaults={"line": line}
+            )
+        self.portal = portal
+        return portal
+
+
+@contextmanager
+def call_world(
+    tmp_path, settings, *, env: dict[str, str] | None = None, concurrency: int = 4, **sandbox_kw
+) -> Iterator[World]:
+    """Sandbox in-process, app processes on the test database, portal installed and wired."""
+    handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None, **sandbox_kw)
+    base_env = {
+        "BITRIX24_OAUTH_SERVER": handle.oauth_url,
+        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
+        "BITRIX24_CLIENT_ID": "local.sandbox.app",
+        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
+        "BITRIX24_JS_URL": f"{handle.bitrix_url}/bx24.js",
+        "UNITALK_API_URL": handle.unitalk_url + "/api",
+        "JOB_BACKOFF_BASE_S": "1",
+        "JOB_BACKOFF_CAP_S": "30",
+        "HTTP_CONNECT_TIMEOUT": "2",
+        "HTTP_READ_TIMEOUT": "5",
+        **(env or {}),
+    }
+    settings.BITRIX24_OAUTH_SERVER = handle.oauth_url
+    settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
+    settings.BITRIX24_CLIENT_ID = "local.sandbox.app"
+    settings.BITRIX24_CLIENT_SECRET = "sandbox-client-secret"
+    settings.BITRIX24_JS_URL = f"{handle.bitrix_url}/bx24.js"
+    settings.UNITALK_API_URL = handle.unitalk_url + "/api"
+    settings.RATELIMIT_DIR = tmp_path / "ratelimit"
+    try:
+        with app_stack(tmp_path, env=base_env, concurrency=concurrency) as stack:
+            handle.world.settings.app_url = stack.base_url
+            settings.APP_BASE_URL = stack.base_url
+            world = World(handle, stack)
+            world.install()
+            try:
+                yield world
+            except BaseException:
+                print(jobs_report())
+                print(stack.log("worker")[-6000:])
+                raise
+    finally:
+        handle.stop()
+
+
+def jobs_report() -> str:
+    """What the jobs did, for failure messages."""
+    return "\n".join(
+        f"{j.kind} {j.state} attempts={j.attempts} {j.last_error_class}: {j.last_error[:200]}"
+        for j in Job.objects.order_by("pk")
+    )
+
+
+def _synced(**filters: Any) -> bool:
+    return CallSync.objects.filter(
+        stage__in=(CallSync.Stage.FINISHED, CallSync.Stage.RECORDED), **filters
+    ).exists()
+
+
+def test_answered_click_to_call_is_finished_200_with_its_record(tmp_path, settings):
+    with call_world(tmp_path, settings) as world:
+        # when Anna clicks a number in the CRM
+        out = world.bx(
+            f"portals/{world.portal.member_id}/click-to-call",
+            {"user_id": "1", "phone": "+380501234567"},
+        )
+        call_id = out["call"]["CALL_ID"]
+
+        # then the call is dialed, finished and recorded in Bitrix24
+        wait_until(
+            lambda: CallSync.objects.filter(
+                bitrix_call_id=call_id, stage=CallSync.Stage.RECORDED
+            ).exists(),
+            timeout=90,
+            message="the click-to-call to be finished and recorded",
+        )
+        state = world.portal_state()
+        assert state["finished"][call_id]["CALL_FAILED_CODE"] == "200"
+        assert state["finished"][call_id]["CALL_DURATION"] == 4
+        assert [r["CALL_ID"] for r in state["records"]] == [call_id]
+        # the portal registered it; we never did
+        assert len(state["finished"]) == 1
+        assert not state["calls"]
+
+
+def test_missed_inbound_call_is_finished_304_with_an_item_and_a_notification(tmp_path, settings):
+    with call_world(tmp_path, settings) as world:
+        # when a client calls line 102 and nobody answers
+        call = world.ut("calls", {"from": "380509998877", "line": "102", "outcome": "noanswer"})
+        unitalk_id = str(call["call"]["id"])
+
+        # then Bitrix24 has a missed call, Oleg (line 102) a callback item and a notification
+        wait_until(
+            lambda: (
+                FailedCall.objects.filter(kind=FailedCall.Kind.MISSED).exists()
+                and Notification.objects.filter(kind="call.missed").exists()
+            ),
+            timeout=90,
+            message="the missed-call item and notification",
+        )
+        finished = [
+            f
+            for f in world.portal_state()["finished"].values()
+            if f["EXTERNAL_CALL_ID"] == unitalk_id
+        ]
+        assert len(finished) == 1
+        assert finished[0]["CALL_FAILED_CODE"] == "304"
+        assert finished[0]["INCOMING"] == "2"
+        item = FailedCall.objects.get(kind=FailedCall.Kind.MISSED)
+        assert item.phone_number == "380509998877"
+        assert Notification.objects.get(kind="call.missed").user_id == item.owner_user_id
+
+
+def test_unitalk_down_for_a_while_is_retried_with_growing_delays_then_placed(tmp_path, settings):
+    # Unitalk is down for ~12 s instead of minutes: JOB_BACKOFF_BASE_S=1 (delays 1, 2, 4, 8 s).
+    with call_world(tmp_path, settings) as world:
+        world.fault("unitalk", "down")
+        out = world.bx(
+            f"portals/{world.portal.member_id}/click-to-call",
+            {"user_id": "1", "phone": "+380501234568"},
+        )
+        call_id = out["call"]["CALL_ID"]
+        wait_until(
+            lambda: (
+                JobAttempt.objects.filter(job__kind=dial.KIND_DIAL, decision="retry").count() >= 4
+            ),
+            timeout=60,
+            message="four failed dial attempts",
+        )
+        world.fault("unitalk", "down", rate=0)
+
+        wait_until(
+            lambda: _synced(bitrix_call_id=call_id),
+            timeout=90,
+            message="the call to be placed and finished once Unitalk is back",
+        )
+        job = Job.objects.get(kind=dial.KIND_DIAL)
+        assert job.state == Job.State.SUCCEEDED
+        delays = list(
+            JobAttempt.objects.filter(job=job, decision="retry")
+            .order_by("number")
+            .values_list("delay_s", flat=True)
+        )
+        assert len(delays) >= 4
+        assert all(a < b for a, b in zip(delays, delays[1:], strict=False)), delays
+        assert world.portal_state()["finished"][call_id]["CALL_FAILED_CODE"] == "200"
+
+
+def test_unitalk_down_for_good_opens_a_dial_failed_item_and_tells_the_user(tmp_path, settings):
+    with call_world(tmp_path, settings, env={"CALL_DIAL_HORIZON_S": "6"}) as world:
+        world.fault("unitalk", "down")
+        out = world.bx(
+            f"portals/{world.portal.member_id}/click-to-call",
+            {"user_id": "1", "phone": "+380501234569"},
+        )
+        call_id = out["call"]["CALL_ID"]
+
+        wait_until(
+            lambda: (
+                FailedCall.objects.filter(kind=FailedCall.Kind.DIAL_FAILED).exists()
+                and _synced(bitrix_call_id=call_id)
+            ),
+            timeout=60,
+            message="a dial_failed item and the Bitrix24 call finished as failed",
+        )
+        item = FailedCall.objects.get(kind=FailedCall.Kind.DIAL_FAILED)
+        assert item.job.state == Job.State.DEAD
+        assert item.owner_user_id == 1
+        assert Notification.objects.filter(kind="call.dial_failed", user_id=1).exists()
+        finished = world.portal_state()["finished"][call_id]
+        assert finished["CALL_FAILED_CODE"] == "480"
+        assert "Unitalk unreachable" in finished["CALL_FAILED_REASON"]
+
+
+def test_bitrix_down_keeps_calls_and_syncs_them_exactly_once_when_back(tmp_path, settings):
+    with call_world(tmp_path, settings, env={"JOB_BACKOFF_CAP_S": "4"}) as world:
+        # given Bitrix24 down while three answered inbound calls happen
+        world.fault("bitrix", "down")
+        ids = [
+            str(world.ut("calls", {"from": f"38050777000{i}", "outcome": "answer"})["call"]["id"])
+            for i in range(3)
+        ]
+        wait_until(
+            lambda: CallSync.objects.filter(call__ended=True).count() == 3,
+            timeout=60,
+            message="the three calls to be known and waiting",
+        )
+        assert world.finished_by_external_id() == Counter()
+
+        # when Bitrix24 is back
+        world.fault("bitrix", "down", rate=0)
+
+        # then every call is finished exactly once, with its record
+        wait_until(
+            lambda: CallSync.objects.filter(stage=CallSync.Stage.RECORDED).count() == 3,
+            timeout=120,
+            message="the three calls synced and recorded",
+        )
+        finished = world.finished_by_external_id()
+        assert {i: finished[i] for i in ids} == dict.fromkeys(ids, 1)
+        assert not world.portal_state()["calls"]
+        assert Job.objects.filter(kind=sync.KIND_SYNC, state=Job.State.SUCCEEDED).count() == 3
