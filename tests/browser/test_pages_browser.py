@@ -270,6 +270,7 @@ def test_crm_tab_and_call_card_show_the_calls_sync_state(sandbox, stack, browser
 
     # when: the call card tab is opened for the live call (a form POST, as the portal does)
     tokens = control(sandbox, f"portals/{portal.member_id}/tokens", {"user_id": "2"})
+    page.set_viewport_size({"width": 560, "height": 240})  # the call card tab is narrow
     page.set_content(call_card_form(stack.base_url, portal, tokens["access_token"]))
     page.locator("#placement[data-placement=CALL_CARD]").wait_for()
     # then: it polls the live state; a change on the server shows up without a reload
