@@ -226,8 +226,17 @@ def _schedule_delivery(notification: Notification, created: bool) -> None:
 
 @jobs.job_settled.connect
 def _dead_job_raises(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
-    """A dead job is a problem for the admins (one open row, counted), except our own kinds."""
-    if state != Job.State.DEAD or job.portal_id is None or job.kind in DELIVERY_KINDS:
+    """A dead job is a problem for the admins (one open row, counted), except our own kinds.
+
+    The problem closes itself once the portal has no dead jobs left (retried successfully).
+    """
+    if job.portal_id is None or job.kind in DELIVERY_KINDS:
+        return
+    if state == Job.State.SUCCEEDED:
+        if not Job.objects.filter(portal_id=job.portal_id, state=Job.State.DEAD).exists():
+            alerts.notification_resolve(portal=job.portal, tag=DEAD_JOBS_TAG)
+        return
+    if state != Job.State.DEAD:
         return
     alerts.notification_raise(
         portal=job.portal,

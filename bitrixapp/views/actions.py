@@ -224,6 +224,21 @@ def operator_map(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user_id": mapping.bitrix_user_id, "line": mapping.line})
 
 
+@require_POST
+@auth.page_token_required(admin=True)
+def problem_dismiss(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """An admin closes a banner by hand (it comes back if the problem is raised again)."""
+    from integration import alerts
+    from integration.models import Notification
+
+    portal = _portal(request)
+    row = Notification.objects.filter(portal=portal, pk=notification_id).first()
+    if row is None:
+        return _not_found()
+    alerts.notification_resolve(portal=portal, tag=row.tag)
+    return JsonResponse({"resolved": True})
+
+
 @require_GET
 @auth.page_token_required
 def job_status(request: HttpRequest, job_id: int) -> HttpResponse:

@@ -25,6 +25,11 @@ urlpatterns = [
     path("actions/settings/test/", actions.settings_test, name="bitrix-act-test"),
     path("actions/operators/sync/", actions.operators_sync, name="bitrix-act-operators-sync"),
     path("actions/operators/", actions.operator_map, name="bitrix-act-operator-map"),
+    path(
+        "actions/problems/<int:notification_id>/dismiss/",
+        actions.problem_dismiss,
+        name="bitrix-act-dismiss",
+    ),
     path("actions/jobs/<int:job_id>/", actions.job_status, name="bitrix-act-job"),
     path("actions/call-card/", actions.call_card, name="bitrix-act-call-card"),
     path("actions/crm-calls/", actions.crm_calls, name="bitrix-act-crm-calls"),

@@ -40,6 +40,14 @@
     el.addEventListener("click", function () { go(el.getAttribute("data-go"), el.getAttribute("data-kind")); });
   });
 
+  $$("[data-dismiss]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      api("POST", "problems/" + btn.getAttribute("data-dismiss") + "/dismiss/", {}).then(function (r) {
+        if (r.ok) { btn.closest(".banner").remove(); fit(); }
+      });
+    });
+  });
+
   function showErrors(form, errors) {
     $$(".field-error", form).forEach(function (el) { el.textContent = ""; });
     Object.keys(errors || {}).forEach(function (name) {

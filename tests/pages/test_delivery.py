@@ -178,3 +178,15 @@ def test_digest_summarises_lists_and_problems(portal, stakeholders):
 def test_no_digest_when_the_portal_turned_it_off(portal, stakeholders):
     PortalOptions.objects.filter(pk=stakeholders.pk).update(daily_digest=False)
     assert delivery.digests_enqueue() == 0
+
+
+def test_the_dead_jobs_problem_closes_when_the_retry_succeeds(portal):
+    item = open_item(portal)
+    test_work_outcome["next"] = PermanentError("crm: ACCESS_DENIED")
+    jobs.job_retry_now(job=item.job)
+    jobs.job_execute(job_id=item.job_id)
+    assert Notification.objects.filter(tag=delivery.DEAD_JOBS_TAG, resolved_at=None).exists()
+    test_work_outcome["next"] = "ok"
+    jobs.job_retry_now(job=Job.objects.get(pk=item.job_id))
+    jobs.job_execute(job_id=item.job_id)
+    assert not Notification.objects.filter(tag=delivery.DEAD_JOBS_TAG, resolved_at=None).exists()

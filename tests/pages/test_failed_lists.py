@@ -152,3 +152,24 @@ def test_another_users_problem_is_not_shown_as_a_banner(client, portal):
     theirs = client.get("/bitrix/actions/overview/", **token(portal, user_id=3, admin=False))
     assert [b["message"] for b in mine.json()["banners"]] == ["for Oleg"]
     assert theirs.json()["banners"] == []
+
+
+def test_an_admin_dismisses_a_banner_of_their_portal_only(client, portal, other_portal):
+    mine = alerts.notification_raise(portal=portal, kind="jobs.dead", message="x")
+    theirs = alerts.notification_raise(portal=other_portal, kind="jobs.dead", message="y")
+    ok = client.post(f"/bitrix/actions/problems/{mine.pk}/dismiss/", **token(portal))
+    refused = client.post(f"/bitrix/actions/problems/{theirs.pk}/dismiss/", **token(portal))
+    assert ok.status_code == 200
+    assert refused.status_code == 403
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.resolved_at is not None
+    assert theirs.resolved_at is None
+
+
+def test_a_manager_cannot_dismiss_a_banner(client, portal):
+    row = alerts.notification_raise(portal=portal, kind="jobs.dead", message="x")
+    response = client.post(
+        f"/bitrix/actions/problems/{row.pk}/dismiss/", **token(portal, user_id=2, admin=False)
+    )
+    assert response.status_code == 403
