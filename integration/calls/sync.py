@@ -25,11 +25,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from bitrixapp.log import log_context
-from bitrixapp.models import Portal, portal_options
+from bitrixapp.models import Portal, PortalOptions, portal_options
 from integration import jobs
 from integration.bitrix import crm, telephony
 from integration.bitrix import errors as bx_errors
@@ -114,10 +115,16 @@ def _free_q(now: Any) -> Q:
 
 
 def _claim(pk: int, token: str) -> bool:
+    """Take the row if it is free and still open. Only the row's own columns are in the WHERE:
+    a condition on a joined table makes Django emit `WHERE id IN (SELECT ...)`, and PostgreSQL
+    re-checks a concurrently updated row against the outer WHERE only, so two workers could
+    both win the claim."""
+    if not CallSync.objects.filter(ready_q(), pk=pk).exists():
+        return False
     now = timezone.now()
     lease = timedelta(seconds=settings.CALL_DRAIN_CLAIM_S)
     return bool(
-        CallSync.objects.filter(_free_q(now), ready_q(), pk=pk).update(
+        CallSync.objects.filter(_free_q(now), pk=pk, stage__in=OPEN_STAGES).update(
             claim_token=token, claimed_until=now + lease, updated_at=now
         )
     )
@@ -139,7 +146,7 @@ class _Plan:
     commands: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
-def _plan(sync: CallSync, *, portal: Portal) -> _Plan:
+def _plan(sync: CallSync, *, portal: Portal, options: PortalOptions | None = None) -> _Plan:
     """The commands that take this call to FINISHED from where it stands."""
     call = sync.call
     if call is not None and call.ended:
@@ -150,9 +157,7 @@ def _plan(sync: CallSync, *, portal: Portal) -> _Plan:
         duration = call.talk_seconds or 0
     else:  # a click-to-call that never reached Unitalk: finish with the failure we recorded
         inbound, status_code, duration = False, sync.status_code, 0
-    if status_code != sync.status_code:
-        CallSync.objects.filter(pk=sync.pk).update(status_code=status_code)
-        sync.status_code = status_code
+    sync.status_code = status_code  # stored with the finish
     finish_fields = {
         "user_id": sync.user_id,
         "duration": duration,
@@ -166,7 +171,7 @@ def _plan(sync: CallSync, *, portal: Portal) -> _Plan:
             {f"f{sync.pk}": telephony.finish_command(call_id=sync.bitrix_call_id, **finish_fields)},
         )
     assert call is not None  # a row without CALL_ID always comes from a Unitalk call
-    options = portal_options(portal)
+    options = options or portal_options(portal)
     register = telephony.register_command(
         user_id=sync.user_id or 0,
         phone_number=sync.phone_number or call.client_number,
@@ -184,12 +189,17 @@ def _plan(sync: CallSync, *, portal: Portal) -> _Plan:
     return _Plan(sync, OP_REGISTER_FINISH, {f"r{sync.pk}": register, f"f{sync.pk}": finish})
 
 
-def _prepare(sync: CallSync, *, portal: Portal) -> None:
+def _prepare(sync: CallSync, *, portal: Portal, users: dict[str, int | None] | None = None) -> None:
     """Fill what register needs once, so every retry sends identical parameters (dedup)."""
     call = sync.call
     updates: dict[str, Any] = {}
     if not sync.user_id:
-        updates["user_id"] = call_user(portal=portal, call=call)
+        line = call.operator_line if call is not None else ""
+        if users is None or line not in users:
+            user = call_user(portal=portal, call=call)
+            if users is not None:
+                users[line] = user
+        updates["user_id"] = users[line] if users is not None else user
     if not sync.line_number:
         updates["line_number"] = settings.BITRIX24_LINE_NUMBER
     if call is not None and not sync.phone_number:
@@ -246,28 +256,36 @@ def _record_registered(sync: CallSync, result: dict[str, Any]) -> None:
     }
     if result.get("CRM_ENTITY_TYPE") and entity_id:
         updates |= {"crm_entity_type": result["CRM_ENTITY_TYPE"], "crm_entity_id": int(entity_id)}
-    CallSync.objects.filter(pk=sync.pk, bitrix_call_id__isnull=True).update(**updates)
-    CallSync.objects.filter(
-        pk=sync.pk, stage__in=(CallSync.Stage.NEW, CallSync.Stage.DIALING)
-    ).update(stage=CallSync.Stage.REGISTERED)
-    sync.refresh_from_db()
+    if sync.bitrix_call_id:
+        return  # known already (a click-to-call, or an earlier attempt recorded it)
+    early = (CallSync.Stage.NEW, CallSync.Stage.DIALING)
+    stage = CallSync.Stage.REGISTERED if sync.stage in early else sync.stage
+    CallSync.objects.filter(pk=sync.pk, bitrix_call_id__isnull=True).update(stage=stage, **updates)
+    sync.stage = stage
+    for name, value in updates.items():
+        setattr(sync, name, value)
 
 
-def _record_finished(sync: CallSync, result: dict[str, Any]) -> None:
+def _record_finished(
+    sync: CallSync, result: dict[str, Any], options: PortalOptions | None = None
+) -> None:
     now = timezone.now()
     activity = result.get("CRM_ACTIVITY_ID")
-    updated = CallSync.objects.filter(pk=sync.pk, stage__in=OPEN_STAGES).update(
-        stage=CallSync.Stage.FINISHED,
-        finished_at=now,
-        crm_activity_id=int(activity) if str(activity or "").isdigit() else None,
-        sent_op="",
-        last_error="",
-        updated_at=now,
-    )
-    sync.refresh_from_db()
+    fields = {
+        "stage": CallSync.Stage.FINISHED,
+        "finished_at": now,
+        "crm_activity_id": int(activity) if str(activity or "").isdigit() else None,
+        "status_code": sync.status_code,
+        "sent_op": "",
+        "last_error": "",
+        "updated_at": now,
+    }
+    updated = CallSync.objects.filter(pk=sync.pk, stage__in=OPEN_STAGES).update(**fields)
+    for name, value in fields.items():
+        setattr(sync, name, value)
     if updated:
         logger.info("call finished in Bitrix24", extra={"status_code": sync.status_code})
-        followups_enqueue(sync=sync)
+        followups_enqueue(sync=sync, options=options)
 
 
 def _record_error(sync: CallSync, error: IntegrationError) -> None:
@@ -289,7 +307,9 @@ def _definitely_not_sent(error: Exception) -> bool:
     return isinstance(error, RateLimitedError | AuthExpiredError | PausedError | PermanentError)
 
 
-def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
+def push(
+    plans: list[_Plan], *, portal: Portal, options: PortalOptions | None = None
+) -> dict[int, IntegrationError]:
     """Send the plans' commands in one batch and record each call's outcome.
 
     Returns the error of every call that did not reach FINISHED. The caller holds the claims.
@@ -298,9 +318,11 @@ def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
         return {}
     now = timezone.now()
     previous = {p.sync.pk: p.sync.sent_op for p in plans}
-    for plan in plans:
+    for op in {p.op for p in plans}:
         # Committed before the request: a crash from here on leaves the doubt on record.
-        CallSync.objects.filter(pk=plan.sync.pk).update(sent_op=plan.op, sent_at=now)
+        CallSync.objects.filter(pk__in=[p.sync.pk for p in plans if p.op == op]).update(
+            sent_op=op, sent_at=now
+        )
     commands = {key: cmd for plan in plans for key, cmd in plan.commands.items()}
     try:
         result = telephony.batch_send(portal, commands)
@@ -311,12 +333,15 @@ def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
             _record_error(plan.sync, exc)
         return {plan.sync.pk: exc for plan in plans}
     failures: dict[int, IntegrationError] = {}
-    for plan in plans:
-        sync = plan.sync
-        with log_context(call=sync.pk):
-            error = _outcome(plan, result)
-        if error is not None:
-            failures[sync.pk] = error
+    # One commit for the whole batch's outcomes (a commit per row costs an fsync each). A crash
+    # before it commits leaves `sent_op` set on every row, and the retries look before resending.
+    with transaction.atomic():
+        for plan in plans:
+            sync = plan.sync
+            with log_context(call=sync.pk):
+                error = _outcome(plan, result, options)
+            if error is not None:
+                failures[sync.pk] = error
     logger.info(
         "sync batch sent",
         extra={"calls": len(plans), "commands": len(commands), "failed": len(failures)},
@@ -324,7 +349,9 @@ def push(plans: list[_Plan], *, portal: Portal) -> dict[int, IntegrationError]:
     return failures
 
 
-def _outcome(plan: _Plan, result: BatchResult) -> IntegrationError | None:
+def _outcome(
+    plan: _Plan, result: BatchResult, options: PortalOptions | None = None
+) -> IntegrationError | None:
     sync = plan.sync
     rkey, fkey = f"r{sync.pk}", f"f{sync.pk}"
     if plan.op == OP_REGISTER_FINISH:
@@ -339,13 +366,13 @@ def _outcome(plan: _Plan, result: BatchResult) -> IntegrationError | None:
         answer = result.errors.get(fkey, {})
         if plan.op == OP_FINISH and telephony.is_call_not_found(answer):
             # We registered it and only we finish it: an earlier finish went through.
-            _record_finished(sync, {})
+            _record_finished(sync, {}, options)
             return None
         error = _batch_error(answer, "telephony.externalCall.finish")
         CallSync.objects.filter(pk=sync.pk).update(sent_op="")
         _record_error(sync, error)
         return error
-    _record_finished(sync, result.results[fkey])
+    _record_finished(sync, result.results[fkey], options)
     return None
 
 
@@ -366,19 +393,31 @@ def sync_drain(*, portal: Portal, sync_id: int | None = None) -> dict[str, Any]:
         CallSync.objects.filter(ready_q(), _free_q(now), portal=portal, last_error="")
         .exclude(sent_op=OP_REGISTER_FINISH)
         .exclude(pk=sync_id)
-        .order_by("pk")
+        # Newest first: jobs run oldest first, so each early job takes calls whose own jobs
+        # are far back in the queue (they then find their call finished and return at once)
+        # instead of the next 24 jobs all finding theirs taken.
+        .order_by("-pk")
         .values_list("pk", flat=True)[: limit * 2]
     )
-    for pk in others:
-        if len(claimed) >= limit:
-            break
-        if _claim(pk, token):
-            claimed.append(pk)
+    wanted = list(others)[: limit - len(claimed)]
+    if wanted:
+        # One conditional UPDATE on the rows' own columns: safe against concurrent drains.
+        lease = timedelta(seconds=settings.CALL_DRAIN_CLAIM_S)
+        CallSync.objects.filter(_free_q(now), pk__in=wanted, stage__in=OPEN_STAGES).update(
+            claim_token=token, claimed_until=now + lease, updated_at=now
+        )
+        claimed = list(CallSync.objects.filter(claim_token=token).values_list("pk", flat=True))
+    options = portal_options(portal)
+    users: dict[str, int | None] = {}
     try:
         plans: list[_Plan] = []
-        for sync in CallSync.objects.filter(pk__in=claimed).select_related("call").order_by("pk"):
+        rows = list(CallSync.objects.filter(pk__in=claimed).select_related("call").order_by("pk"))
+        with transaction.atomic():
+            for sync in rows:
+                sync.portal = portal
+                _prepare(sync, portal=portal, users=users)
+        for sync in rows:
             with log_context(call=sync.pk):
-                _prepare(sync, portal=portal)
                 try:
                     if sync.sent_op == OP_REGISTER_FINISH and _resolve_ambiguous(
                         sync, portal=portal
@@ -388,8 +427,8 @@ def sync_drain(*, portal: Portal, sync_id: int | None = None) -> dict[str, Any]:
                     if sync.pk == sync_id:
                         own_error = exc
                     continue
-                plans.append(_plan(sync, portal=portal))
-        failures = push(plans, portal=portal)
+                plans.append(_plan(sync, portal=portal, options=options))
+        failures = push(plans, portal=portal, options=options)
     finally:
         _release(claimed, token)
     if sync_id is not None and own_error is None:
@@ -472,7 +511,7 @@ def register_run(*, sync_id: int) -> dict[str, Any]:
 # --- after finish -------------------------------------------------------------------------------
 
 
-def followups_enqueue(*, sync: CallSync) -> None:
+def followups_enqueue(*, sync: CallSync, options: PortalOptions | None = None) -> None:
     """Details, recording, missed-call handling: each its own job, keyed by (call, step)."""
     from integration.calls import failed
 
@@ -480,7 +519,7 @@ def followups_enqueue(*, sync: CallSync) -> None:
     job_enqueue(KIND_DETAILS, sync)
     if call is None:
         return
-    options = portal_options(sync.portal)
+    options = options or portal_options(sync.portal)
     answered = sync.status_code == statuses.SUCCESS
     if answered and call.recording_url and options.recordings_to_drive:
         job_enqueue(KIND_RECORDING, sync)

@@ -1,0 +1,269 @@
+"""Benchmark: drain a backlog of finished calls into one Bitrix24 portal at its REST ceiling.
+
+Run: .venv/bin/python bench/sync_throughput.py
+
+It creates a throwaway PostgreSQL database, migrates it, starts the sandbox (portal + OAuth +
+Unitalk) in this process with the default limits (burst 50, drain 2 requests/s), a Celery
+worker (BENCH_CONCURRENCY processes) and beat as subprocesses, seeds BENCH_CALLS calls that had
+already ended when the app first saw them (inbound, answered, no CRM match, no recording: the
+register+finish path alone), and waits until every one is finished in the sandbox portal.
+
+Figures come from the sandbox's own request log: REST requests from the first to the last,
+how many were answered 503 QUERY_LIMIT_EXCEEDED, and finished calls (each must be exactly one).
+ceiling = (burst + drain × duration) / duration requests per second; ratio = achieved / ceiling.
+The last line: `sync_throughput: ratio=<r> rejected_503=<n> calls_per_s=<x>`. Target ratio ≥ 0.9
+with no 503.
+
+Environment: BENCH_PG (server URL, default postgres://postgres@127.0.0.1:5432),
+BENCH_REDIS_URL (default redis://127.0.0.1:6379/12), BENCH_CALLS (3000), BENCH_CONCURRENCY (4),
+BENCH_TIMEOUT_S (600).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+BIN = Path(PY).parent
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+CALLS = int(os.environ.get("BENCH_CALLS", "3000"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT_S", "600"))
+BURST, DRAIN = 50, 2.0
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def psql(database: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{database}", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def main() -> None:
+    from cryptography.fernet import Fernet
+
+    from sandbox import server as sandbox_server
+
+    database = f"bench_sync_{uuid.uuid4().hex[:8]}"
+    queue = f"bench-sync-{uuid.uuid4().hex[:6]}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None)
+    env = {
+        **os.environ,
+        "DJANGO_ENV_FILE": "/nonexistent",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
+        "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": f"{PG}/{database}",
+        "DATABASE_CONN_MAX_AGE": "60",
+        "REDIS_URL": REDIS,
+        "CELERY_BROKER_URL": REDIS,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
+        "JOB_DISPATCH_INTERVAL_S": "1",
+        "LOG_LEVEL": "WARNING",
+        "APP_BASE_URL": "http://127.0.0.1:9",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "BITRIX24_OAUTH_SERVER": handle.oauth_url,
+        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
+        "BITRIX24_CLIENT_ID": "local.sandbox.app",
+        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
+        "BITRIX24_JS_URL": f"{handle.bitrix_url}/bx24.js",
+        "UNITALK_API_URL": handle.unitalk_url + "/api",
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+    psql("postgres", f'CREATE DATABASE "{database}"')
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        log(f"migrating {database} ...")
+        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        import django
+
+        django.setup()
+        member_id = seed(handle)
+        worker_log = open(tmp / "worker.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "bitrixapp",
+                    "worker",
+                    "--loglevel",
+                    "WARNING",
+                    "--queues",
+                    queue,
+                    "--concurrency",
+                    str(CONCURRENCY),
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],  # fmt: skip
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "WARNING"],
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        time.sleep(3)  # worker boot; the jobs wait in the broker meanwhile anyway
+        measure(handle, member_id)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        handle.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001  (best effort before dropping the database)
+            pass
+        psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def seed(handle) -> str:
+    import requests
+    from django.db import transaction
+    from django.utils import timezone
+
+    from bitrixapp.models import Portal, portal_options
+    from bitrixapp.celery import app as celery_app
+    from integration.calls import services
+    from integration.calls.models import Call
+    from integration.unitalk import services as unitalk_services
+    from integration.unitalk.models import OperatorMapping
+
+    celery_app.conf.task_default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    creds = requests.post(f"{handle.bitrix_url}/_sandbox/portals", json={}, timeout=10).json()
+    portal = Portal.objects.create(
+        member_id=creds["member_id"],
+        domain=creds["domain"],
+        client_endpoint=creds["client_endpoint"],
+        server_endpoint=creds["server_endpoint"],
+        access_token=creds["access_token"],
+        refresh_token=creds["refresh_token"],
+        access_expires_at=timezone.now() + timedelta(hours=1),
+        application_token=creds.get("application_token", ""),
+        status=Portal.Status.ACTIVE,
+        installed_by_user_id=1,
+    )
+    options = portal_options(portal)
+    options.create_leads = False  # unknown numbers stay unknown: no per-call timeline comment
+    options.recordings_to_drive = False
+    options.default_user_id = 1
+    options.save()
+    unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
+    OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
+    log(f"seeding {CALLS} finished calls ...")
+    start = timezone.now() - timedelta(hours=2)
+    with transaction.atomic():
+        for i in range(CALLS):
+            call = Call.objects.create(
+                portal=portal,
+                unitalk_call_id=f"bench{i}",
+                direction=Call.Direction.IN,
+                status=Call.Status.ENDED,
+                state="ANSWER",
+                ended=True,
+                client_number=f"38067{i:07d}",
+                operator_line="101",
+                started_at=start + timedelta(seconds=i),
+                talk_seconds=30,
+                full_seconds=35,
+            )
+            # What the webhook worker does once it merged CALL_END (jobs go out after commit).
+            services.call_changed(call=call, event="CALL_END")
+    return portal.member_id
+
+
+def measure(handle, member_id: str) -> None:
+    from integration.calls.models import CallSync
+
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < TIMEOUT_S:
+        done = CallSync.objects.filter(stage=CallSync.Stage.FINISHED).count()
+        if done >= CALLS:
+            break
+        time.sleep(0.5)
+    store = handle.world.store
+    with store.lock:
+        entries = [
+            dict(e)
+            for e in store.data["log"]
+            if e.get("server") == "bitrix" and str(e.get("path", "")).startswith("/rest/")
+        ]
+        finished = list(store.data["portals"][member_id]["finished"].values())
+    per_call = Counter(str(f["EXTERNAL_CALL_ID"]) for f in finished)
+    duplicates = sum(n - 1 for n in per_call.values() if n > 1)
+    if not entries:
+        raise SystemExit("no REST requests reached the sandbox")
+    first = min(e["at"] for e in entries)
+    last = max(e["at"] + e["ms"] / 1000 for e in entries)
+    duration = max(last - first, 1e-6)
+    requests_n = len(entries)
+    rejected = sum(1 for e in entries if e["status"] == 503)
+    achieved = requests_n / duration
+    ceiling = (BURST + DRAIN * duration) / duration
+    ratio = achieved / ceiling
+    calls_per_s = len(per_call) / duration
+    log(
+        f"calls={CALLS} synced={done} finished_in_bitrix={len(per_call)} duplicates={duplicates}"
+        f" requests={requests_n} duration_s={duration:.1f} achieved_rps={achieved:.2f}"
+        f" ceiling_rps={ceiling:.2f}"
+    )
+    from integration.models import Job
+
+    outcomes = Counter(
+        f"{kind}:{state}:{error}"
+        for kind, state, error in Job.objects.values_list("kind", "state", "last_error_class")
+    )
+    log("jobs: " + ", ".join(f"{k}={n}" for k, n in sorted(outcomes.items())))
+    if os.environ.get("BENCH_VERBOSE"):
+        from integration.models import JobAttempt
+
+        rows = JobAttempt.objects.filter(job__kind="call.sync", finished_at__isnull=False)
+        spans = sorted(
+            ((a.finished_at - a.started_at).total_seconds(), a.started_at, a.error_class)
+            for a in rows
+        )
+        log(f"  sync attempts={len(spans)} slowest={[(round(x, 2), e) for x, _, e in spans[-8:]]}")
+        for e in sorted(entries, key=lambda e: e["at"]):
+            log(f"  {e['at'] - first:7.2f}s {e['ms']:7.1f}ms {e['status']} {e['path']}")
+    if done < CALLS:
+        log(f"WARNING: only {done} of {CALLS} calls synced within {TIMEOUT_S:.0f} s")
+    log(f"sync_throughput: ratio={ratio:.3f} rejected_503={rejected} calls_per_s={calls_per_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
