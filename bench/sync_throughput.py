@@ -10,7 +10,7 @@ register+finish path alone), and waits until every one is finished in the sandbo
 
 Figures come from the sandbox's own request log: REST requests from the first to the last,
 how many were answered 503 QUERY_LIMIT_EXCEEDED, and finished calls (each must be exactly one).
-ceiling = (burst + drain × duration) / duration requests per second; ratio = achieved / ceiling.
+ceiling = (burst + drain * duration) / duration requests per second; ratio = achieved / ceiling.
 The last line: `sync_throughput: ratio=<r> rejected_503=<n> calls_per_s=<x>`. Target ratio ≥ 0.9
 with no 503.
 
@@ -115,7 +115,7 @@ def main() -> None:
                     "--without-gossip",
                     "--without-mingle",
                     "--without-heartbeat",
-                ],  # fmt: skip
+                ],
                 cwd=ROOT,
                 env=env,
                 stdout=worker_log,
@@ -146,7 +146,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-        except Exception:  # noqa: BLE001  (best effort before dropping the database)
+        except Exception:  # best effort before dropping the database
             pass
         psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
@@ -156,8 +156,8 @@ def seed(handle) -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from bitrixapp.models import Portal, portal_options
     from bitrixapp.celery import app as celery_app
+    from bitrixapp.models import Portal, portal_options
     from integration.calls import services
     from integration.calls.models import Call
     from integration.unitalk import services as unitalk_services
