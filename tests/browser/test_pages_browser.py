@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.db import connections
 from django.utils import timezone
 
 from bitrixapp import services
@@ -108,6 +109,9 @@ def browser() -> Iterator[Any]:
         try:
             yield chromium
         finally:
+            # ORM calls made while Playwright's loop runs get their own connection (asgiref
+            # context); close it here, or the test database cannot be dropped afterwards.
+            connections.close_all()
             chromium.close()
 
 
