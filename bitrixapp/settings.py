@@ -358,3 +358,6 @@ CALL_DIAL_HORIZON_S = env.int("CALL_DIAL_HORIZON_S", default=600)
 CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
 # A drain claim older than this is abandoned (worker died mid-batch) and may be taken again.
 CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)
+# jobs.py reads this with getattr (default 60 s): made settable so the chaos test can recover
+# hand-offs lost with a SIGKILLed worker within its time budget.
+JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=60)
