@@ -15,7 +15,7 @@ The last line: `sync_throughput: ratio=<r> rejected_503=<n> calls_per_s=<x>`. Ta
 with no 503.
 
 Environment: BENCH_PG (server URL, default postgres://postgres@127.0.0.1:5432),
-BENCH_REDIS_URL (default redis://127.0.0.1:6379/12), BENCH_CALLS (3000), BENCH_CONCURRENCY (4),
+BENCH_REDIS_URL (default redis://127.0.0.1:6379/12), BENCH_CALLS (3000), BENCH_CONCURRENCY (8),
 BENCH_TIMEOUT_S (600).
 """
 
@@ -38,7 +38,7 @@ BIN = Path(PY).parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 CALLS = int(os.environ.get("BENCH_CALLS", "3000"))
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT_S", "600"))
 BURST, DRAIN = 50, 2.0
 

@@ -271,6 +271,11 @@ def _record_finished(
 ) -> None:
     now = timezone.now()
     activity = result.get("CRM_ACTIVITY_ID")
+    if not sync.status_code and sync.call is not None and sync.call.ended:
+        # Finished by a path that built no plan (a lost batch found done): same table.
+        sync.status_code = statuses.status_code_for(
+            state=sync.call.state, inbound=_inbound(sync.call)
+        )
     fields = {
         "stage": CallSync.Stage.FINISHED,
         "finished_at": now,

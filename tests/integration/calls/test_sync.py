@@ -110,6 +110,7 @@ def test_lost_batch_answer_is_resolved_by_looking_up_the_finished_call(
     assert bitrix.finishes == 1
     assert row.bitrix_call_id in bitrix.finished
     assert "crm.activity.list" in bitrix.methods()
+    assert row.status_code == "200"  # recording and missed-call steps key off it
 
 
 def test_lost_request_that_never_arrived_is_sent_again(portal, connection, bitrix, settings):
