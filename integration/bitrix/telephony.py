@@ -120,8 +120,8 @@ def attach_record(portal: Portal, *, call_id: str, filename: str, content_b64: s
         "telephony.externalCall.attachRecord",
         {"CALL_ID": call_id, "FILENAME": filename, "FILE_CONTENT": content_b64},
     )
-    file_id = result.get("FILE_ID") if isinstance(result, dict) else None
-    return int(file_id) if file_id not in (None, "") else None
+    file_id = str(result.get("FILE_ID") or "") if isinstance(result, dict) else ""
+    return int(file_id) if file_id.isdigit() else None
 
 
 def card_show(portal: Portal, *, call_id: str, user_ids: list[int]) -> bool:

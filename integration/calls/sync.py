@@ -158,7 +158,7 @@ def _plan(sync: CallSync, *, portal: Portal, options: PortalOptions | None = Non
     else:  # a click-to-call that never reached Unitalk: finish with the failure we recorded
         inbound, status_code, duration = False, sync.status_code, 0
     sync.status_code = status_code  # stored with the finish
-    finish_fields = {
+    finish_fields: dict[str, Any] = {
         "user_id": sync.user_id,
         "duration": duration,
         "status_code": status_code,
@@ -279,7 +279,7 @@ def _record_finished(
     fields = {
         "stage": CallSync.Stage.FINISHED,
         "finished_at": now,
-        "crm_activity_id": int(activity) if str(activity or "").isdigit() else None,
+        "crm_activity_id": int(str(activity)) if str(activity or "").isdigit() else None,
         "status_code": sync.status_code,
         "sent_op": "",
         "last_error": "",
@@ -397,7 +397,7 @@ def sync_drain(*, portal: Portal, sync_id: int | None = None) -> dict[str, Any]:
     others = (
         CallSync.objects.filter(ready_q(), _free_q(now), portal=portal, last_error="")
         .exclude(sent_op=OP_REGISTER_FINISH)
-        .exclude(pk=sync_id)
+        .exclude(pk=sync_id or 0)
         # Newest first: jobs run oldest first, so each early job takes calls whose own jobs
         # are far back in the queue (they then find their call finished and return at once)
         # instead of the next 24 jobs all finding theirs taken.
