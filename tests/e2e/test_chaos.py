@@ -29,8 +29,8 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 INBOUND = int(os.environ.get("CHAOS_INBOUND", "75"))
-CLICKS = int(os.environ.get("CHAOS_CLICKS", "25")
-WAIT_S = float(os.environ.get("CHAOS_WAIT_S", "200")))
+CLICKS = int(os.environ.get("CHAOS_CLICKS", "25"))
+WAIT_S = float(os.environ.get("CHAOS_WAIT_S", "200"))
 
 # ~20 % of requests to each service fail, spread over kinds. "latency" longer than the app's
 # read timeout is the nasty one: Bitrix24 carries the request out after the app gave up on it.
