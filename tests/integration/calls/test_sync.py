@@ -253,3 +253,28 @@ def test_refused_register_dies_as_a_crm_sync_failed_item(portal, connection, bit
     assert item.sync_id == row.pk
     assert "User is not found" in item.reason
     assert Notification.objects.filter(kind="call.crm_sync_failed", user_id=5).exists()
+
+
+def test_card_mode_answer_shows_the_card_only_when_answered(portal, connection, bitrix):
+    from bitrixapp.models import PortalOptions, portal_options
+
+    # given a portal that wants the call card on answer
+    options = portal_options(portal)
+    options.card_mode = PortalOptions.CardMode.ON_ANSWER
+    options.save()
+    call = make_call(portal, ended=False)
+    services.call_changed(call=call, event="CALL_NEW")
+    run_jobs()
+    [register] = [p for m, p in bitrix.requests if m == "telephony.externalcall.register"]
+    assert register["SHOW"] == 0
+
+    # when the operator answers
+    Call.objects.filter(pk=call.pk).update(status=Call.Status.ANSWERED)
+    call.refresh_from_db()
+    services.call_changed(call=call, event="CALL_ANSWER")
+    run_jobs()
+
+    # then the card is shown to the operator of the line
+    [show] = [p for m, p in bitrix.requests if m == "telephony.externalcall.show"]
+    assert show["USER_ID"] == [5]
+    assert show["CALL_ID"] == CallSync.objects.get(call=call).bitrix_call_id
