@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test lint typecheck check clean screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,16 @@ run: $(STAMP_RUN) .env
 
 test: $(STAMP_TEST)
 	@# Page tests drive Debian's Chromium (never a downloaded browser); compilemessages needs msgfmt.
-	@test -x /usr/bin/chromium -a -x /usr/bin/msgfmt || { [ "$$(id -u)" = 0 ] && apt-get install -y chromium gettext; }
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/msgfmt ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext; \
+	    else echo "make test needs Debian's chromium and gettext: apt-get install chromium gettext"; exit 1; fi; \
+	fi
 	$(VENV)/bin/pytest
+
+# Refresh docs/screenshots/ from the browser tests (they drive the sandbox portal in Chromium).
+screenshots: $(STAMP_TEST)
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/browser -q
 
 lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check .

@@ -3,11 +3,14 @@
 gunicorn + a Celery worker + beat (tests/support/stack.py) on the test database; the sandbox
 portal, OAuth server and Unitalk run in this process. The browser opens the sandbox portal page,
 which frames the app the way Bitrix24 does (form POST into an iframe, BX24.js over postMessage).
-Screenshots of every page go to docs/screenshots/.
+Screenshots of every page go to var/screenshots/ (so a test run leaves the tree clean);
+`make screenshots` runs these tests with SCREENSHOT_DIR=docs/screenshots to refresh the
+committed ones.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +34,8 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
