@@ -159,9 +159,13 @@ def settings_key(request: HttpRequest) -> HttpResponse:
                 status=400,
             )
     connection = unitalk_services.connection_save_key(portal=portal, api_key=key)
+    with translation.override(_lang(request, portal)):
+        # The health panel on the same page must not keep saying "not set".
+        health = f"{_('accepted')} ({connection.api_key_masked})"
     return JsonResponse(
         {
             "key_masked": connection.api_key_masked,
+            "health_unitalk": health,
             "webhook_url": unitalk_services.connection_webhook_url(connection=connection),
             "webhook_secret": connection.webhook_secret,
         }

@@ -176,6 +176,7 @@
         showErrors(keyForm, r.data.errors);
         if (r.ok) {
           $("#api_key").value = ""; $("#key-masked").textContent = r.data.key_masked;
+          $("[data-health=unitalk]").textContent = r.data.health_unitalk;
           $("#webhook-url").value = r.data.webhook_url; $("#webhook-secret").value = r.data.webhook_secret;
         }
       });

@@ -109,6 +109,8 @@ def test_saved_key_is_answered_by_its_last_four_characters_only(client, portal):
     assert response.json()["key_masked"] == "****4321"
     assert "SecretUnitalkKey4321" not in response.content.decode()
     assert response.json()["webhook_url"].startswith("https://app.example.com/unitalk/webhook/")
+    # the health panel on the page is updated from the same answer
+    assert response.json()["health_unitalk"] == "accepted (****4321)"
 
 
 def test_settings_page_never_shows_the_full_key(client, portal, rsps):
