@@ -20,7 +20,7 @@ from pathlib import Path
 from django.db import connection
 
 from bitrixapp.celery import app as celery_app
-from tests.support.processes import ROOT, running
+from tests.support.processes import ROOT, celery_worker, running
 from tests.support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
@@ -102,23 +102,7 @@ def app_stack(
                     running(argv, env=full_env, log=tmp_path / "web.log")
                 )
             if worker:
-                argv = [
-                    str(BIN / "celery"),
-                    "-A",
-                    "bitrixapp",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--queues",
-                    queue,
-                    "--concurrency",
-                    str(concurrency),
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ]
-                for module in include:
-                    argv += ["--include", module]
+                argv = celery_worker(queue, include=include, concurrency=concurrency)
                 stack.procs["worker"] = stack_ctx.enter_context(
                     running(argv, env=full_env, log=tmp_path / "worker.log")
                 )
