@@ -1,7 +1,7 @@
 """Render docs/errors.md from the clients' own error tables, so docs and code cannot drift.
 
-    python manage.py errors_doc           # rewrite docs/errors.md
-    python manage.py errors_doc --check   # exit 1 if docs/errors.md is out of date (tests, CI)
+python manage.py errors_doc           # rewrite docs/errors.md
+python manage.py errors_doc --check   # exit 1 if docs/errors.md is out of date (tests, CI)
 """
 
 from __future__ import annotations
