@@ -30,11 +30,19 @@ iframe{width:100%;border:1px solid #ddd;border-radius:6px;min-height:420px;backg
 .card{border-left:4px solid #2fc6f6;padding:6px 10px;margin:6px 0;background:#f7fbfd}
 .phone{color:#0a6ebd;cursor:pointer;text-decoration:underline}
 small{color:#777}
+.unitalk{border-top:4px solid #7b3fe4}
+.unitalk h3{color:#7b3fe4;margin-top:4px}
+.unitalk label{display:block;margin:6px 0 2px;font-size:13px}
+.unitalk input,.unitalk select{max-width:100%;box-sizing:border-box}
+.unitalk table{font-size:13px;border-collapse:collapse}
+.unitalk td,.unitalk th{padding:1px 6px 1px 0;text-align:left}
+.key{font-family:monospace;background:#f3eefc;padding:1px 4px}
 """
 
 PARENT_JS = """
 const FRAMES = %(frames)s;
 const MEMBER = %(member)s;
+const UNITALK = %(unitalk)s;
 window.addEventListener('message', async (event) => {
   const d = event.data;
   if (!d || !d.bx24 || d.reply) return;
@@ -79,6 +87,43 @@ async function feed() {
   document.getElementById('notes').innerHTML = f.notifications.map(n =>
     `<div class="card">${esc(n.MESSAGE)}<br><small>${esc(n.DATE)} ${esc(n.TAG)}</small></div>`
   ).join('') || '<small>No notifications</small>';
+  telephonyLog(f);
+}
+// Unitalk's side, played from this page: its control API answers CORS * (sandbox/httpcore.py).
+async function unitalk(path, body) {
+  const r = await fetch(UNITALK + '/_sandbox/' + path, {method: 'POST', body: JSON.stringify(body)});
+  return {ok: r.ok, data: await r.json()};
+}
+const val = (id) => document.getElementById(id).value.trim();
+const say = (id, ok, text) => {
+  const el = document.getElementById(id); el.textContent = text; el.className = ok ? 'ok' : 'error';
+};
+async function saveWebhook() {
+  // replace: a newcomer pasting again (another portal, a fresh install) wants one hook, not two.
+  const r = await unitalk('webhooks', {api_key: val('ut-key'), url: val('ut-webhook'), replace: true});
+  say('ut-webhook-status', r.ok, r.ok ? 'Saved: Unitalk now posts every call event there.'
+    : 'Error: ' + r.data.error);
+}
+async function setOutcome() {
+  const r = await unitalk('settings', {api_key: val('ut-key'), outcome: val('ut-default-outcome')});
+  say('ut-outcome-status', r.ok, r.ok ? 'Calls dialled from Bitrix24 now end: ' + r.data.outcome
+    : 'Error: ' + r.data.error);
+}
+async function ring() {
+  const r = await unitalk('calls', {api_key: val('ut-key'), from: val('ut-from'), line: val('ut-line'),
+    outcome: val('ut-outcome'), talk_time: Number(val('ut-talk') || 0)});
+  say('ut-ring-status', r.ok, r.ok ? 'Ringing line ' + val('ut-line') + ' from ' + val('ut-from')
+    + ' (Unitalk call ' + r.data.call.id + ')' : 'Error: ' + r.data.error);
+}
+function telephonyLog(f) {
+  const el = document.getElementById('telephony');
+  if (!el) return;
+  el.innerHTML = f.finished.map(c =>
+    `<div class="card" data-call-id="${esc(c.call_id)}" data-status="${esc(c.status)}">` +
+    `<b>${c.incoming ? 'Incoming' : 'Outgoing'}</b> ${esc(c.phone)} · status ${esc(c.status)} · ` +
+    `${esc(c.duration)} s${c.record ? ` · <a class="record" href="${esc(c.record)}">record</a>` : ''}` +
+    `<br><small>${esc(c.call_id)}</small></div>`
+  ).join('') || '<small>No finished calls yet</small>';
 }
 if (MEMBER) { feed(); setInterval(feed, 2000); }
 """
@@ -104,11 +149,14 @@ def render(app: PortalApp, request: Request) -> Response:
     return _home(app, portal, user_id)
 
 
-def _page(title: str, body: str, member: str, user_id: str, frames: dict[str, Any]) -> Response:
+def _page(
+    app: PortalApp, title: str, body: str, member: str, user_id: str, frames: dict[str, Any]
+) -> Response:
     script = PARENT_JS % {
         "frames": json.dumps(frames),
         "member": json.dumps(member),
         "user": json.dumps(user_id),
+        "unitalk": json.dumps(app.world.unitalk_url),
     }
     return html_response(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
@@ -181,10 +229,10 @@ def _index(app: PortalApp) -> Response:
         "Create a portal</button><p><small>App URL: "
         f"{escape(app.world.settings.app_url)}</small></p></section></main>"
     )
-    return _page("Bitrix24 sandbox", body, "", "1", {})
+    return _page(app, "Bitrix24 sandbox", body, "", "1", {})
 
 
-def _side(portal: dict[str, Any]) -> str:
+def _side(app: PortalApp, portal: dict[str, Any]) -> str:
     leads = "".join(
         f"<li><a href='/portal/{escape(portal['member_id'])}/lead/{escape(lead['ID'])}/'>"
         f"#{escape(lead['ID'])} {escape(lead['TITLE'] or lead['NAME'])}</a></li>"
@@ -197,7 +245,86 @@ def _side(portal: dict[str, Any]) -> str:
         "<input id='lead-phone' placeholder='+380501234567'> "
         "<button onclick=\"post('/_sandbox/portals/'+MEMBER+'/lead',"
         "{phone: document.getElementById('lead-phone').value}).then(()=>location.reload())\">"
-        "Add lead</button></section></aside>"
+        "Add lead</button></section>"
+        "<section><h3>Telephony log</h3><div id='telephony'></div></section>"
+        f"{_unitalk_panel(app, portal)}</aside>"
+    )
+
+
+OUTCOME_CHOICES = ("answer", "noanswer", "busy", "failed")
+
+
+def _unitalk_panel(app: PortalApp, portal: dict[str, Any]) -> str:
+    """Unitalk's side of the demo: the key to paste into the app, where to paste the app's
+    webhook URL, which line is which portal user, and an inbound call to ring a line with.
+
+    Reads the Unitalk project from the shared store; the forms post to Unitalk's own control API
+    so the page does exactly what the curl examples in docs/sandbox.md do.
+    """
+    with app.store.lock:
+        projects = list(app.store.data["unitalk"]["projects"].values())
+        project = projects[0] if projects else None
+        settings = dict(app.store.data["unitalk"].get("settings", {}))
+        hooks: list[str] = []
+        users: list[dict[str, Any]] = []
+        if project:
+            settings.update(project.get("settings", {}))
+            hooks = [h["url"] for h in project["webhooks"]]
+            users = list(project["users"])
+    if project is None:
+        return (
+            "<section class='unitalk'><h3>Unitalk (simulated)</h3><p>No Unitalk account: "
+            "start the sandbox with a key or POST /_sandbox/keys.</p></section>"
+        )
+    by_inner = {u["UF_PHONE_INNER"]: u for u in portal["users"] if u["UF_PHONE_INNER"]}
+    rows = ""
+    for user in users:
+        line = str(user.get("line") or "")
+        match = by_inner.get(line)
+        who = (
+            f"{escape(match['NAME'])} (portal user {escape(match['ID'])})"
+            if match
+            else "<small>no portal user with this inner number</small>"
+        )
+        rows += (
+            f"<tr data-line='{escape(line)}'><td>{escape(line)}</td>"
+            f"<td>{escape(str(user.get('firstName', '')))} {escape(str(user.get('lastName', '')))}"
+            f"</td><td>{who}</td></tr>"
+        )
+    current = str(settings.get("outcome") or "answer")
+
+    def options(selected: str) -> str:
+        return "".join(
+            f"<option{' selected' if o == selected else ''}>{o}</option>" for o in OUTCOME_CHOICES
+        )
+
+    lines = "".join(
+        f"<option>{escape(str(u.get('line') or ''))}</option>" for u in users if u.get("line")
+    )
+    hook_list = "".join(f"<li><small>{escape(h)}</small></li>" for h in hooks)
+    return (
+        "<section class='unitalk' id='unitalk-panel'><h3>Unitalk (simulated)</h3>"
+        f"<label>API key (paste it into the app's Settings)</label>"
+        f"<span class='key' id='ut-key-shown'>{escape(project['api_key'])}</span>"
+        f"<input type='hidden' id='ut-key' value='{escape(project['api_key'])}'>"
+        "<label for='ut-webhook'>Event handling: paste the app's webhook URL</label>"
+        "<input id='ut-webhook' size='34' placeholder='http://127.0.0.1:8000/unitalk/webhook/…'> "
+        "<button id='ut-webhook-save' onclick='saveWebhook()'>Save webhook</button>"
+        "<div id='ut-webhook-status'></div>"
+        f"<ul id='ut-webhooks'>{hook_list or '<li><small>no webhook yet</small></li>'}</ul>"
+        "<label>Users and lines (the app matches them by inner number)</label>"
+        "<table id='ut-users'><tr><th>Line</th><th>Unitalk user</th><th>Portal user</th></tr>"
+        f"{rows}</table>"
+        "<label for='ut-default-outcome'>Calls dialled from Bitrix24 end with</label>"
+        f"<select id='ut-default-outcome'>{options(current)}</select> "
+        "<button onclick='setOutcome()'>Set</button><div id='ut-outcome-status'></div>"
+        "<label>Ring a line (an inbound call)</label>"
+        "<input id='ut-from' size='14' value='380671234567' placeholder='caller number'> → "
+        f"<select id='ut-line'>{lines}</select><br>"
+        f"<select id='ut-outcome'>{options('noanswer')}</select> "
+        "<input id='ut-talk' type='number' min='0' value='20' style='width:60px'> s talk "
+        "<button id='ut-ring' onclick='ring()'>Ring</button><div id='ut-ring-status'></div>"
+        "</section>"
     )
 
 
@@ -216,8 +343,8 @@ def _home(app: PortalApp, portal: dict[str, Any], user_id: str) -> Response:
             + f"<script>fetch('/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
             " {method: 'POST'})</script>"
         )
-    body = f"{_header(portal)}<main><section>{content}</section>{_side(portal)}</main>"
-    return _page("Application", body, portal["member_id"], user_id, frames)
+    body = f"{_header(portal)}<main><section>{content}</section>{_side(app, portal)}</main>"
+    return _page(app, "Application", body, portal["member_id"], user_id, frames)
 
 
 def _lead(app: PortalApp, portal: dict[str, Any], user_id: str, lead_id: str) -> Response:
@@ -248,9 +375,9 @@ def _lead(app: PortalApp, portal: dict[str, Any], user_id: str, lead_id: str) ->
     body = (
         f"{_header(portal)}<main><section><h2>Lead #{escape(lead_id)}: "
         f"{escape(lead['TITLE'])}</h2><p>{escape(lead['NAME'])} {escape(lead['LAST_NAME'])}</p>"
-        f"<p>Phones (click to call):</p><ul>{phones}</ul>{tabs}</section>{_side(portal)}</main>"
+        f"<p>Phones (click to call):</p><ul>{phones}</ul>{tabs}</section>{_side(app, portal)}</main>"
     )
-    return _page(f"Lead {lead_id}", body, portal["member_id"], user_id, frames)
+    return _page(app, f"Lead {lead_id}", body, portal["member_id"], user_id, frames)
 
 
 def _feed(app: PortalApp, portal: dict[str, Any], user_id: str) -> dict[str, Any]:
@@ -267,4 +394,21 @@ def _feed(app: PortalApp, portal: dict[str, Any], user_id: str) -> dict[str, Any
                     }
                 )
         notes = [n for n in portal["notifications"] if n["USER_ID"] == user_id][-10:]
-    return {"installed": portal["installed"], "cards": cards, "notifications": notes[::-1]}
+        records = {r["CALL_ID"]: r["DOWNLOAD_URL"] for r in portal["records"]}
+        finished = [
+            {
+                "call_id": call_id,
+                "phone": record["PHONE_NUMBER"],
+                "incoming": record["INCOMING"] != "1",
+                "status": str(record["CALL_FAILED_CODE"]),
+                "duration": record["CALL_DURATION"],
+                "record": records.get(call_id, ""),
+            }
+            for call_id, record in list(portal["finished"].items())[-8:]
+        ]
+    return {
+        "installed": portal["installed"],
+        "cards": cards,
+        "notifications": notes[::-1],
+        "finished": finished[::-1],
+    }
