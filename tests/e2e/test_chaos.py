@@ -4,9 +4,9 @@ every answered call with its record, nothing lost.
 
 Sizes (env): CHAOS_INBOUND (default 150) inbound calls (a third unanswered) and
 CHAOS_CLICKS (default 50) click-to-calls: 200 calls take ~3.5 minutes here (100 calls ~2);
-shrink them on a slower machine, or raise CHAOS_WAIT_S and pytest's --timeout. The portal's limits are raised (burst 250, drain 20):
-this test is about correctness under failure; bench/sync_throughput.py measures the default
-50/2 ceiling.
+shrink them on a slower machine, or raise CHAOS_WAIT_S and pytest's --timeout. The portal's
+limits are raised (burst 250, drain 20): this test is about correctness under failure;
+bench/sync_throughput.py measures the default 50/2 ceiling.
 """
 
 from __future__ import annotations
