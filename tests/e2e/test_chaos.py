@@ -25,7 +25,8 @@ from tests.e2e.test_calls_pipeline import call_world, jobs_report
 from tests.support.processes import celery_worker, running
 from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# 200 calls through faults take ~3.5 minutes: more than the suite-wide per-test limit.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
 INBOUND = int(os.environ.get("CHAOS_INBOUND", "150"))
 CLICKS = int(os.environ.get("CHAOS_CLICKS", "50"))
