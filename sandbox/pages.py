@@ -37,6 +37,9 @@ small{color:#777}
 .unitalk table{font-size:13px;border-collapse:collapse}
 .unitalk td,.unitalk th{padding:1px 6px 1px 0;text-align:left}
 .key{font-family:monospace;background:#f3eefc;padding:1px 4px}
+.card small,#ut-webhooks small{word-break:break-all}
+.ok{color:#2a8a2a}
+.error{color:#c0392b}
 """
 
 PARENT_JS = """
@@ -103,6 +106,8 @@ async function saveWebhook() {
   const r = await unitalk('webhooks', {api_key: val('ut-key'), url: val('ut-webhook'), replace: true});
   say('ut-webhook-status', r.ok, r.ok ? 'Saved: Unitalk now posts every call event there.'
     : 'Error: ' + r.data.error);
+  if (r.ok) document.getElementById('ut-webhooks').innerHTML =
+    r.data.webhooks.map(h => `<li><small>${esc(h.url)}</small></li>`).join('');
 }
 async function setOutcome() {
   const r = await unitalk('settings', {api_key: val('ut-key'), outcome: val('ut-default-outcome')});
