@@ -80,6 +80,8 @@ async function dial(phone, type, id) {
 }
 const esc = (s) => String(s).replace(/[&<>"']/g,
   (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
+// Bitrix24 shows notification BBCode formatted; [b] and line breaks are all the app sends.
+const bbcode = (s) => esc(s).replace(/\[b\]([\s\S]*?)\[\/b\]/g, '<b>$1</b>').replace(/\n/g, '<br>');
 async function feed() {
   const r = await fetch('/portal/' + MEMBER + '/feed.json?user=' + %(user)s);
   if (!r.ok) return;
@@ -88,7 +90,7 @@ async function feed() {
     `<div class="card"><b>${c.direction} call</b> ${esc(c.phone)}<br><small>${esc(c.call_id)}</small></div>`
   ).join('') || '<small>No active calls</small>';
   document.getElementById('notes').innerHTML = f.notifications.map(n =>
-    `<div class="card">${esc(n.MESSAGE)}<br><small>${esc(n.DATE)} ${esc(n.TAG)}</small></div>`
+    `<div class="card">${bbcode(n.MESSAGE)}<br><small>${esc(n.DATE)} ${esc(n.TAG)}</small></div>`
   ).join('') || '<small>No notifications</small>';
   telephonyLog(f);
 }
