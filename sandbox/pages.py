@@ -81,7 +81,8 @@ async function dial(phone, type, id) {
 const esc = (s) => String(s).replace(/[&<>"']/g,
   (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
 // Bitrix24 shows notification BBCode formatted; [b] and line breaks are all the app sends.
-const bbcode = (s) => esc(s).replace(/\[b\]([\s\S]*?)\[\/b\]/g, '<b>$1</b>').replace(/\n/g, '<br>');
+const bbcode = (s) => esc(s).replace(/\\[b\\]([\\s\\S]*?)\\[\\/b\\]/g, '<b>$1</b>')
+  .replace(/\\n/g, '<br>');
 async function feed() {
   const r = await fetch('/portal/' + MEMBER + '/feed.json?user=' + %(user)s);
   if (!r.ok) return;
