@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -191,6 +192,19 @@ def operators_sync(request: HttpRequest) -> HttpResponse:
         kind=unitalk_services.KIND_OPERATORS_SYNC, portal=portal, subject=f"portal:{portal.pk}"
     )
     return JsonResponse({"job": job.pk}, status=202)
+
+
+@require_GET
+@auth.page_token_required(admin=True)
+def operator_rows(request: HttpRequest) -> HttpResponse:
+    """The mapping table's rows as HTML, to redraw it after a sync or a manual mapping."""
+    portal = _portal(request)
+    with translation.override(_lang(request, portal)):
+        html = render_to_string(
+            "pages/_mapping_rows.html",
+            {"mappings": selectors.settings_get(portal=portal)["mappings"]},
+        )
+    return JsonResponse({"html": html})
 
 
 @require_POST

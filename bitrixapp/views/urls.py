@@ -25,6 +25,7 @@ urlpatterns = [
     path("actions/settings/test/", actions.settings_test, name="bitrix-act-test"),
     path("actions/operators/sync/", actions.operators_sync, name="bitrix-act-operators-sync"),
     path("actions/operators/", actions.operator_map, name="bitrix-act-operator-map"),
+    path("actions/operators/rows/", actions.operator_rows, name="bitrix-act-operator-rows"),
     path(
         "actions/problems/<int:notification_id>/dismiss/",
         actions.problem_dismiss,

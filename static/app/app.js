@@ -206,15 +206,23 @@
       var out = $("#operators-status"); out.textContent = S.syncing;
       api("POST", "operators/sync/", {}).then(function (r) {
         if (!r.ok) { out.textContent = r.data.error || S.failed; return; }
-        pollJob(r.data.job, function (job) { out.textContent = job.state === "succeeded" ? S.synced : S.failed + " " + job.error; });
+        pollJob(r.data.job, function (job) {
+          out.textContent = job.state === "succeeded" ? S.synced : S.failed + " " + job.error;
+          refreshMappings();
+        });
       });
     });
+    function refreshMappings() {
+      api("GET", "operators/rows/").then(function (r) {
+        if (r.ok) { $("#mapping-table tbody").innerHTML = r.data.html; fit(); }
+      });
+    }
     var mapForm = $("#map-form");
     mapForm.addEventListener("submit", function (e) {
       e.preventDefault();
       api("POST", "operators/", formData(mapForm)).then(function (r) {
         showErrors(mapForm, r.data.errors);
-        if (r.ok) $("#operators-status").textContent = S.saved;
+        if (r.ok) { $("#operators-status").textContent = S.saved; refreshMappings(); }
       });
     });
     $$("[data-copy]").forEach(function (btn) {

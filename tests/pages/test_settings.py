@@ -172,6 +172,23 @@ def test_manual_mapping_of_a_known_user_is_stored(client, portal):
     assert (mapping.line, mapping.source) == ("102", "manual")
 
 
+def test_mapping_rows_are_redrawn_from_the_stored_mappings(client, portal):
+    users(portal)
+    client.post(
+        "/bitrix/actions/operators/",
+        json.dumps({"user_id": "2", "line": "102"}),
+        content_type="application/json",
+        **token(portal),
+    )
+    response = client.get("/bitrix/actions/operators/rows/", **token(portal))
+    assert response.status_code == 200
+    assert "<td>102</td>" in response.json()["html"]
+    assert (
+        client.get("/bitrix/actions/operators/rows/", **token(portal, admin=False)).status_code
+        == 403
+    )
+
+
 def test_manual_mapping_of_an_unknown_user_is_refused(client, portal):
     users(portal, {1: "Anna"})
     response = client.post(
