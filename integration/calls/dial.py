@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from bitrixapp.log import log_context
 from bitrixapp.models import BitrixEvent
-from integration import alerts
 from integration.bitrix import telephony
 from integration.calls import failed, statuses, sync
 from integration.calls.models import CallSync, FailedCall
@@ -193,25 +192,15 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
             )
             if row.bitrix_call_id:
                 sync.job_enqueue(sync.KIND_SYNC, row)
-        failed.failed_call_open(
-            portal=row.portal,
+        failed.failed_call_report(
+            row=row,
             kind=FailedCall.Kind.DIAL_FAILED,
             dedupe_key=f"dial:{row.pk}",
             reason=reason,
-            phone_number=row.phone_number,
-            owner_user_id=row.user_id,
-            sync=row,
             job=job,
-            crm_entity_type=row.crm_entity_type,
-            crm_entity_id=row.crm_entity_id,
-        )
-        alerts.notification_raise(
-            portal=row.portal,
-            kind="call.dial_failed",
+            notice_kind="call.dial_failed",
             message=f"Your call to {row.phone_number} could not be placed: {reason}",
-            tag=f"call.dial_failed:{row.pk}",
-            user_id=row.user_id,
-            context={"sync_id": row.pk, "status_code": code},
+            context={"status_code": code},
         )
         logger.warning("dial failed for good", extra={"status_code": code})
 

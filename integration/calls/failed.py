@@ -17,8 +17,8 @@ from django.db.models import Count, F, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 
-from integration import jobs
-from integration.calls.models import FailedCall
+from integration import alerts, jobs
+from integration.calls.models import CallSync, FailedCall
 from integration.models import Job
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,42 @@ def failed_call_open(
         "failed-call item opened: %s",
         reason,
         extra={"kind": kind, "item": item.pk, "portal": portal.member_id},
+    )
+    return item
+
+
+def failed_call_report(
+    *,
+    row: CallSync,
+    kind: str,
+    dedupe_key: str,
+    reason: str,
+    job: Job,
+    notice_kind: str,
+    message: str,
+    context: dict[str, Any],
+) -> FailedCall:
+    """A call could not be placed or saved: open its item and tell the call's user."""
+    item = failed_call_open(
+        portal=row.portal,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        reason=reason,
+        phone_number=row.phone_number,
+        owner_user_id=row.user_id,
+        call=row.call,
+        sync=row,
+        job=job,
+        crm_entity_type=row.crm_entity_type,
+        crm_entity_id=row.crm_entity_id,
+    )
+    alerts.notification_raise(
+        portal=row.portal,
+        kind=notice_kind,
+        message=message,
+        tag=f"{notice_kind}:{row.pk}",
+        user_id=row.user_id,
+        context={"sync_id": row.pk, **context},
     )
     return item
 

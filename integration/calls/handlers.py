@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integration import alerts, jobs
+from integration import jobs
 from integration.calls import dial, failed, missed, recording, sync
 from integration.calls.models import FailedCall
 from integration.models import Job
@@ -17,26 +17,15 @@ from integration.models import Job
 def _crm_sync_dead(job: Job, exc: BaseException) -> None:
     """A Bitrix24 step died after its retries: a person can retry it from the failed-call list."""
     row = sync.sync_failed(sync_id=job.payload["sync_id"], error=str(exc))
-    failed.failed_call_open(
-        portal=row.portal,
+    failed.failed_call_report(
+        row=row,
         kind=FailedCall.Kind.CRM_SYNC_FAILED,
         dedupe_key=f"job:{job.pk}",
         reason=f"{job.kind}: {exc}",
-        phone_number=row.phone_number,
-        owner_user_id=row.user_id,
-        call=row.call,
-        sync=row,
         job=job,
-        crm_entity_type=row.crm_entity_type,
-        crm_entity_id=row.crm_entity_id,
-    )
-    alerts.notification_raise(
-        portal=row.portal,
-        kind="call.crm_sync_failed",
+        notice_kind="call.crm_sync_failed",
         message=f"The call with {row.phone_number} could not be saved in Bitrix24: {exc}",
-        tag=f"call.crm_sync_failed:{row.pk}",
-        user_id=row.user_id,
-        context={"sync_id": row.pk, "job_id": job.pk, "step": job.kind},
+        context={"job_id": job.pk, "step": job.kind},
     )
     if job.kind == sync.KIND_SYNC and row.call is not None and row.call.recording_url:
         # No Bitrix24 call to carry the recording: keep it on the app's Drive meanwhile.
