@@ -19,60 +19,21 @@ from django.db import connections
 
 from bitrixapp.models import Portal
 from integration.calls.models import FailedCall
-from sandbox import server as sandbox_server
-from tests.support.stack import Stack, app_stack
+from tests.support import browser as shared
 from tests.support.waiting import wait_until
+
+# Shared fixtures (tests/support/browser.py): the sandbox and the app as processes.
+sandbox = shared.sandbox
+stack = shared.stack
+CHROMIUM, CHROMIUM_ARGS = shared.CHROMIUM, shared.CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LEAD_PHONE = "+380501112233"
 UNKNOWN_CALLER = "380671234567"
 SLOW_MS = 60_000  # one worker round trip plus Unitalk's scripted ring; generous for CI
-
-
-@pytest.fixture
-def sandbox(settings) -> Iterator[Any]:
-    handle = sandbox_server.start(app_url="http://127.0.0.1:1", state_path=None)
-    settings.BITRIX24_OAUTH_SERVER = handle.oauth_url
-    settings.BITRIX24_CLIENT_ID = "local.sandbox.app"
-    settings.BITRIX24_CLIENT_SECRET = "sandbox-client-secret"
-    settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
-    settings.BITRIX24_JS_URL = f"{handle.bitrix_url}/bx24.js"
-    settings.UNITALK_API_URL = f"{handle.unitalk_url}/api"
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def stack(sandbox, settings, tmp_path, monkeypatch) -> Iterator[Stack]:
-    env = {
-        "BITRIX24_OAUTH_SERVER": sandbox.oauth_url,
-        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
-        "BITRIX24_CLIENT_ID": "local.sandbox.app",
-        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
-        "BITRIX24_JS_URL": f"{sandbox.bitrix_url}/bx24.js",
-        "UNITALK_API_URL": f"{sandbox.unitalk_url}/api",
-    }
-    with app_stack(tmp_path, env=env, web=True, worker=True, beat=True) as running:
-        # The sandbox portal frames whatever app URL it is told; the stack picked its port.
-        sandbox.world.settings.app_url = running.base_url
-        settings.APP_BASE_URL = running.base_url
-        # Playwright's sync API runs an event loop in this thread; the ORM reads made here
-        # between browser steps are plain synchronous test code.
-        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield running
 
 
 @pytest.fixture

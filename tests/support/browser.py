@@ -1,0 +1,59 @@
+"""Shared pieces of the browser tests: Debian's Chromium, the sandbox, the app as processes.
+
+The sandbox (portal, OAuth server, Unitalk) runs in the test process on free ports; the app
+runs as gunicorn + a Celery worker + beat (tests/support/stack.py) pointed at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox import server as sandbox_server
+from tests.support.stack import Stack, app_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def sandbox(settings) -> Iterator[Any]:
+    handle = sandbox_server.start(app_url="http://127.0.0.1:1", state_path=None)
+    settings.BITRIX24_OAUTH_SERVER = handle.oauth_url
+    settings.BITRIX24_CLIENT_ID = "local.sandbox.app"
+    settings.BITRIX24_CLIENT_SECRET = "sandbox-client-secret"
+    settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
+    settings.BITRIX24_JS_URL = f"{handle.bitrix_url}/bx24.js"
+    settings.UNITALK_API_URL = f"{handle.unitalk_url}/api"
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def stack(sandbox, settings, tmp_path, monkeypatch) -> Iterator[Stack]:
+    env = {
+        "BITRIX24_OAUTH_SERVER": sandbox.oauth_url,
+        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
+        "BITRIX24_CLIENT_ID": "local.sandbox.app",
+        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
+        "BITRIX24_JS_URL": f"{sandbox.bitrix_url}/bx24.js",
+        "UNITALK_API_URL": f"{sandbox.unitalk_url}/api",
+    }
+    with app_stack(tmp_path, env=env, web=True, worker=True, beat=True) as running:
+        # The sandbox portal frames whatever app URL it is told; the stack picked its port.
+        sandbox.world.settings.app_url = running.base_url
+        settings.APP_BASE_URL = running.base_url
+        # Playwright's sync API runs an event loop in this thread; the ORM calls made here
+        # between browser steps are plain synchronous test code.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield running
