@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from bitrixapp import services
 from bitrixapp.models import Portal, portal_options
-from integration import jobs
 from integration.calls import failed
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.models import Job
@@ -87,19 +86,17 @@ def shot(page: Any, name: str) -> None:
 
 def crm_item_with_dead_job(portal: Portal) -> FailedCall:
     """A CRM update that died: its job is a real kind the worker can re-run successfully."""
-    job = jobs.job_enqueue(
+    # Created dead, not enqueued then marked dead: a live worker could run it in between.
+    job = Job.objects.create(
         kind=services.KIND_USERS_REFRESH,
-        key=f"browser-test:{uuid.uuid4().hex}",
+        idempotency_key=f"browser-test:{uuid.uuid4().hex}",
         portal=portal,
         subject="call:demo",
-    )
-    Job.objects.filter(pk=job.pk).update(
         state=Job.State.DEAD,
         attempts=6,
         finished_at=timezone.now(),
         last_error="crm.activity.add: ACCESS_DENIED (the responsible user was dismissed)",
     )
-    job.refresh_from_db()
     return failed.failed_call_open(
         portal=portal,
         kind=FailedCall.Kind.CRM_SYNC_FAILED,
