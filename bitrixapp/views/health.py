@@ -7,6 +7,7 @@ import logging
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from kombu import Connection
 
 from bitrixapp.celery import app as celery_app
 
@@ -26,8 +27,11 @@ def _check_database() -> str | None:
 
 
 def _check_broker(url: str | None = None) -> str | None:
+    # An explicit URL is checked with its own transport: the configured one (the embedded
+    # broker's) would otherwise override its scheme.
+    connection = Connection(url) if url else celery_app.connection_for_write()
     try:
-        with celery_app.connection_for_write(url) as conn:
+        with connection as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
             # Opening a channel proves more than a TCP handshake (auth, vhost, folders).
             conn.default_channel  # noqa: B018
