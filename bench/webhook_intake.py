@@ -10,14 +10,16 @@ whatever the server does; latency is measured from the scheduled start, so queue
 Phases, each bounded in count and time, bare first then ours:
   1. warm-up;
   2. steady: TARGET_RPS for STEADY_S seconds  → p50 / p99 / achieved rps;
-  3. capacity: an offered rate far above what the server can do → completed requests per second,
-     in alternating short rounds (bare, ours, bare, ours...) on this shared machine.
+  3. capacity: closed loop, BENCH_CAPACITY_CLIENTS connections each sending its next request as
+     soon as the last is answered → completed requests per second, in alternating short rounds
+     (bare, ours, bare, ours...) on this shared machine. (An open loop at a fixed offered rate
+     would cap the faster side at that rate on a quiet machine and flatter the ratio.)
 The last line: `webhook_intake: ratio=<ours/bare capacity, median of rounds> p50_ms=<ours steady>
 p99_ms=<ours steady> rps=<ours steady achieved>`. Targets: ratio >= 0.6, p99 < 50 ms at 200 requests/s.
 
 Environment: BENCH_PG (server URL, default postgres://postgres@127.0.0.1:5432),
 BENCH_BROKER_URL (default redis://127.0.0.1:6379/14), BENCH_WORKERS (gunicorn, default 4),
-BENCH_RPS (200), BENCH_STEADY_S (10), BENCH_CAPACITY_RPS (1500), BENCH_CAPACITY_S (2),
+BENCH_RPS (200), BENCH_STEADY_S (10), BENCH_CAPACITY_CLIENTS (2 x workers), BENCH_CAPACITY_S (2),
 BENCH_CAPACITY_ROUNDS (5).
 """
 
@@ -45,7 +47,7 @@ BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 TARGET_RPS = float(os.environ.get("BENCH_RPS", "200"))
 STEADY_S = float(os.environ.get("BENCH_STEADY_S", "10"))
-CAPACITY_RPS = float(os.environ.get("BENCH_CAPACITY_RPS", "1500"))
+CAPACITY_CLIENTS = int(os.environ.get("BENCH_CAPACITY_CLIENTS", str(2 * WORKERS)))
 CAPACITY_S = float(os.environ.get("BENCH_CAPACITY_S", "2"))
 CAPACITY_ROUNDS = int(os.environ.get("BENCH_CAPACITY_ROUNDS", "5"))
 CLIENT_THREADS = 64
@@ -93,6 +95,17 @@ portal = Portal.objects.create(member_id="bench", domain="bench.bitrix24.ua",
     client_endpoint="https://bench.bitrix24.ua/rest/", status="active")
 connection = services.connection_create(portal=portal, api_key="BenchKey0001")
 print(connection.webhook_secret)
+"""
+
+FEED = """
+import time
+from integration import jobs
+started = time.perf_counter()
+count = 0
+while (fed := jobs.jobs_feed()):
+    count += fed
+elapsed = time.perf_counter() - started
+print(f"{elapsed:.2f} s ({elapsed / max(count, 1) * 1e6:.0f} us per event)")
 """
 
 
@@ -188,6 +201,56 @@ def open_loop(port: int, path: str, *, rate: float, seconds: float, run: str) ->
     result.first_start = t0
     with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
         list(pool.map(one, range(count)))
+    return result
+
+
+def closed_loop(port: int, path: str, *, clients: int, seconds: float, run: str) -> Result:
+    """Capacity: `clients` connections each send the next request as soon as one is answered,
+    for `seconds`. Whatever the server can do, it does; an offered rate cannot cap it."""
+    result = Result()
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    t0 = time.perf_counter()
+    stop_at = t0 + seconds
+
+    def client() -> None:
+        conn: http.client.HTTPConnection | None = None
+        while time.perf_counter() < stop_at:
+            with lock:
+                i = next(counter)
+            started = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request(
+                    "POST",
+                    path,
+                    body=call_body(i, run),
+                    headers={"Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+                if response.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn = None
+            end = time.perf_counter()
+            with lock:
+                if ok:
+                    result.latencies.append(end - started)
+                    result.last_end = max(result.last_end, end)
+                else:
+                    result.errors += 1
+
+    result.first_start = t0
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return result
 
 
@@ -288,8 +351,12 @@ def main() -> int:
         ratios = []
         for round_no in range(CAPACITY_ROUNDS):
             round_results = {
-                name: open_loop(
-                    port, path, rate=CAPACITY_RPS, seconds=CAPACITY_S, run=f"{run}c{round_no}"
+                name: closed_loop(
+                    port,
+                    path,
+                    clients=CAPACITY_CLIENTS,
+                    seconds=CAPACITY_S,
+                    run=f"{run}c{round_no}",
                 )
                 for name, path in paths.items()
             }
@@ -309,17 +376,34 @@ def main() -> int:
         for name in paths:
             log(
                 describe(
-                    f"capacity (offered {CAPACITY_RPS:.0f}/s, all rounds) {name}", capacity[name]
+                    f"capacity ({CAPACITY_CLIENTS} clients, all rounds) {name}", capacity[name]
                 ).rsplit(" rps=", 1)[0]
             )
         import psycopg
 
+        # The door stores events only; the dispatcher's feed (a worker's job, off the request
+        # path) gives each its job. Run it here, after the load, and time it: its cost per event
+        # is part of the price of a webhook too.
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        gunicorn.wait(timeout=15)
+        fed = (
+            subprocess.run(
+                [PY, "manage.py", "shell", "-c", FEED],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )  # after the shell's own start-up notice
         with psycopg.connect(f"{PG}/{database}") as conn:
             events = conn.execute("SELECT count(*) FROM unitalk_unitalkevent").fetchone()
             job_rows = conn.execute("SELECT count(*) FROM integration_job").fetchone()
         log(
             f"stored: {events and events[0]} webhook events, {job_rows and job_rows[0]} jobs "
-            "(one per event expected)"
+            f"(one per event expected); feeding them into jobs took {fed}"
         )
         ratio = sorted(ratios)[len(ratios) // 2]
         ours = steady["ours"]

@@ -8,6 +8,10 @@ Retry times live in the row (`next_attempt_at`), so the broker never holds long 
 A job runs at most once at a time: `_claim` is a conditional UPDATE that only one worker wins.
 A worker that dies mid-attempt leaves a running row whose lease expires; it is then claimable
 again. Handlers must therefore be idempotent (they are: every external write carries our key).
+
+An inbox is a table whose rows become jobs later, in bulk: a door that must answer in
+microseconds (the Unitalk webhook) stores only its own row, and `jobs_dispatch` first asks
+every registered inbox to turn its waiting rows into jobs.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class JobKind:
 
 
 _registry: dict[str, JobKind] = {}
+_inboxes: list[Callable[[], int]] = []
 
 #: Sent with `job` when a job ends for good, as `state` "succeeded" or "dead" (listeners keep
 #: things that point at jobs, like failed-call items, in step).
@@ -60,6 +65,24 @@ def register(
         return func
 
     return decorator
+
+
+def register_inbox(feed: Callable[[], int]) -> Callable[[], int]:
+    """Declare an inbox: `feed()` turns its waiting rows into jobs and returns how many."""
+    if feed not in _inboxes:
+        _inboxes.append(feed)
+    return feed
+
+
+def jobs_feed() -> int:
+    """Turn every inbox's waiting rows into jobs; an inbox that fails is retried next time."""
+    created = 0
+    for feed in _inboxes:
+        try:
+            created += feed()
+        except Exception:
+            logger.exception("inbox could not be turned into jobs", extra={"inbox": feed.__name__})
+    return created
 
 
 def registered_kinds() -> list[str]:
@@ -233,6 +256,7 @@ def _short_retry_s() -> float:
 
 def jobs_dispatch(*, limit: int = 500) -> int:
     """Hand every due job to the broker (beat calls this). Returns how many were sent."""
+    jobs_feed()
     now = timezone.now()
     stale = now - timedelta(seconds=getattr(settings, "JOB_REDISPATCH_AFTER_S", 60))
     due = Q(state__in=[Job.State.PENDING, Job.State.RETRYING], next_attempt_at__lte=now) & (

@@ -1,18 +1,23 @@
-"""The hot path of the webhook door: store the event and its job in one statement, wake a worker.
+"""The hot path of the webhook door: store the event, wake a worker; its job is made later.
 
-Why not `jobs.job_enqueue`: it costs a SELECT, a savepointed INSERT and a broker publish per
-call (about 4 ms here), three times the bare INSERT a webhook door is measured against
-(bench/webhook_intake.py). This module writes the same two rows `job_enqueue` would (a Job of
-kind "unitalk.webhook" keyed "unitalk.webhook:<event id>") and leaves its hand-off to
-`integration.jobs_dispatch`, which sends every due job whose `enqueued_at` is empty:
+The door writes one row, the event, in state "received", and nothing else: not its job (a Job
+row carries seven indexes and a foreign-key check) and no broker publish (a `job_enqueue` costs a
+SELECT, a savepointed INSERT and a publish, about 4 ms here, several times the bare INSERT the
+door is measured against in bench/webhook_intake.py). The event table is an inbox of
+`integration.jobs`: `inbox_feed`, run by every `jobs_dispatch`, turns waiting events into jobs
+of kind "unitalk.webhook" keyed "unitalk.webhook:<event id>", a thousand per statement, and marks
+them "queued". A stored event is therefore never lost: until it has its job it stays "received",
+and the partial index `unitalk_event_inbox` finds it.
 
-- PostgreSQL: one INSERT ... ON CONFLICT DO NOTHING for the event chained (CTE) into the Job
-  INSERT: one round trip, atomic, and a duplicate delivery simply inserts nothing.
-- Other databases (SQLite in development): the two ORM inserts in one transaction.
+- PostgreSQL: INSERT ... ON CONFLICT DO NOTHING RETURNING id, so a duplicate delivery inserts
+  nothing, as a server-side prepared statement (parsed and planned once per connection).
+  DATABASE_PREPARED_STATEMENTS=false turns that off for poolers that cannot carry prepared
+  statements (PgBouncer in transaction mode before 1.21).
+- Other databases (SQLite in development): an ORM insert.
 
 Waking the worker: a per-process thread publishes one `jobs_dispatch` per short window
 (UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, so the request never waits on the
-broker. If a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S) sends the job.
+broker. If a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S) feeds the inbox.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import time
 from functools import cache
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F
+from django.utils import timezone
 
 from integration.models import Job
 from integration.unitalk.models import UnitalkEvent
@@ -34,28 +41,44 @@ from integration.unitalk.models import UnitalkEvent
 logger = logging.getLogger(__name__)
 
 KIND = "unitalk.webhook"
+FEED_BATCH = 1000
 
 
 def job_key(event_id: int) -> str:
     return f"{KIND}:{event_id}"
 
 
+_PER_ROW = object()
+
+
 @cache
-def _insert_fields(model: type[Model], skip: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(
-        f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip
-    )
+def _row_plan() -> tuple[tuple[Any, Any], ...]:
+    """(field, prepared constant or _PER_ROW) per inserted column of an event: a constant
+    default is prepared once per process instead of on every request."""
+    plan = []
+    for field in UnitalkEvent._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        per_row = field.has_default() and callable(field.default)
+        constant = (
+            _PER_ROW
+            if per_row
+            else field.get_db_prep_save(field.get_default(), connection=connection)
+        )
+        plan.append((field, constant))
+    return tuple(plan)
 
 
-def _values(model: type[Model], given: dict[str, Any], now: Any, skip: tuple[str, ...]) -> list:
-    """Prepared values of a new row: `given`, else auto_now stamps, else the field defaults
-    (what Model() + save() would write, without building the instance: this is per request)."""
+def _values(given: dict[str, Any]) -> list[Any]:
+    """Prepared values of a new event row: `given`, else the field defaults (what Model() +
+    save() would write, without building the instance: this is per request)."""
     values = []
-    for field in _insert_fields(model, skip):
+    for field, constant in _row_plan():
         if field.attname in given:
             value = given[field.attname]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
+        elif constant is not _PER_ROW:
+            values.append(constant)
+            continue
         else:
             value = field.get_default()
         values.append(field.get_db_prep_save(value, connection=connection))
@@ -63,80 +86,102 @@ def _values(model: type[Model], given: dict[str, Any], now: Any, skip: tuple[str
 
 
 @cache
-def _postgresql_sql(job_skip: tuple[str, ...]) -> str:
+def _postgresql_sql() -> str:
     quote = connection.ops.quote_name
-    event_cols = [quote(f.column) for f in _insert_fields(UnitalkEvent, ())]
-    job_cols = [quote(f.column) for f in _insert_fields(Job, job_skip)]
+    columns = ", ".join(quote(field.column) for field, _ in _row_plan())
+    placeholders = ", ".join(["%s"] * len(_row_plan()))
     # Identifiers come from model metadata (quoted), every value is a parameter.
     return (
-        f"WITH ev AS (INSERT INTO {quote(UnitalkEvent._meta.db_table)} ({', '.join(event_cols)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(event_cols))}) "
-        "ON CONFLICT (portal_id, event, call_id) DO NOTHING RETURNING id) "
-        f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(job_cols)}, "
-        f"{quote('idempotency_key')}, {quote('payload')}) "
-        f"SELECT {', '.join(['%s'] * len(job_cols))}, %s || ev.id::text, "
-        "jsonb_build_object('event_id', ev.id) FROM ev RETURNING id"
+        f"INSERT INTO {quote(UnitalkEvent._meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES ({placeholders}) "
+        "ON CONFLICT (portal_id, event, call_id) DO NOTHING RETURNING id"
     )
 
 
-_JOB_SKIP = ("idempotency_key", "payload")
-
-
-def _store_postgresql(event: dict[str, Any], job: dict[str, Any], now: Any) -> int | None:
-    params = [
-        *_values(UnitalkEvent, event, now, ()),
-        *_values(Job, job, now, _JOB_SKIP),
-        f"{KIND}:",
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_postgresql_sql(_JOB_SKIP), params)
-        row = cursor.fetchone()
+def _store_postgresql(fields: dict[str, Any]) -> int | None:
+    sql, params = _postgresql_sql(), _values(fields)
+    with connection.cursor() as cursor:  # Django's connection handling and health check
+        if not settings.DATABASE_PREPARED_STATEMENTS:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        else:
+            # Django's cursors bind parameters client-side and cannot prepare; a plain
+            # psycopg cursor on the same connection can.
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
+                raw.execute(sql, params, prepare=True)
+                row = raw.fetchone()
     return row[0] if row else None
 
 
-def _store_orm(event: dict[str, Any], job: dict[str, Any]) -> int | None:
+def _store_orm(fields: dict[str, Any]) -> int | None:
     try:
         with transaction.atomic():
-            row = UnitalkEvent.objects.create(**event)
-            created = Job.objects.create(
-                **job, idempotency_key=job_key(row.pk), payload={"event_id": row.pk}
-            )
+            return UnitalkEvent.objects.create(**fields).pk
     except IntegrityError:
         return None
-    return created.pk
 
 
 def event_store(
     *, portal_id: int, event: str, call_id: str, payload: dict[str, Any], received_at: Any
 ) -> int | None:
-    """Insert the event and its processing job; None when (portal, event, call) is a repeat."""
-    event_fields = {
+    """Insert the event (state "received"); None when (portal, event, call) is a repeat."""
+    fields = {
         "portal_id": portal_id,
         "event": event,
         "call_id": call_id,
         "payload": payload,
         "received_at": received_at,
     }
-    job_fields = {
-        "kind": KIND,
-        "portal_id": portal_id,
-        "subject": f"call:{call_id}"[:128],
-        "next_attempt_at": received_at,
-        "enqueued_at": None,  # not handed to the broker yet: jobs_dispatch will
-    }
     if connection.vendor == "postgresql":
-        job_id = _store_postgresql(event_fields, job_fields, received_at)
+        event_id = _store_postgresql(fields)
     else:
-        job_id = _store_orm(event_fields, job_fields)
-    if job_id is None:
+        event_id = _store_orm(fields)
+    if event_id is None:
         UnitalkEvent.objects.filter(portal_id=portal_id, event=event, call_id=call_id).update(
             duplicates=F("duplicates") + 1
         )
-    return job_id
+    return event_id
+
+
+def inbox_feed(*, limit: int = FEED_BATCH) -> int:
+    """Give up to `limit` received events their processing jobs; returns how many.
+
+    Concurrent dispatchers take disjoint rows (SKIP LOCKED), and the job's unique key makes a
+    second feed of the same event (after a crash between the two writes) insert nothing.
+    """
+    with transaction.atomic():
+        waiting = list(
+            UnitalkEvent.objects.filter(state=UnitalkEvent.State.RECEIVED)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "portal_id", "call_id")[:limit]
+        )
+        if not waiting:
+            return 0
+        now = timezone.now()
+        Job.objects.bulk_create(
+            [
+                Job(
+                    kind=KIND,
+                    portal_id=portal_id,
+                    subject=f"call:{call_id}"[:128],
+                    idempotency_key=job_key(event_id),
+                    payload={"event_id": event_id},
+                    next_attempt_at=now,
+                )
+                for event_id, portal_id, call_id in waiting
+            ],
+            ignore_conflicts=True,
+        )
+        UnitalkEvent.objects.filter(pk__in=[row[0] for row in waiting]).update(
+            state=UnitalkEvent.State.QUEUED
+        )
+    logger.info("webhook events queued as jobs", extra={"count": len(waiting)})
+    return len(waiting)
 
 
 class _Kicker:
-    """Coalesces "new jobs are due" into at most one jobs_dispatch per window per process."""
+    """Coalesces "new events are waiting" into at most one jobs_dispatch per window per process."""
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -162,12 +207,12 @@ class _Kicker:
         while True:
             self._wake.wait()
             time.sleep(settings.UNITALK_WEBHOOK_KICK_WINDOW_S)
-            # Cleared before publishing: a job committed from here on sets it again, so
-            # every committed job is followed by a publish.
+            # Cleared before publishing: an event committed from here on sets it again, so
+            # every committed event is followed by a publish.
             self._wake.clear()
             try:
                 jobs_dispatch.apply_async()
-            except Exception:  # broker down: beat's periodic dispatch sends the jobs
+            except Exception:  # broker down: beat's periodic dispatch feeds the inbox
                 logger.exception("could not wake the job dispatcher")
 
 
@@ -175,5 +220,5 @@ _kicker = _Kicker()
 
 
 def kick() -> None:
-    """Ask a worker to send due jobs soon (non-blocking)."""
+    """Ask a worker to feed the inbox and send due jobs soon (non-blocking)."""
     _kicker.kick()

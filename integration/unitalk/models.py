@@ -54,17 +54,22 @@ class UnitalkConnection(models.Model):
 
 
 class UnitalkEvent(models.Model):
-    """One received webhook: stored raw before anything else happens, processed by a job."""
+    """One received webhook: stored raw before anything else happens, processed by a job.
+
+    "received" rows are the inbox of `integration.jobs`: the dispatcher gives each its job
+    and marks it "queued" (see `intake`).
+    """
 
     class State(models.TextChoices):
         RECEIVED = "received", "received"
+        QUEUED = "queued", "queued"
         PROCESSED = "processed", "processed"
         FAILED = "failed", "failed"
 
     # Every index and constraint check is paid on the webhook hot path. No separate index: the
     # unique (portal, event, call_id) below serves portal lookups. No database FK constraint:
-    # the event's job, inserted in the same statement, carries one to the same portal row (each
-    # FK check takes a share lock on that row), and Django's CASCADE still deletes events.
+    # each check takes a share lock on the one portal row every webhook points at; the event's
+    # job carries the constraint, and Django's CASCADE still deletes events.
     portal = models.ForeignKey(
         "bitrixapp.Portal",
         on_delete=models.CASCADE,
@@ -86,6 +91,13 @@ class UnitalkEvent(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["portal", "event", "call_id"], name="unitalk_event_once"
+            )
+        ]
+        # Small (only events still waiting for their job), so the dispatcher's scan stays cheap
+        # however large the table grows.
+        indexes = [
+            models.Index(
+                fields=["id"], condition=models.Q(state="received"), name="unitalk_event_inbox"
             )
         ]
 

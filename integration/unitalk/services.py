@@ -206,20 +206,20 @@ def connection_test(*, connection: UnitalkConnection) -> dict[str, Any]:
 
 
 def event_receive(*, target: WebhookTarget, parsed: schema.WebhookEvent, raw: dict) -> bool:
-    """Store one delivery with its processing job and wake a worker; False when a repeat.
+    """Store one delivery and wake a worker (which gives it its job); False when a repeat.
 
-    One INSERT statement on PostgreSQL (see `intake`), plus at most once a minute the "last
-    webhook received" stamp: this runs inside Unitalk's webhook request.
+    One INSERT statement (see `intake`), plus at most once a minute the "last webhook received"
+    stamp: this runs inside Unitalk's webhook request.
     """
     now = timezone.now()
-    job_id = intake.event_store(
+    event_id = intake.event_store(
         portal_id=target.portal_id,
         event=parsed.event,
         call_id=parsed.call_id,
         payload=raw,
         received_at=now,
     )
-    if job_id is None:
+    if event_id is None:
         return False
     intake.kick()
     seen_every = timedelta(seconds=settings.UNITALK_WEBHOOK_SEEN_EVERY_S)

@@ -31,6 +31,10 @@ def _bad(message: str, field: str) -> JsonResponse:
     return JsonResponse({"error": message, "field": field}, status=400)
 
 
+def _too_large() -> JsonResponse:
+    return JsonResponse({"error": "body too large", "field": "body"}, status=413)
+
+
 def _read_body(request: HttpRequest, cap: int) -> bytes | None:
     """The body, or None when it is over `cap` bytes (declared or actual)."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -65,22 +69,22 @@ def unitalk_webhook(request: HttpRequest, secret: str) -> HttpResponse:
     if target is None:
         return _not_found()
     header = request.headers.get(settings.UNITALK_WEBHOOK_SECRET_HEADER)
-    header_ok = hmac.compare_digest(selectors.secret_digest(header or ""), target.secret_digest)
-    if (header is not None or target.header_required) and not header_ok:
-        return _not_found()
+    if header is not None or target.header_required:
+        header_ok = hmac.compare_digest(selectors.secret_digest(header or ""), target.secret_digest)
+        if not header_ok:
+            return _not_found()
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
     cap = settings.UNITALK_WEBHOOK_MAX_BYTES
-    too_large = JsonResponse({"error": "body too large", "field": "body"}, status=413)
     try:
         if (request.content_type or "").lower() == "multipart/form-data":
             raw = _multipart(request, cap)
             if raw is None:
-                return too_large
+                return _too_large()
         else:
             body = _read_body(request, cap)
             if body is None:
-                return too_large
+                return _too_large()
             if not body.strip():
                 return _bad("body is empty", "body")
             raw = _decode(request, body)

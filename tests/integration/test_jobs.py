@@ -127,3 +127,20 @@ def test_unclassified_exceptions_get_a_few_tries_then_die():
         state = jobs.job_execute(job_id=job.pk)
     assert state == Job.State.DEAD
     assert Job.objects.get(pk=job.pk).attempt_rows.count() == 5
+
+
+def test_a_failing_inbox_is_logged_and_the_dispatcher_still_sends_due_jobs(
+    sent, monkeypatch, caplog
+):
+    def broken_inbox() -> int:
+        raise RuntimeError("inbox table locked")
+
+    monkeypatch.setattr(jobs, "_inboxes", [broken_inbox, lambda: 0])
+    job = jobs.job_enqueue(kind="test.flaky", key="inbox")
+    sent.clear()
+    Job.objects.filter(pk=job.pk).update(enqueued_at=None)
+
+    assert jobs.jobs_dispatch() == 1
+
+    assert sent == [job.pk]
+    assert "inbox could not be turned into jobs" in caplog.text

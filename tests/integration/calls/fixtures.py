@@ -264,6 +264,7 @@ def run_jobs(*, rounds: int = 20, force: bool = True) -> list[Job]:
     """Run every open job until none is due (force: make retrying jobs due now)."""
     ran: list[Job] = []
     for _ in range(rounds):
+        jobs.jobs_feed()  # received webhook events become their jobs, as the dispatcher does
         if force:
             Job.objects.filter(state=Job.State.RETRYING).update(next_attempt_at=timezone.now())
         due = list(

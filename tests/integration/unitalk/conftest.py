@@ -86,6 +86,7 @@ def run_jobs(*, max_rounds: int = 20) -> list[Job]:
     """
     ran: list[Job] = []
     for _ in range(max_rounds):
+        jobs.jobs_feed()  # received webhook events become their jobs, as the dispatcher does
         due = list(
             Job.objects.filter(
                 kind__startswith="unitalk.",

@@ -32,14 +32,22 @@ def test_webhook_url_is_the_app_base_url_with_the_secret(connection):
     )
 
 
-def test_valid_event_is_stored_and_answered_200_with_one_job(client, url, sent):
+def test_valid_event_is_stored_and_answered_200_then_fed_into_one_job(client, url, sent):
+    from integration import jobs
+
     response = post(client, url, payload("call_new_in"))
 
     assert response.status_code == 200
     event = UnitalkEvent.objects.get()
     assert (event.event, event.call_id, event.state) == ("CALL_NEW", "1091944", "received")
+    assert not Job.objects.exists()  # the door stores one row; the dispatcher makes the job
+
+    assert jobs.jobs_feed() == 1
+    assert jobs.jobs_feed() == 0  # fed once
     job = Job.objects.get()
     assert (job.kind, job.payload) == ("unitalk.webhook", {"event_id": event.pk})
+    event.refresh_from_db()
+    assert event.state == "queued"
     assert not Call.objects.exists()  # processing happens in the worker
 
 
@@ -197,10 +205,9 @@ def test_new_event_wakes_the_dispatcher_and_its_job_is_due_for_dispatch(client, 
     post(client, url, payload("call_new_in"))  # a repeat wakes nobody
 
     assert len(kicks) == 1
+    assert jobs.jobs_dispatch() == 1  # fed from the inbox and sent in the same pass
     job = Job.objects.get()
-    assert job.enqueued_at is None
     assert job.idempotency_key == f"unitalk.webhook:{UnitalkEvent.objects.get().pk}"
-    assert jobs.jobs_dispatch() == 1
     assert sent == [job.pk]
 
 
@@ -230,3 +237,54 @@ def test_rotated_secret_retires_the_old_url(client, connection, settings):
     assert post(client, old_url, payload("call_new_in")).status_code == 404
     path = new_url.removeprefix("https://app.example.com")
     assert post(client, path, payload("call_new_in")).status_code == 200
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_door_stores_with_and_without_prepared_statements(client, url, settings, prepared):
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+
+    assert post(client, url, payload("call_new_in")).json() == {"status": "ok"}
+    assert post(client, url, payload("call_new_in")).json() == {"status": "duplicate"}
+
+    event = UnitalkEvent.objects.get()
+    assert (event.state, event.duplicates, event.payload) == (
+        "received",
+        1,
+        payload("call_new_in"),
+    )
+
+
+def test_feed_after_a_crash_between_its_two_writes_makes_no_second_job(client, url):
+    from integration import jobs
+    from integration.unitalk import intake
+
+    post(client, url, payload("call_new_in"))
+    event = UnitalkEvent.objects.get()
+    # The job was inserted but the worker died before the event was marked queued.
+    Job.objects.create(
+        kind=intake.KIND,
+        idempotency_key=intake.job_key(event.pk),
+        payload={"event_id": event.pk},
+        next_attempt_at=event.received_at,
+    )
+
+    assert jobs.jobs_feed() == 1
+
+    assert Job.objects.count() == 1
+    event.refresh_from_db()
+    assert event.state == "queued"
+
+
+def test_feed_takes_the_inbox_in_batches_oldest_first(client, url):
+    from integration.unitalk import intake
+
+    for call_id in ("1", "2", "3"):
+        body = payload("call_new_in")
+        body["call"]["id"] = call_id
+        post(client, url, body)
+
+    assert intake.inbox_feed(limit=2) == 2
+    assert sorted(Job.objects.values_list("subject", flat=True)) == ["call:1", "call:2"]
+    assert intake.inbox_feed(limit=2) == 1
+    assert intake.inbox_feed(limit=2) == 0
+    assert not UnitalkEvent.objects.filter(state="received").exists()
