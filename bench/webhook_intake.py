@@ -4,8 +4,9 @@ Run: .venv/bin/python bench/webhook_intake.py
 
 It creates a throwaway PostgreSQL database, migrates it, seeds one portal with a Unitalk
 connection, starts gunicorn on a free port (settings `bench.settings`: the app plus the bare
-view), and drives both URLs with an open-loop generator (requests start on a fixed schedule,
-whatever the server does; latency is measured from the scheduled start, so queueing counts).
+view), and drives both URLs. Latency comes from an open-loop generator (requests start on a
+fixed schedule whatever the server does, and are timed from the scheduled start, so queueing
+counts); capacity from a closed loop.
 
 Phases, each bounded in count and time, bare first then ours:
   1. warm-up;
@@ -14,6 +15,8 @@ Phases, each bounded in count and time, bare first then ours:
      soon as the last is answered → completed requests per second, in alternating short rounds
      (bare, ours, bare, ours...) on this shared machine. (An open loop at a fixed offered rate
      would cap the faster side at that rate on a quiet machine and flatter the ratio.)
+  4. gunicorn stops; the dispatcher's inbox feed (a worker's work, off the request path) gives
+     every stored event its job, timed, and the counts show one job per event.
 The last line: `webhook_intake: ratio=<ours/bare capacity, median of rounds> p50_ms=<ours steady>
 p99_ms=<ours steady> rps=<ours steady achieved>`. Targets: ratio >= 0.6, p99 < 50 ms at 200 requests/s.
 
