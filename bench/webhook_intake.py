@@ -112,6 +112,20 @@ print(f"{elapsed:.2f} s ({elapsed / max(count, 1) * 1e6:.0f} us per event)")
 """
 
 
+def manage_shell(env: dict[str, str], code: str) -> str:
+    """Run `code` in the app's `manage.py shell`; its last line of output (after the shell's
+    own start-up notice)."""
+    done = subprocess.run(
+        [PY, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 def call_body(i: int, run: str) -> bytes:
     return json.dumps(
         {
@@ -301,18 +315,7 @@ def main() -> int:
             "CREATE TABLE bench_bare (id bigserial PRIMARY KEY, payload jsonb NOT NULL, "
             "received_at timestamptz NOT NULL DEFAULT now())",
         )
-        secret = (
-            subprocess.run(
-                [PY, "manage.py", "shell", "-c", SEED],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        secret = manage_shell(env, SEED)
         port = free_port()
         gunicorn = subprocess.Popen(
             [
@@ -389,18 +392,7 @@ def main() -> int:
         # is part of the price of a webhook too.
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(timeout=15)
-        fed = (
-            subprocess.run(
-                [PY, "manage.py", "shell", "-c", FEED],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )  # after the shell's own start-up notice
+        fed = manage_shell(env, FEED)
         with psycopg.connect(f"{PG}/{database}") as conn:
             events = conn.execute("SELECT count(*) FROM unitalk_unitalkevent").fetchone()
             job_rows = conn.execute("SELECT count(*) FROM integration_job").fetchone()
