@@ -10,13 +10,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-import responses
 from django.utils import timezone
 
 from bitrixapp.models import Portal
-from integration import jobs
 
-__all__ = ["_bitrix_settings", "portal", "rsps", "sent"]
+__all__ = ["_bitrix_settings", "portal"]
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "bitrix"
 OAUTH = "https://oauth.example.test"
@@ -43,20 +41,6 @@ def _bitrix_settings(settings, tmp_path):
     settings.APP_BASE_URL = "https://app.example.com"
     settings.BITRIX24_JS_URL = "https://cdn.example.test/bx24.js"
     settings.RATELIMIT_DIR = tmp_path / "ratelimit"
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """Jobs handed to the broker (not sent: tests run them with jobs.job_execute)."""
-    handed: list[int] = []
-    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: handed.extend(ids))
-    return handed
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def new_member_id() -> str:

@@ -36,9 +36,7 @@ __all__ = [
     "connection",
     "make_call",
     "portal",
-    "rsps",
     "run_jobs",
-    "sent",
 ]
 
 
@@ -54,19 +52,6 @@ def call_settings(settings, tmp_path):
     settings.CALL_DIAL_HORIZON_S = 600
     selectors.webhook_target_cache_clear()
     return settings
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    handed: list[int] = []
-    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: handed.extend(ids))
-    return handed
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

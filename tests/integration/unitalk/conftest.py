@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from django.utils import timezone
 
 from bitrixapp.models import Portal
@@ -42,20 +41,6 @@ def kicks(monkeypatch):
     woken: list[int] = []
     monkeypatch.setattr(intake, "kick", lambda: woken.append(1))
     return woken
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """Jobs handed to the broker (not sent: tests run them with `run_jobs`)."""
-    handed: list[int] = []
-    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: handed.extend(ids))
-    return handed
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
