@@ -20,7 +20,6 @@ from integration.models import Job
 # The Bitrix24-side fixtures (settings, `portal`, `rsps`, `sent`) scoped to the page tests.
 from tests.integration.bitrix.fixtures import *  # noqa: F403
 from tests.integration.bitrix.fixtures import CLIENT_ID, REST, ok
-from tests.support.fixtures import *  # noqa: F403
 
 TEST_KIND = "pages.test_work"
 #: What the test job kind does on its next run: "ok" or an exception to raise.

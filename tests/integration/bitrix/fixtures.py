@@ -13,8 +13,9 @@ import pytest
 from django.utils import timezone
 
 from bitrixapp.models import Portal
+from tests.support.fixtures import rsps, sent
 
-__all__ = ["_bitrix_settings", "portal"]
+__all__ = ["_bitrix_settings", "portal", "rsps", "sent"]
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "bitrix"
 OAUTH = "https://oauth.example.test"
