@@ -8,17 +8,27 @@ from typing import Any
 from sandbox.httpcore import App, Request, Response, json_response, parse_fault
 
 
-def control_common(app: App, request: Request) -> Response:
-    """Control endpoints every server has: reset, faults, state."""
-    path = request.path.rstrip("/")
-    if path == "/_sandbox/state" and request.method == "GET":
-        return json_response(state_view(app.store.snapshot(), request))
+def control_payload(request: Request) -> dict[str, Any] | Response:
+    """The JSON object a control POST carries (empty body: {}), or the error to answer."""
     if request.method != "POST":
         return json_response({"error": "method not allowed"}, 405)
     try:
         payload = request.json() if request.body else {}
     except ValueError:
         return json_response({"error": "malformed JSON"}, 400)
+    if not isinstance(payload, dict):
+        return json_response({"error": "body must be a JSON object"}, 400)
+    return payload
+
+
+def control_common(app: App, request: Request) -> Response:
+    """Control endpoints every server has: reset, faults, state."""
+    path = request.path.rstrip("/")
+    if path == "/_sandbox/state" and request.method == "GET":
+        return json_response(state_view(app.store.snapshot(), request))
+    payload = control_payload(request)
+    if isinstance(payload, Response):
+        return payload
     if path == "/_sandbox/reset":
         app.store.reset()
         for other in getattr(app, "siblings", [app]):

@@ -223,8 +223,8 @@ def _check_handler_url(url: str) -> None:
         raise BxError("ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
 
 
-@method("placement.bind")
-def placement_bind(call: Call) -> Any:
+def _placement_args(call: Call) -> tuple[str, str]:
+    """PLACEMENT (required, upper-cased) and HANDLER of placement.bind / unbind (admins only)."""
     _require_admin(call)
     code = str(call.get("PLACEMENT") or "").upper()
     handler = str(call.get("HANDLER") or "")
@@ -232,6 +232,12 @@ def placement_bind(call: Call) -> Any:
         raise BxError(
             "ERROR_ARGUMENT", "Argument 'PLACEMENT' is null or empty", argument="PLACEMENT"
         )
+    return code, handler
+
+
+@method("placement.bind")
+def placement_bind(call: Call) -> Any:
+    code, handler = _placement_args(call)
     if code == "DEFAULT":
         raise BxError("ERROR_ARGUMENT", "Wrong value", argument="PLACEMENT")
     if not handler:
@@ -259,13 +265,7 @@ def placement_bind(call: Call) -> Any:
 
 @method("placement.unbind")
 def placement_unbind(call: Call) -> Any:
-    _require_admin(call)
-    code = str(call.get("PLACEMENT") or "").upper()
-    handler = str(call.get("HANDLER") or "")
-    if not code:
-        raise BxError(
-            "ERROR_ARGUMENT", "Argument 'PLACEMENT' is null or empty", argument="PLACEMENT"
-        )
+    code, handler = _placement_args(call)
     keep, removed = [], 0
     for p in call.portal["placements"]:
         if p["placement"] == code and (not handler or p["handler"] == handler):

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sandbox import formcodec, methods, pages
-from sandbox.control import control_common
+from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, html_response, json_response
 from sandbox.rest import BxError, Call, Engine
 from sandbox.world import World
@@ -182,14 +182,9 @@ class PortalApp(App):
             return Response(200, data, "application/octet-stream")
         if path in ("/_sandbox/state", "/_sandbox/faults", "/_sandbox/reset"):
             return control_common(self, request)
-        if request.method != "POST":
-            return json_response({"error": "method not allowed"}, 405)
-        try:
-            payload = request.json() if request.body else {}
-        except ValueError:
-            return json_response({"error": "malformed JSON"}, 400)
-        if not isinstance(payload, dict):
-            return json_response({"error": "body must be a JSON object"}, 400)
+        payload = control_payload(request)
+        if isinstance(payload, Response):
+            return payload
         if path == "/_sandbox/portals":
             try:
                 return json_response(self.world.portal_create(payload), 201)

@@ -22,7 +22,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from sandbox.control import control_common
+from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, json_response
 from sandbox.world import World
 
@@ -235,14 +235,9 @@ class UnitalkApp(App):
         path = request.path.rstrip("/")
         if path in ("/_sandbox/state", "/_sandbox/faults", "/_sandbox/reset"):
             return control_common(self, request)
-        if request.method != "POST":
-            return json_response({"error": "method not allowed"}, 405)
-        try:
-            payload = request.json() if request.body else {}
-        except ValueError:
-            return json_response({"error": "malformed JSON"}, 400)
-        if not isinstance(payload, dict):
-            return json_response({"error": "body must be a JSON object"}, 400)
+        payload = control_payload(request)
+        if isinstance(payload, Response):
+            return payload
         if path == "/_sandbox/keys":
             created = self.project_create(payload)
             return json_response(
