@@ -3,22 +3,16 @@
 gunicorn + a Celery worker + beat (tests/support/stack.py) on the test database; the sandbox
 portal, OAuth server and Unitalk run in this process. The browser opens the sandbox portal page,
 which frames the app the way Bitrix24 does (form POST into an iframe, BX24.js over postMessage).
-Screenshots of every page go to var/screenshots/ (so a test run leaves the tree clean);
-`make screenshots` runs these tests with SCREENSHOT_DIR=docs/screenshots to refresh the
-committed ones.
+Screenshots of every page: see tests/support/browser.py.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from django.db import connections
 from django.utils import timezone
 
 from bitrixapp import services
@@ -33,12 +27,10 @@ from tests.support.waiting import wait_until
 # Shared fixtures (tests/support/browser.py): the sandbox and the app as processes.
 sandbox = shared.sandbox
 stack = shared.stack
-CHROMIUM, CHROMIUM_ARGS = shared.CHROMIUM, shared.CHROMIUM_ARGS
+browser = shared.browser
+shot = shared.shot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
 
 
 def control(sandbox, path: str, payload: dict[str, Any] | None = None) -> Any:
@@ -62,26 +54,6 @@ def install(sandbox) -> Portal:
     )
     control(sandbox, f"portals/{portal.member_id}/install-finish")
     return portal
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            # ORM calls made while Playwright's loop runs get their own connection (asgiref
-            # context); close it here, or the test database cannot be dropped afterwards.
-            connections.close_all()
-            chromium.close()
-
-
-def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def crm_item_with_dead_job(portal: Portal) -> FailedCall:

@@ -8,14 +8,10 @@ Screenshots go to var/screenshots/ unless SCREENSHOT_DIR is set (`make screensho
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from django.db import connections
 
 from bitrixapp.models import Portal
 from integration.calls.models import FailedCall
@@ -25,37 +21,24 @@ from tests.support.waiting import wait_until
 # Shared fixtures (tests/support/browser.py): the sandbox and the app as processes.
 sandbox = shared.sandbox
 stack = shared.stack
-CHROMIUM, CHROMIUM_ARGS = shared.CHROMIUM, shared.CHROMIUM_ARGS
+browser = shared.browser
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
 LEAD_PHONE = "+380501112233"
 UNKNOWN_CALLER = "380671234567"
 SLOW_MS = 60_000  # one worker round trip plus Unitalk's scripted ring; generous for CI
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            browser_page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-            browser_page.on("console", lambda m: print("console:", m.type, m.text))
-            yield browser_page
-        finally:
-            # ORM reads made while Playwright's loop runs get their own connection (asgiref
-            # context); close it here, or the test database cannot be dropped afterwards.
-            connections.close_all()
-            chromium.close()
+def page(browser) -> Any:
+    browser_page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    browser_page.on("console", lambda m: print("console:", m.type, m.text))
+    return browser_page
 
 
 def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"walkthrough-{name}.png"), full_page=True)
+    shared.shot(page, f"walkthrough-{name}")
 
 
 def portal_state(sandbox: Any, member_id: str) -> dict[str, Any]:

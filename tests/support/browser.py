@@ -1,15 +1,20 @@
 """Shared pieces of the browser tests: Debian's Chromium, the sandbox, the app as processes.
 
 The sandbox (portal, OAuth server, Unitalk) runs in the test process on free ports; the app
-runs as gunicorn + a Celery worker + beat (tests/support/stack.py) pointed at it.
+runs as gunicorn + a Celery worker + beat (tests/support/stack.py) pointed at it. Screenshots
+go to var/screenshots/ (a test run leaves the tree clean); `make screenshots` sets
+SCREENSHOT_DIR=docs/screenshots to refresh the committed ones.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from sandbox import server as sandbox_server
 from tests.support.stack import Stack, app_stack
@@ -24,6 +29,29 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (Playwright drives it; it downloads no browser of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            # ORM calls made while Playwright's loop runs get their own connection (asgiref
+            # context); close it here, or the test database cannot be dropped afterwards.
+            connections.close_all()
+            chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
