@@ -280,7 +280,7 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
 # --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
 INSTALLED_APPS += ["integration.unitalk", "integration.calls"]
 # Request budget per Unitalk API key, shared by every process. Unitalk does not publish its quota
-# (reference unitalk.md §2.5: requests are weighted by server time, bursts trip "DOS protection"),
+# (docs/unitalk.md §2.5: requests are weighted by server time, bursts trip "DOS protection"),
 # so stay well under anything plausible: a short burst, then a steady 2 requests/s.
 UNITALK_RATE_BURST = env.int("UNITALK_RATE_BURST", default=10)
 UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
@@ -288,7 +288,8 @@ UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
 UNITALK_RATE_MAX_WAIT_S = env.float("UNITALK_RATE_MAX_WAIT_S", default=20.0)
 # How long the key is parked after Unitalk answers with its overload / DOS-protection error.
 UNITALK_OVERLOAD_BACKOFF_S = env.float("UNITALK_OVERLOAD_BACKOFF_S", default=60.0)
-# history/get silently stops at 1000 calls per query (reference §3.1); windows above it are split.
+# history/get silently stops at 1000 calls per query (docs/unitalk.md §3.1); windows above it
+# are split.
 UNITALK_HISTORY_PAGE_SIZE = env.int("UNITALK_HISTORY_PAGE_SIZE", default=1000)
 UNITALK_HISTORY_CAP = env.int("UNITALK_HISTORY_CAP", default=1000)
 UNITALK_RECORDING_MAX_BYTES = env.int("UNITALK_RECORDING_MAX_BYTES", default=100 * 1024 * 1024)
@@ -326,15 +327,15 @@ BITRIX24_APP_TITLE = env.str("BITRIX24_APP_TITLE", default="Unitalk")
 BITRIX24_LINE_NUMBER = env.str("BITRIX24_LINE_NUMBER", default="unitalk")
 BITRIX24_LINE_NAME = env.str("BITRIX24_LINE_NAME", default="Unitalk")
 # Refresh this long before the stored expiry (reactive refresh on expired_token stays the rule;
-# reference §1.6: never refresh all portals on a timer).
+# docs/bitrix24.md §1.6: never refresh all portals on a timer).
 BITRIX24_REFRESH_MARGIN_S = env.int("BITRIX24_REFRESH_MARGIN_S", default=60)
 # Our share of the portal's leaky bucket: a few slots and a few percent below the plan, so clock
 # skew and network jitter between us and Bitrix24 do not produce 503s.
 BITRIX24_RATE_SAFETY_SLOTS = env.int("BITRIX24_RATE_SAFETY_SLOTS", default=3)
 BITRIX24_RATE_SAFETY_FACTOR = env.float("BITRIX24_RATE_SAFETY_FACTOR", default=0.97)
 BITRIX24_RATE_MAX_WAIT_S = env.float("BITRIX24_RATE_MAX_WAIT_S", default=20.0)
-# Operating-time budget per method (cloud: 480 s per 10 min, reference §4.2); park a method at
-# this share of it, and for this long after a 429 when operating_reset_at is unknown.
+# Operating-time budget per method (cloud: 480 s per 10 min, docs/bitrix24.md §4.2); park a
+# method at this share of it, and for this long after a 429 when operating_reset_at is unknown.
 BITRIX24_OPERATING_LIMIT_S = env.float("BITRIX24_OPERATING_LIMIT_S", default=480.0)
 BITRIX24_OPERATING_PARK_RATIO = env.float("BITRIX24_OPERATING_PARK_RATIO", default=0.95)
 BITRIX24_OPERATING_DEFAULT_PARK_S = env.float("BITRIX24_OPERATING_DEFAULT_PARK_S", default=60.0)
@@ -361,7 +362,8 @@ CELERY_BEAT_SCHEDULE["notifications-digest"] = {
 # A person waits on the phone during a click-to-call: give up dialing (and tell them) after this
 # long instead of the general job horizon of hours.
 CALL_DIAL_HORIZON_S = env.int("CALL_DIAL_HORIZON_S", default=600)
-# Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch (§2.5).
+# Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch
+# (docs/bitrix24.md §2.5).
 CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
 # A drain claim older than this is abandoned (worker died mid-batch) and may be taken again.
 CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)
