@@ -91,3 +91,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = mask_secrets(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+def settings_source_log(*, role: str) -> None:
+    """One line at start-up: where this process's settings came from (docs/operations.md).
+
+    `role` is web, worker or beat (`process` is taken: LogRecord's pid).
+    """
+    from django.conf import settings
+
+    logging.getLogger("bitrixapp.settings").info(
+        "%s: settings from %s",
+        role,
+        settings.SETTINGS_SOURCE,
+        extra={"role": role, "settings_source": settings.SETTINGS_SOURCE, "debug": settings.DEBUG},
+    )

@@ -1,12 +1,15 @@
 """Settings for the Unitalk ↔ Bitrix24 app, read from the environment only.
 
-Local development gets its defaults from a `.env` file that `make` writes on first use (debug on,
-SQLite, a serverless Celery broker). Production sets real environment variables; with debug off,
-every secret must be present or start-up stops with a message naming the variable.
+The only file ever read is the one DJANGO_ENV_FILE names: `make run` points it at the `.env` that
+`make` writes on first use (debug on, SQLite, a serverless Celery broker), the tests at
+`tests/test.env`. Production sets real environment variables and no DJANGO_ENV_FILE, so a stray
+`.env` left in the code folder is never read (docs/operations.md, "Configuration"). With debug
+off, every secret must be present or start-up stops with a message naming the variable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,14 +19,37 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# Local development reads `.env` (written by make); real environment variables win over it,
-# since read_env only fills what is unset. DJANGO_ENV_FILE points elsewhere (or nowhere).
-_env_file = Path(environ.Env().str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
-if _env_file.is_file():
-    env.read_env(str(_env_file))
+# Real environment variables win over the file: read_env only fills what is unset.
+_env_file = env.str("DJANGO_ENV_FILE", default="")
+if _env_file:
+    if not Path(_env_file).is_file():
+        raise ImproperlyConfigured(f"DJANGO_ENV_FILE={_env_file} is not a readable file.")
+    env.read_env(_env_file)
+    SETTINGS_SOURCE = f"environment and {Path(_env_file).resolve()}"
+else:
+    SETTINGS_SOURCE = "environment only"
+
+
+def writable_dir(path: Path) -> Path:
+    """A folder the app writes into, made if it can be.
+
+    On a read-only code tree nothing is made here; whatever writes into the folder later fails
+    with its path, which names the variable to set (docs/operations.md, "Writable paths").
+    """
+    with contextlib.suppress(OSError):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# Everything the app writes at run time lives under APP_VAR_DIR (sandbox state, file-based rate
+# limits and cache, the embedded broker, beat's schedule, the embedded SQLite file); static files
+# go to DJANGO_STATIC_ROOT. Unset, both stay in the code folder as before (var/, staticfiles/,
+# db.sqlite3), which is what `make run` uses.
+_var_dir_env = env.str("APP_VAR_DIR", default="")
+VAR_DIR = Path(_var_dir_env).resolve() if _var_dir_env else BASE_DIR / "var"
+writable_dir(VAR_DIR)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -88,7 +114,8 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------------
 # Embedded default: SQLite. Production: postgres://user:pass@host:5432/name
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_SQLITE_DEFAULT = (VAR_DIR if _var_dir_env else BASE_DIR) / "db.sqlite3"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_SQLITE_DEFAULT}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Hot statements (the webhook door's insert) run as server-side prepared statements. Turn off
@@ -121,6 +148,8 @@ CACHES = {
         }
     )
 }
+# Rate-limit state when REDIS_URL is empty (integration/ratelimit.py: one file per key).
+RATELIMIT_DIR = VAR_DIR / "ratelimit"
 
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -132,7 +161,8 @@ USE_TZ = True
 
 # --- Static files (whitenoise) ---------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Filled by `collectstatic` (the release step); the web process only reads it.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -239,6 +269,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule")
 )
+# Beat opens the file before any signal of its own fires: its folder must exist beforehand.
+writable_dir(Path(CELERY_BEAT_SCHEDULE_FILENAME).parent)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -262,8 +294,9 @@ LOGGING = {
     },
 }
 
-VAR_DIR.mkdir(exist_ok=True)
-STATIC_ROOT.mkdir(exist_ok=True)
+if DEBUG:
+    # whitenoise warns about a missing STATIC_ROOT; in production `collectstatic` makes it.
+    writable_dir(STATIC_ROOT)
 
 # --- Durable jobs ----------------------------------------------------------------------------
 JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
@@ -271,6 +304,10 @@ JOB_BACKOFF_CAP_S = env.float("JOB_BACKOFF_CAP_S", default=600.0)
 JOB_RETRY_HORIZON_S = env.int("JOB_RETRY_HORIZON_S", default=6 * 3600)
 # How long a running attempt may go silent before another worker may take the job over.
 JOB_LEASE_S = env.int("JOB_LEASE_S", default=CELERY_TASK_TIME_LIMIT + 30)
+# Retries due within this many seconds go to the broker with a countdown; later ones wait in the
+# job row for beat's dispatcher, so the broker never holds a message longer than this plus a run
+# (docs/operations.md, "RabbitMQ").
+JOB_SHORT_RETRY_S = env.float("JOB_SHORT_RETRY_S", default=10.0)
 JOB_DISPATCH_INTERVAL_S = env.float("JOB_DISPATCH_INTERVAL_S", default=5.0)
 CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "task": "integration.jobs_dispatch",

@@ -16,14 +16,22 @@ BIN = Path(sys.executable).parent
 
 @contextmanager
 def running(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
+    inherit: bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process in its own group for the duration of the block; kill the group after."""
-    full_env = {**os.environ, **(env or {})}
+    """Run a process in its own group for the duration of the block; kill the group after.
+
+    `env` is added to this process's environment, or is the whole of it with `inherit=False`.
+    """
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         list(argv),
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         stdout=out,
         stderr=subprocess.STDOUT,

@@ -86,9 +86,12 @@ def app_stack(
     try:
         with ExitStack() as stack_ctx:
             if web:
+                # Production's config file (JSON logs, redacted access log), this stack's port.
                 argv = [
                     str(BIN / "gunicorn"),
                     "bitrixapp.wsgi",
+                    "--config",
+                    str(ROOT / "gunicorn.conf.py"),
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--workers",
