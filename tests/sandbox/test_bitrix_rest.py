@@ -321,3 +321,12 @@ def test_placement_bind_get_unbind(rest):
     assert localhost.json()["error"] == "ERROR_WRONG_HANDLER_URL"
     assert listed[0]["placement"] == "CRM_LEAD_DETAIL_TAB"
     assert unbound == {"count": 2}
+
+
+def test_answers_carry_rest_time_headers(rest):
+    """X-Bitrix-Rest-User-Time / -System-Time: CPU seconds, as the cloud sends (item 6)."""
+    response = rest("crm.lead.list")
+
+    for name in ("X-Bitrix-Rest-Time", "X-Bitrix-Rest-User-Time", "X-Bitrix-Rest-System-Time"):
+        assert float(response.headers[name]) >= 0
+    assert response.headers["X-Bitrix-Rest-Application"]
