@@ -374,12 +374,14 @@ def _crm_methods(kind: str) -> None:
 
     @method(f"{prefix}.get")
     def get(call: Call) -> Any:
-        entity_id = call.get("id")
-        if entity_id in (None, ""):
+        # Both answers carry an empty code with HTTP 400, as real portals send them
+        # (fast_bitrix24's recorded crm_get_batch_mix_success_and_errors; crm.*.get DOC).
+        entity_id = str(call.get("id") or "").strip()
+        if not entity_id.isdigit() or int(entity_id) <= 0:
             raise BxError("", "ID is not defined or invalid.")
-        entity = _crm_store(call, kind).get(str(entity_id))
+        entity = _crm_store(call, kind).get(str(int(entity_id)))
         if entity is None:
-            raise BxError("NOT_FOUND", "Not found")
+            raise BxError("", "Not found")
         return entity
 
     @method(f"{prefix}.list")

@@ -7,10 +7,12 @@ and by default the access token issued with it dies as well (`invalid_token`).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, json_response
+from sandbox.rest import time_block
 from sandbox.world import SCOPE, World
 
 
@@ -98,12 +100,22 @@ class OAuthApp(App):
         return json_response(body)
 
     def app_info(self, request: Request, params: dict[str, Any]) -> Response:
+        """The OAuth server's token check: who the token is for, not the portal's `app.info`.
+
+        Shape as b24pysdk's `get_app_info` reads it (client_id, scope, ISO `expires`, user_id,
+        install with member_type) and a full `time` block (docs/bitrix24.md §1.4, §1.5; issue 19).
+        """
+        started = time.time()
         token = str(params.get("auth") or params.get("access_token") or _bearer(request))
         with self.world.store.lock:
-            error, portal, _info = self.world.token_check(token)
-        if error or portal is None:
+            error, portal, info = self.world.token_check(token)
+        if error or portal is None or info is None:
             return oauth_error(error, _AUTH_TEXT.get(error, ""), 401)
-        result = app_info_result(portal) | {
+        expires = datetime.fromtimestamp(info["expires"]).astimezone()
+        result = {
+            "client_id": portal["client_id"],
+            "scope": SCOPE,
+            "expires": expires.isoformat(timespec="seconds"),
             "install": {
                 "installed": portal["installed"],
                 "version": 1,
@@ -113,9 +125,12 @@ class OAuthApp(App):
                 "uri": f"{self.world.bitrix_url}/",
                 "client_endpoint": f"{self.world.bitrix_url}/rest/",
                 "member_id": portal["member_id"],
-            }
+                # UNCONFIRMED value: b24pysdk's own fixtures use "company" / "user".
+                "member_type": "company",
+            },
+            "user_id": int(info["user_id"]),
         }
-        return json_response({"result": result, "time": {"start": time.time()}})
+        return json_response({"result": result, "time": time_block(started, None, None)})
 
 
 _AUTH_TEXT = {

@@ -8,6 +8,7 @@ import email.parser
 import email.policy
 import json
 import re
+import resource
 import secrets
 import time
 from pathlib import Path
@@ -62,10 +63,13 @@ class PortalApp(App):
 
     # ---- REST ------------------------------------------------------------------------------
     def rest(self, request: Request) -> Response:
-        name = request.path[len("/rest/") :].strip("/").lower()
-        name = name.removesuffix(".json")
+        parts = request.path[len("/rest/") :].strip("/").split("/")
+        webhook: tuple[str, str] | None = None
+        if len(parts) == 3 and parts[0].isdigit():
+            # Inbound webhook: /rest/<user_id>/<code>/<method> (docs/bitrix24.md §2.1).
+            webhook, parts = (parts[0], parts[1]), parts[2:]
+        name = "/".join(parts).lower().removesuffix(".json")
         if not name or "/" in name:
-            # Webhook URLs (/rest/<user>/<code>/<method>) are not simulated.
             return bx_error("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
         fault = self.apply_fault(name)
         if fault:
@@ -88,15 +92,22 @@ class PortalApp(App):
         header = request.headers.get("authorization", "")
         if not token and header.lower().startswith("bearer "):
             token = header[7:].strip()
-        status, body = self.engine.run(name, params, token)
-        return json_response(
-            body,
-            status,
-            **{
-                "X-Bitrix-Rest-Application": self.world.settings.client_id,
-                "X-Bitrix-Rest-Time": str(body.get("time", {}).get("duration", 0)),
-            },
-        )
+        cpu = _cpu_times()
+        if webhook:
+            status, body = self.engine.run_webhook(name, params, *webhook)
+        else:
+            status, body = self.engine.run(name, params, token)
+        user_s, system_s = (after - before for after, before in zip(_cpu_times(), cpu, strict=True))
+        timing = body.get("time")
+        headers = {
+            "X-Bitrix-Rest-Time": str(timing.get("duration", 0) if isinstance(timing, dict) else 0),
+            # CPU seconds of this request (SRC CRestServer; docs/bitrix24.md §2.1).
+            "X-Bitrix-Rest-User-Time": f"{user_s:.6f}",
+            "X-Bitrix-Rest-System-Time": f"{system_s:.6f}",
+        }
+        if not webhook:
+            headers["X-Bitrix-Rest-Application"] = self.world.settings.client_id
+        return json_response(body, status, **headers)
 
     def upload(self, request: Request) -> Response:
         """Second step of the upload-URL mode (attachRecord, disk.folder.uploadFile)."""
@@ -212,6 +223,15 @@ class PortalApp(App):
         """A fresh token pair for a user of the portal (as if they opened the app)."""
         user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
         return json_response(self.world.tokens_issue(portal["member_id"], user_id=user_id))
+
+    def action_webhook(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
+        """An inbound webhook for a user: `{"user_id": 1}` → its URL `/rest/<user>/<code>/`."""
+        user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
+        if not any(u["ID"] == user_id for u in portal["users"]):
+            return json_response({"error": f"no user {user_id} on this portal"}, 400)
+        code = self.world.webhook_issue(portal["member_id"], user_id=user_id)
+        url = f"{self.world.bitrix_url}/rest/{user_id}/{code}/"
+        return json_response({"url": url, "user_id": user_id, "code": code}, 201)
 
     def action_code(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
         return json_response({"code": self.code_issue(portal["member_id"])})
@@ -414,6 +434,14 @@ class PortalApp(App):
             "PLACEMENT_OPTIONS": json.dumps(options) if options is not None else "",
         }
         return url, form
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(user, system) CPU seconds of the calling thread (each request has its own thread)."""
+    if hasattr(resource, "RUSAGE_THREAD"):
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        return usage.ru_utime, usage.ru_stime
+    return time.thread_time(), 0.0
 
 
 def _multipart(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:

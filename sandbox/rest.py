@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from sandbox import formcodec
 from sandbox.world import World
@@ -135,6 +134,18 @@ def php_json(value: Any) -> Any:
     return value
 
 
+def php_array(entries: dict[str, Any]) -> Any:
+    """A PHP array keyed by batch command keys, as `json_encode` writes it (docs/bitrix24.md §2.5).
+
+    Keys 0..n-1 in order make a JSON list, anything else an object: so `result_error` of a
+    list-form `cmd` whose every command failed is a list (fast_bitrix24's recorded
+    `crm_get_batch_of_two_error`), and `result` with keys "1", "2" stays an object.
+    """
+    if entries and list(entries) == [str(i) for i in range(len(entries))]:
+        return [php_json(v) for v in entries.values()]
+    return php_json(entries)
+
+
 class Limits:
     """Leaky bucket per portal and operating seconds per (portal, method).
 
@@ -186,13 +197,35 @@ class Engine:
         self.limits = Limits()
 
     def run(self, name: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
-        """One REST call over HTTP: (status, envelope)."""
+        """One REST call over HTTP with an OAuth access token: (status, envelope)."""
         started = time.time()
-        store = self.world.store
-        with store.lock:
+        with self.world.store.lock:
             error, portal, info = self.world.token_check(token)
         if error or portal is None or info is None:
             return 401, {"error": error, "error_description": AUTH_ERRORS[error]}
+        return self.run_as(name, params, portal, info, token, started)
+
+    def run_webhook(
+        self, name: str, params: dict[str, Any], user_id: str, code: str
+    ) -> tuple[int, dict[str, Any]]:
+        """One call on an inbound webhook URL `/rest/<user>/<code>/<method>` (docs/bitrix24.md §2.1)."""
+        started = time.time()
+        with self.world.store.lock:
+            error, portal, info = self.world.webhook_check(user_id, code)
+        if error or portal is None or info is None:
+            return 401, {"error": error, "error_description": AUTH_ERRORS[error]}
+        return self.run_as(name, params, portal, info, "", started)
+
+    def run_as(
+        self,
+        name: str,
+        params: dict[str, Any],
+        portal: dict[str, Any],
+        info: dict[str, Any],
+        token: str,
+        started: float,
+    ) -> tuple[int, dict[str, Any]]:
+        """The call once its credentials are known: bucket, method, operating budget."""
         if not self.limits.admit(portal):
             return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
         if name != "batch" and name not in METHODS:
@@ -259,18 +292,19 @@ class Engine:
         cmd = params.get("cmd")
         if isinstance(cmd, list):
             commands = [(str(i), c) for i, c in enumerate(cmd)]
-            as_list = True
         elif isinstance(cmd, dict):
             commands = [(str(k), c) for k, c in cmd.items()]
-            as_list = False
         else:
-            commands, as_list = [], False
+            commands = []
         halt = str(params.get("halt", "0")).strip().lower() not in ("", "0", "false")
         results: dict[str, Any] = {}
         errors: dict[str, Any] = {}
         totals: dict[str, Any] = {}
         nexts: dict[str, Any] = {}
         times: dict[str, Any] = {}
+        # The outer `time.operating` repeats the busiest sub-command's method counter (the batch
+        # itself is not accounted, limits.md; fast_bitrix24 call_single_success shows them equal).
+        outer: tuple[float, float | None] = (0.0, None)
         for index, (key, command) in enumerate(commands):
             sub_started = time.time()
             if index >= BATCH_MAX:
@@ -279,30 +313,30 @@ class Engine:
                     "error_description": "Max batch length exceeded",
                 }
             else:
-                status, body = self._batch_one(portal, info, token, str(command), results)
+                status, body, spent = self._batch_one(portal, info, token, str(command), results)
+                if spent is not None and spent[0] >= outer[0]:
+                    outer = spent
                 if status == 200:
                     results[key] = body["result"]
                     if "total" in body:
                         totals[key] = body["total"]
                     if "next" in body:
                         nexts[key] = body["next"]
-                    times[key] = time_block(sub_started, None, None)
+                    used, reset_at = spent if spent is not None else (None, None)
+                    times[key] = time_block(sub_started, used, reset_at)
                 else:
                     errors[key] = body
             if halt and key in errors:
                 break
-        result_map: Any = results
-        if as_list and not errors:
-            result_map = [results[k] for k, _ in commands if k in results]
         return {
             "result": {
-                "result": php_json(result_map),
-                "result_error": php_json(errors),
-                "result_total": php_json(totals),
-                "result_next": php_json(nexts),
-                "result_time": php_json(times),
+                "result": php_array(results),
+                "result_error": php_array(errors),
+                "result_total": php_array(totals),
+                "result_next": php_array(nexts),
+                "result_time": php_array(times),
             },
-            "time": time_block(started, None, None),
+            "time": time_block(started, outer[0], outer[1]),
         }
 
     def _batch_one(
@@ -312,46 +346,67 @@ class Engine:
         token: str,
         command: str,
         results: dict[str, Any],
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any], tuple[float, float] | None]:
+        """One sub-command: (status, body, (operating, operating_reset_at) if it ran)."""
         name, _, query = command.partition("?")
         name = name.strip().lower().removesuffix(".json")
         if name in ("batch", "upload", "download"):
-            return 405, {
-                "error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
-                "error_description": "Method is not allowed for batch usage",
-            }
+            return (
+                405,
+                {
+                    "error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                    "error_description": "Method is not allowed for batch usage",
+                },
+                None,
+            )
         if name not in METHODS:
-            return 404, {
-                "error": "ERROR_METHOD_NOT_FOUND",
-                "error_description": "Method not found!",
-            }
+            return (
+                404,
+                {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"},
+                None,
+            )
         used, _ = self.limits.operating(portal, name)
         if used >= float(portal["operating_limit"]):
-            return 429, {
-                "error": "OPERATION_TIME_LIMIT",
-                "error_description": "Method is blocked due to operation time limit.",
-            }
-        query = _substitute(query, results)
-        status, body = self.execute(portal, info, token, name, formcodec.decode(query))
+            return (
+                429,
+                {
+                    "error": "OPERATION_TIME_LIMIT",
+                    "error_description": "Method is blocked due to operation time limit.",
+                },
+                None,
+            )
+        # Decode first, then fill references in the decoded values: a `$result[...]` sent
+        # percent-encoded (b24pysdk, fast_bitrix24's http_build_query) and one sent raw (the
+        # app) both arrive as the same text (docs/bitrix24.md §2.5; issue 19).
+        params = substitute(formcodec.decode(query), results)
+        status, body = self.execute(portal, info, token, name, params)
         self.limits.spend(portal, name)
-        return status, body
+        return status, body, self.limits.operating(portal, name)
 
 
 _REF = re.compile(r"\$result((?:\[[^\]]*\])+)")
 
 
-def _substitute(query: str, results: dict[str, Any]) -> str:
-    """Replace `$result[key][field]…` with values of earlier commands (docs/bitrix24.md §2.5)."""
+def substitute(value: Any, results: dict[str, Any]) -> Any:
+    """Replace `$result[key][field]…` in every decoded string with earlier results (docs/bitrix24.md §2.5)."""
+    if isinstance(value, dict):
+        return {k: substitute(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, results) for v in value]
+    if isinstance(value, str) and "$result[" in value:
+        return _REF.sub(lambda match: _reference(match.group(1), results), value)
+    return value
 
-    def value(match: re.Match[str]) -> str:
-        node: Any = results
-        for part in re.findall(r"\[([^\]]*)\]", match.group(1)):
-            if isinstance(node, dict):
-                node = node.get(part)
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                node = None
-        return "" if node is None or isinstance(node, dict | list) else quote(str(node))
 
-    return _REF.sub(value, query)
+def _reference(path: str, results: dict[str, Any]) -> str:
+    node: Any = results
+    for part in re.findall(r"\[([^\]]*)\]", path):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+    if node is None or isinstance(node, dict | list) or node is False:
+        return ""
+    return "1" if node is True else str(node)

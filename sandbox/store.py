@@ -25,6 +25,7 @@ def empty_state() -> dict[str, Any]:
         "refresh_tokens": {},
         "codes": {},
         "uploads": {},
+        "webhooks": {},
         "unitalk": {"projects": {}, "calls": [], "deliveries": [], "autodialers": {}},
         "events": [],
         "log": [],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -179,6 +180,40 @@ class World:
             return "invalid_token", None, None
         if info["expires"] <= time.time():
             return "expired_token", None, None
+        return "", portal, info
+
+    def webhook_issue(self, member_id: str, *, user_id: str) -> str:
+        """A new inbound webhook code for a user of the portal (what "Add webhook" makes)."""
+        code = secrets.token_hex(8)
+        with self.store.lock:
+            self.store.data.setdefault("webhooks", {})[code] = {
+                "member_id": member_id,
+                "user_id": str(user_id),
+            }
+            self.store.touch()
+        return code
+
+    def webhook_check(
+        self, user_id: str, code: str
+    ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+        """('', portal, {"user_id", "member_id"}) for a known code of that user, else an error.
+
+        A wrong code, or a code used with another user's id, is NO_AUTH_FOUND (docs/bitrix24.md §3).
+        """
+        hooks = self.store.data.get("webhooks", {})
+        info = next(
+            (
+                hook
+                for known, hook in hooks.items()
+                if hmac.compare_digest(known.encode(), code.encode())
+            ),
+            None,
+        )
+        if info is None or info["user_id"] != str(user_id):
+            return "NO_AUTH_FOUND", None, None
+        portal = self.portal(info["member_id"])
+        if not portal:
+            return "NO_AUTH_FOUND", None, None
         return "", portal, info
 
     def token_expire(self, member_id: str) -> int:

@@ -3,9 +3,15 @@
     result = batch(portal, {"line": ("telephony.externalLine.add", {"NUMBER": "1"}), ...})
     result.results["line"], result.errors.get("line")
 
-Larger sets are split into requests of 50. Results and errors stay keyed by command key (the
-answer's shape is irregular: lists when all succeed, maps when some fail —
-docs/bitrix24.md §2.5, §8).
+Larger sets are split into requests of 50. Results and errors stay keyed by command key: each
+map of the answer is a PHP array, so it comes as a JSON list when its keys are 0..n-1 and as an
+object otherwise (`result_error` of a list-form batch whose every command failed is a list —
+fast_bitrix24's recorded real answers; docs/bitrix24.md §2.5, §8). Each command's `result_time` entry
+feeds the operating ledger under that command's method.
+
+`$result[key][field]` references are percent-encoded like any other value: Bitrix24 fills them in
+after decoding a command, as the official b24pysdk relies on (issue 19; the sandbox accepts both
+the raw and the encoded form).
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def batch(
         chunk = items[start : start + MAX_COMMANDS]
         cmd = {key: command_string(method, params) for key, (method, params) in chunk}
         answer = client.call(portal, "batch", {"halt": 1 if halt else 0, "cmd": cmd})
-        _merge(out, answer)
+        merge_answer(out, answer, portal=portal, methods={k: m for k, (m, _) in chunk})
         if halt and out.errors:
             break
     return out
@@ -99,8 +105,20 @@ def _as_map(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _merge(out: BatchResult, answer: Any) -> None:
+def merge_answer(
+    out: BatchResult,
+    answer: Any,
+    *,
+    portal: Portal | None = None,
+    methods: Mapping[str, str] | None = None,
+) -> None:
+    """Fold one `batch` answer into `out`; with `portal` and `methods` (key → method name),
+    note each command's `result_time` in the operating ledger."""
     answer = answer if isinstance(answer, dict) else {}
+    if portal is not None and methods:
+        for key, timing in _as_map(answer.get("result_time")).items():
+            if key in methods:
+                client.ledger_note(portal, methods[key], timing)
     out.results.update(_as_map(answer.get("result")))
     for key, error in _as_map(answer.get("result_error")).items():
         out.errors[key] = error if isinstance(error, dict) else {"error": str(error)}

@@ -97,7 +97,10 @@ def call_envelope(portal: Portal, method: str, params: dict[str, Any] | None = N
                 total=_int_or_none(body.get("total")),
                 time=body["time"] if isinstance(body.get("time"), dict) else {},
             )
-            _ledger_note(portal, method, envelope.time)
+            if method.lower() != "batch":
+                # A batch's outer time repeats its sub-commands' counters, which batch.py
+                # notes per command from result_time; `batch` itself is not accounted (docs/bitrix24.md §4.2).
+                ledger_note(portal, method, envelope.time)
             return envelope
         error = _error_from(status, body, method, portal)
         if getattr(error, "code", None) in errors.AUTH_CODES and attempt == 1:
@@ -240,20 +243,28 @@ def _ledger_key(portal: Portal, method: str) -> str:
     return f"bitrix-operating:{portal.member_id}:{method.lower()}"
 
 
-def _ledger_note(portal: Portal, method: str, timing: dict[str, Any]) -> None:
-    """Feed the per-method ledger from `time.operating`; park the method before it hits 429."""
-    operating = timing.get("operating")
-    reset_at = timing.get("operating_reset_at")
-    if operating is None or reset_at is None:
+def ledger_note(portal: Portal, method: str, timing: Any) -> None:
+    """Feed the per-method ledger from a `time` block (a call's, or a batch command's
+    `result_time` entry); park the method before it hits 429.
+
+    `operating_reset_at` may be missing (fast_bitrix24's recorded batch timings carry only
+    `operating`): then a method over the threshold is parked for the default time.
+    """
+    if not isinstance(timing, dict) or timing.get("operating") is None:
         return
     try:
-        operating_f, reset_f = float(operating), float(reset_at)
+        operating_f = float(timing["operating"])
+        reset_f = float(timing["operating_reset_at"]) if "operating_reset_at" in timing else None
     except (TypeError, ValueError):
         return
-    cache.set(_ledger_key(portal, method), reset_f, timeout=900)
+    if reset_f is not None:
+        cache.set(_ledger_key(portal, method), reset_f, timeout=900)
     threshold = settings.BITRIX24_OPERATING_LIMIT_S * settings.BITRIX24_OPERATING_PARK_RATIO
     if operating_f >= threshold:
-        wait = max(1.0, reset_f - time.time())
+        if reset_f is not None:
+            wait = max(1.0, reset_f - time.time())
+        else:
+            wait = settings.BITRIX24_OPERATING_DEFAULT_PARK_S
         ratelimit.park(method_key(portal, method), wait)
         logger.warning(
             "bitrix method near its operating limit; parked",

@@ -198,7 +198,12 @@ ERROR_TABLE: list[ErrorRule] = [
     ),
     ErrorRule("ERROR_ARGUMENT", PermanentError, "Bad parameter; `argument` names it.", 400),
     ErrorRule("ERROR_NOT_FOUND", PermanentError, "Entity not found.", 400),
-    ErrorRule("NOT_FOUND", PermanentError, "Entity not found.", 404),
+    ErrorRule(
+        "NOT_FOUND",
+        PermanentError,
+        "Entity not found (newer methods; crm.*.get answers an empty code instead).",
+        404,
+    ),
     ErrorRule("WRONG_ENCODING", PermanentError, "Wrong request encoding.", 400),
     ErrorRule(
         "ERROR_WRONG_HANDLER_URL",
@@ -216,8 +221,9 @@ ERROR_TABLE: list[ErrorRule] = [
     ErrorRule(
         EMPTY_CODE,
         PermanentError,
-        '`"error":""` from telephony/legacy methods (DOC calls it ERROR_CORE); the '
-        "description says what is wrong ('Call is not found ...', 'Line already exists').",
+        '`"error":""` from telephony, CRM and other legacy methods (DOC calls it ERROR_CORE); '
+        "the description says what is wrong ('Call is not found ...', 'Line already exists', "
+        "'Not found' and 'ID is not defined or invalid.' from crm.*.get).",
         400,
     ),
     # --- answers without a code ---

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from bitrixapp.models import Portal
 from integration.bitrix import client
-from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string
-from integration.bitrix.batch import _merge as merge_answer
+from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string, merge_answer
 
 
 def external_line_command(*, number: str, name: str) -> tuple[str, dict[str, Any]]:
@@ -166,20 +164,14 @@ def result_ref(key: str, name: str) -> str:
 def batch_send(portal: Portal, commands: dict[str, tuple[str, dict[str, Any]]]) -> BatchResult:
     """One `batch` request (≤50 commands) whose parameters may hold `result_ref` values.
 
-    Bitrix24 substitutes `$result[...]` in the raw command string before decoding it
-    (docs/bitrix24.md §2.5; the sandbox does the same), so references must go out unescaped,
-    unlike other values.
+    References are percent-encoded like every other value: Bitrix24 fills them in after it
+    decodes a command (issue 19: the official b24pysdk relies on it; the sandbox accepts the
+    encoded and the raw form alike).
     """
     if len(commands) > MAX_COMMANDS:
         raise ValueError(f"at most {MAX_COMMANDS} commands per batch request")
-    cmd: dict[str, str] = {}
-    for key, (method, params) in commands.items():
-        text = command_string(method, params)
-        for value in params.values():
-            if isinstance(value, str) and value.startswith("$result["):
-                text = text.replace(quote(value, safe=""), value)
-        cmd[key] = text
+    cmd = {key: command_string(method, params) for key, (method, params) in commands.items()}
     answer = client.call(portal, "batch", {"halt": 0, "cmd": cmd})
     result = BatchResult()
-    merge_answer(result, answer)
+    merge_answer(result, answer, portal=portal, methods={k: m for k, (m, _) in commands.items()})
     return result

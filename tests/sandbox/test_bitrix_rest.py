@@ -146,10 +146,62 @@ def test_batch_halt_references_and_list_form(rest):
     )
 
     result = response.json()["result"]
-    assert result["result"]["1"]["TITLE"] == "A"
+    # PHP arrays keyed 0..n-1 are JSON lists: results 0 and 1 (halted at 2) come as a list.
+    assert len(result["result"]) == 2
+    assert result["result"][1]["TITLE"] == "A"
     assert result["result_error"]["2"]["error"] == "ERROR_METHOD_NOT_FOUND"
-    assert "3" not in result["result"]
-    assert result["result_total"] == {"0": 1}
+    assert result["result_total"] == [1]
+
+
+def test_batch_maps_are_objects_unless_keyed_0_to_n(rest):
+    rest("crm.lead.add", {"fields": {"TITLE": "A"}})
+
+    result = rest("batch", {"cmd": ["nope", "profile", "crm.lead.get?id=1"]}).json()["result"]
+
+    assert set(result["result"]) == {"1", "2"}
+    assert result["result_error"] == [
+        {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"}
+    ]
+    assert set(result["result_time"]) == {"1", "2"}
+
+
+def test_batch_where_every_command_fails_answers_like_php(rest):
+    """fast_bitrix24's recorded crm_get_batch_of_two_error: lists, empty codes (issue 19, 2-3)."""
+    result = rest("batch", {"cmd": ["crm.lead.get?id=0", "crm.lead.get?id=999"]}).json()["result"]
+
+    assert result["result"] == []
+    assert result["result_error"] == [
+        {"error": "", "error_description": "ID is not defined or invalid."},
+        {"error": "", "error_description": "Not found"},
+    ]
+    assert result["result_time"] == []
+
+
+def test_batch_timings_carry_operating_inside_and_outside(rest):
+    """Each result_time entry and the outer time carry `operating` (issue 19, item 5)."""
+    body = rest("batch", {"cmd": {"me": "user.current", "p": "profile"}}).json()
+
+    times = body["result"]["result_time"]
+    assert times["me"]["operating"] > 0
+    assert {"operating", "operating_reset_at"} <= set(times["p"])
+    assert body["time"]["operating"] == max(t["operating"] for t in times.values())
+
+
+def test_batch_substitutes_references_sent_raw_or_percent_encoded(rest):
+    """b24pysdk percent-encodes every command; the app sends `$result` raw (issue 19, item 1)."""
+    cmd = {
+        "add": "crm.lead.add?fields%5BTITLE%5D=Ref",
+        "raw": "crm.lead.get?id=$result[add]",
+        "encoded": "crm.lead.get?id=%24result%5Badd%5D",
+        "nested": "crm.lead.list?filter%5B%3DID%5D=%24result%5Braw%5D%5BID%5D",
+    }
+
+    result = rest("batch", {"cmd": cmd}).json()["result"]
+
+    assert result["result_error"] == []
+    assert result["result"]["raw"]["TITLE"] == "Ref"
+    assert result["result"]["encoded"]["TITLE"] == "Ref"
+    assert [lead["TITLE"] for lead in result["result"]["nested"]] == ["Ref"]
 
 
 def test_nested_batch_is_not_allowed(rest):
@@ -269,3 +321,12 @@ def test_placement_bind_get_unbind(rest):
     assert localhost.json()["error"] == "ERROR_WRONG_HANDLER_URL"
     assert listed[0]["placement"] == "CRM_LEAD_DETAIL_TAB"
     assert unbound == {"count": 2}
+
+
+def test_answers_carry_rest_time_headers(rest):
+    """X-Bitrix-Rest-User-Time / -System-Time: CPU seconds, as the cloud sends (item 6)."""
+    response = rest("crm.lead.list")
+
+    for name in ("X-Bitrix-Rest-Time", "X-Bitrix-Rest-User-Time", "X-Bitrix-Rest-System-Time"):
+        assert float(response.headers[name]) >= 0
+    assert response.headers["X-Bitrix-Rest-Application"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 
 def _refresh(http, portal, token, **overrides):
     params = {
@@ -92,3 +95,21 @@ def test_malformed_token_request_gets_oauth_error(portal, http):
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+def test_app_info_answers_like_the_oauth_server(sandbox, portal, http):
+    """client_id, scope, expires, user_id, install.member_type and a full time block (item 4)."""
+    body = http.get(
+        f"{sandbox.oauth_url}/rest/app.info", params={"auth": portal["access_token"]}
+    ).json()
+
+    result = body["result"]
+    assert result["client_id"] == portal["client_id"]
+    assert result["user_id"] == 1
+    assert datetime.fromisoformat(result["expires"]).timestamp() > time.time()
+    assert "telephony" in result["scope"].split(",")
+    assert result["install"]["member_id"] == portal["member_id"]
+    assert result["install"]["member_type"]
+    assert {"start", "finish", "duration", "processing", "date_start", "date_finish"} <= set(
+        body["time"]
+    )

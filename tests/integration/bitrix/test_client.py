@@ -420,3 +420,83 @@ def test_app_removed_answer_suspends_portal_and_tells_admins(portal, rsps):
     assert stored.status == Portal.Status.SUSPENDED
     assert "APPLICATION_NOT_FOUND" in stored.status_reason
     assert Notification.objects.filter(portal=portal, kind="bitrix.auth").count() == 1
+
+
+# Batch answers shaped like fast_bitrix24's recorded real ones (crm_get_batch_of_two_error,
+# crm_get_batch_mix_success_and_errors, call_single_success): issue 19.
+NOT_DEFINED = {"error": "", "error_description": "ID is not defined or invalid."}
+NOT_FOUND_EMPTY = {"error": "", "error_description": "Not found"}
+
+
+def test_batch_reads_result_error_as_a_php_list(portal, rsps):
+    rsps.post(
+        REST + "batch",
+        json=ok(
+            {
+                "result": [],
+                "result_error": [NOT_DEFINED, NOT_FOUND_EMPTY],
+                "result_total": [],
+                "result_next": [],
+                "result_time": [],
+            }
+        ),
+    )
+    out = bx_batch.batch(portal, [("crm.lead.get", {"id": 0}), ("crm.lead.get", {"id": 9})])
+    assert out.results == {}
+    assert out.errors == {"0": NOT_DEFINED, "1": NOT_FOUND_EMPTY}
+
+
+def test_batch_reads_results_as_an_object_beside_a_list_of_errors(portal, rsps):
+    rsps.post(
+        REST + "batch",
+        json=ok(
+            {
+                "result": {"2": {"ID": "35943"}},
+                "result_error": [NOT_DEFINED, NOT_FOUND_EMPTY],
+                "result_total": [],
+                "result_next": [],
+                "result_time": {"2": {"duration": 0.006, "operating": 1.83}},
+            }
+        ),
+    )
+    commands = [("crm.lead.get", {"id": i}) for i in (0, 9, 35943)]
+    out = bx_batch.batch(portal, commands)
+    assert out.results == {"2": {"ID": "35943"}}
+    assert set(out.errors) == {"0", "1"}
+
+
+def test_not_found_with_an_empty_code_is_permanent():
+    error = errors.error_build(code="", description="Not found", status=400, method="crm.lead.get")
+    assert isinstance(error, PermanentError)
+    assert error.code == ""
+    assert "Not found" in error.message
+
+
+def test_batch_result_time_feeds_the_ledger_of_each_commands_method(portal, rsps, settings):
+    settings.BITRIX24_OPERATING_LIMIT_S = 10
+    reset_at = time.time() + 40
+    busy = {"duration": 0.1, "operating": 9.9, "operating_reset_at": reset_at}
+    idle = {"duration": 0.1, "operating": 0.2, "operating_reset_at": reset_at}
+    rsps.post(
+        REST + "batch",
+        json=ok(
+            {
+                "result": {"a": 1, "b": {}},
+                "result_error": [],
+                "result_time": {"a": busy, "b": idle},
+            },
+            time={"operating": 9.9, "operating_reset_at": reset_at},
+        ),
+    )
+    bx_batch.batch(portal, {"a": ("crm.lead.add", {}), "b": ("user.current", None)})
+    assert ratelimit.parked_for(client.method_key(portal, "crm.lead.add")) > 30
+    assert ratelimit.parked_for(client.method_key(portal, "user.current")) == 0
+    # the outer time repeats the busiest command's counter: `batch` itself stays free
+    assert ratelimit.parked_for(client.method_key(portal, "batch")) == 0
+
+
+def test_ledger_parks_for_the_default_time_without_operating_reset_at(portal, settings):
+    settings.BITRIX24_OPERATING_LIMIT_S = 10
+    settings.BITRIX24_OPERATING_DEFAULT_PARK_S = 60
+    client.ledger_note(portal, "crm.lead.get", {"operating": 9.8})
+    assert 50 < ratelimit.parked_for(client.method_key(portal, "crm.lead.get")) <= 60

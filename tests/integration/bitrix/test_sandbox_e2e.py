@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -18,7 +19,7 @@ from django.core.wsgi import get_wsgi_application
 
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
-from integration.bitrix import client
+from integration.bitrix import client, telephony
 from integration.models import Job
 from sandbox import server as sandbox_server
 from tests.support.waiting import wait_until
@@ -141,3 +142,33 @@ def test_uninstall_event_from_the_portal_wipes_tokens(sandbox):
     stored = Portal.objects.get(pk=portal.pk)
     assert stored.status == Portal.Status.UNINSTALLED
     assert stored.access_token == ""
+
+
+@pytest.mark.parametrize("form", ["encoded", "raw"])
+def test_register_and_finish_in_one_batch_pass_call_id_in_either_form(sandbox, form, monkeypatch):
+    """The app's own register+finish batch: `$result[r1][CALL_ID]` percent-encoded (what the
+    app sends) or raw (what it sent before issue 19) both reach finish (reference §2.5)."""
+    portal = installed_portal(sandbox)
+    ref = telephony.result_ref("r1", "CALL_ID")
+    if form == "raw":
+        encode = telephony.command_string
+        monkeypatch.setattr(
+            telephony,
+            "command_string",
+            lambda method, params: encode(method, params).replace(quote(ref, safe=""), ref),
+        )
+    commands = {
+        "r1": telephony.register_command(
+            user_id=1, phone_number="+380501112233", call_type=2, external_call_id=f"e-{form}"
+        ),
+        "f1": telephony.finish_command(call_id=ref, user_id=1, duration=5, status_code="200"),
+    }
+    sent_as = telephony.command_string(*commands["f1"])
+
+    result = telephony.batch_send(portal, commands)
+
+    assert (ref in sent_as) == (form == "raw")
+    assert result.errors == {}
+    assert result.results["f1"]["CALL_ID"] == result.results["r1"]["CALL_ID"]
+    finished = sandbox_portal(sandbox, portal.member_id)["finished"]
+    assert result.results["r1"]["CALL_ID"] in finished

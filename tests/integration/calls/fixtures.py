@@ -138,12 +138,14 @@ class FakeBitrix:
         errors: dict[str, Any] = {}
         for key, command in cmd.items():
             method, _, query = command.partition("?")
-            # Like Bitrix24: references are replaced in the raw string, before decoding, so an
-            # escaped reference stays a literal (and finds no call).
-            query = _REF.sub(
-                lambda m: str((results.get(m.group(1)) or {}).get(m.group(2), "")), query
-            )
-            params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+            # Like Bitrix24: references are filled in the decoded values, so a percent-encoded
+            # reference and a raw one both work (issue 19).
+            params: dict[str, Any] = {
+                name: _REF.sub(
+                    lambda m: str((results.get(m.group(1)) or {}).get(m.group(2), "")), value
+                )
+                for name, value in parse_qsl(query, keep_blank_values=True)
+            }
             try:
                 results[key] = self.run(method.lower(), params)
             except LookupError as exc:
