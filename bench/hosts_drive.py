@@ -1,0 +1,366 @@
+"""The phases and the figures of one broker's run of bench/hosts.py (see its docstring)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import hosts_probe, netns
+from bench.hosts_run import (
+    AFTER_RESTORE_LOAD_S,
+    CALLS,
+    DUPLICATE_RATE,
+    HOST_A,
+    HOST_B,
+    JOB_LEASE_S,
+    LINK_DOWN_BEFORE_KILL_S,
+    LOAD_INTERVAL_S,
+    TIMINGS,
+    Load,
+    Run,
+    log,
+    wait_for,
+)
+
+B_WORKERS = ("b1", "b2")
+PHASE_TIMEOUT_S = 300
+CUT_LATENCY_S = 1.5
+SETTLE_TIMEOUT_S = 300
+
+
+@dataclass
+class Cut:
+    killed_at: float
+    held: set[int]
+    leases: dict[int, datetime | None]
+    recovered_s: float | None = None
+    picked_up_s: float | None = None
+    bound: str = "-"
+
+
+def drive(run: Run) -> str:
+    from bitrixapp.models import portal_options
+    from tests.support.world import World
+
+    run.release()
+    run.start("web", HOST_A, "web")
+    run.start("a1", HOST_A, "worker", worker="a1")
+    run.start("beat", HOST_B, "beat")
+    run.wait_ready("web", "a1", "beat")
+    world = World(run.sandbox)
+    portal = world.install()
+    # Unknown numbers stay unknown (as in bench/sync_throughput.py): no lead and so no timeline
+    # comment per call, one request each, that would spend the portal's 2 requests/s on
+    # the backlog instead of the calls.
+    options = portal_options(portal)
+    options.create_leads = False
+    options.save()
+    log(f"installed portal {world.portal.member_id}; host a: web + a1, host b: beat")
+    world.ut("settings", {"duplicate_rate": DUPLICATE_RATE, "reorder": True})
+    load = Load(world, LOAD_INTERVAL_S)
+    load_thread = load.start()
+    sizes = (2 * CALLS // 5, 2 * CALLS // 5, CALLS - 4 * CALLS // 5)
+    seeded: list[str] = []
+
+    one = backlog(world, sizes[0], "one", seeded)
+    log(f"phase one host: {sizes[0]} ended calls drained at {one:.1f} calls/s")
+    for name in B_WORKERS:
+        run.start(name, HOST_B, "worker", worker=name)
+    run.wait_ready(*B_WORKERS)
+    two = backlog(world, sizes[1], "two", seeded)
+    log(f"phase two hosts: {sizes[1]} ended calls drained at {two:.1f} calls/s")
+
+    cut = cut_host_b(run, world, sizes[2], seeded)
+    restore_host_b(run)
+    time.sleep(AFTER_RESTORE_LOAD_S)  # the load goes on against both hosts for a while
+    load.stop.set()
+    load_thread.join(timeout=60)
+    log(f"load stopped: {len(load.clicks)} click-to-calls, {len(load.inbound)} inbound calls")
+    settle(run, world, load, seeded)
+    return report(run, world, load, seeded, one=one, two=two, cut=cut)
+
+
+def backlog(world: Any, count: int, prefix: str, seeded: list[str]) -> float:
+    """Seed `count` ended calls; ended calls per second from the commit to the last of their
+    sync jobs succeeded (the backlog fully done)."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from integration.calls.models import CallSync
+    from integration.models import Job
+    from tests.support.world import ended_calls_seed
+
+    ids = ended_calls_seed(
+        portal=world.portal,
+        count=count,
+        prefix=prefix,
+        started_at=timezone.now() - timedelta(hours=1),
+    )
+    committed = timezone.now()
+    cpu_before = cpu_sample()
+    seeded += ids
+    keys = [
+        f"call.sync:{pk}"
+        for pk in CallSync.objects.filter(
+            portal=world.portal, call__unitalk_call_id__in=ids
+        ).values_list("pk", flat=True)
+    ]
+    jobs = Job.objects.filter(idempotency_key__in=keys)
+    wait_for(
+        lambda: jobs.filter(state=Job.State.SUCCEEDED).count() == count,
+        timeout=PHASE_TIMEOUT_S,
+        message=f"the {prefix} backlog's {count} sync jobs",
+    )
+    last = jobs.aggregate(last=Max("finished_at"))["last"]
+    log(
+        f"  machine CPU {cpu_busy(cpu_before):.0%} busy during the {prefix} backlog"
+        f" (load average {os.getloadavg()[0]:.1f}; other people's runs share these 2 cores)"
+    )
+    return count / max((last - committed).total_seconds(), 1e-3)
+
+
+def cpu_sample() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def cpu_busy(since: tuple[int, int]) -> float:
+    busy, total = cpu_sample()
+    return (busy - since[0]) / max(total - since[1], 1)
+
+
+def probe_rows(run: Run, workers: tuple[str, ...]) -> list[tuple[float, str, str, str, str]]:
+    rows = []
+    for name in workers:
+        rows += hosts_probe.read(run.tmp / f"probe-{name}.log")
+    return sorted(rows)
+
+
+def open_messages(rows: list[tuple[float, str, str, str, str]], until: float) -> dict[str, int]:
+    """Task id -> job id of messages taken (received or started) and not finished by `until`."""
+    taken: dict[str, int] = {}
+    for at, _worker, event, task_id, job_id in rows:
+        if at > until or job_id == "-":
+            continue
+        if event in ("received", "start"):
+            taken[task_id] = int(job_id)
+        elif event == "end":
+            taken.pop(task_id, None)
+    return taken
+
+
+def cut_host_b(run: Run, world: Any, count: int, seeded: list[str]) -> Cut:
+    from django.utils import timezone
+
+    from integration.models import Job
+    from tests.support.world import ended_calls_seed
+
+    # Bitrix24 answers slowly for a moment, so that host b is lost with requests in flight:
+    # carried out by the portal, their answers never arrive (the doubt the sync resolves).
+    world.fault("bitrix", "latency", rate=1.0, seconds=CUT_LATENCY_S)
+    ids = ended_calls_seed(
+        portal=world.portal,
+        count=count,
+        prefix="cut",
+        started_at=timezone.now() - timedelta(minutes=30),
+    )
+    seeded += ids
+    seeded_at = time.time()
+
+    def b_in_request() -> bool:
+        """Host b has run a job for a while without ending it: waiting on Bitrix24."""
+        rows = [r for r in probe_rows(run, B_WORKERS) if r[0] >= seeded_at]
+        ended = {r[3] for r in rows if r[2] == "end"}
+        now = time.time()
+        return any(r[2] == "start" and r[3] not in ended and now - r[0] > 0.3 for r in rows)
+
+    try:
+        wait_for(b_in_request, timeout=30, interval=0.05, message="host b to be in a request")
+    except AssertionError:
+        log("host b ran nothing of the last backlog within 30 s; cutting it anyway")
+    log("cut: host b's link goes down")
+    netns.link_set(HOST_B, up=False)
+    time.sleep(LINK_DOWN_BEFORE_KILL_S)  # the scenario: a host unreachable, then dead
+    killed_at = run.kill_host(HOST_B)
+    run.forwarder_cpu_s += run.forwarders[HOST_B.name].cpu_seconds()
+    run.forwarders[HOST_B.name].kill()
+    world.fault("bitrix", "latency", rate=0)
+    held = set(open_messages(probe_rows(run, B_WORKERS), killed_at).values())
+    # Already done by someone else (a duplicate message) is not work host b held.
+    held -= set(
+        Job.objects.filter(
+            pk__in=held,
+            state=Job.State.SUCCEEDED,
+            finished_at__lt=datetime.fromtimestamp(killed_at, tz=UTC),
+        ).values_list("pk", flat=True)
+    )
+    leases = dict(
+        Job.objects.filter(pk__in=held, state=Job.State.RUNNING).values_list(
+            "pk", "lease_expires_at"
+        )
+    )
+    log(f"cut: host b SIGKILLed holding {len(held)} jobs ({len(leases)} running)")
+    cut = Cut(killed_at=killed_at, held=held, leases=leases)
+    recovery_wait(run, cut)
+    return cut
+
+
+def recovery_wait(run: Run, cut: Cut) -> None:
+    """Until every job host b held has ended (host b is dead: only host a can do it)."""
+    from integration.models import Job
+
+    held = Job.objects.filter(pk__in=cut.held)
+    limit = JOB_LEASE_S + float(TIMINGS["JOB_REDISPATCH_AFTER_S"]) + 90
+    try:
+        wait_for(
+            lambda: not held.exclude(state__in=(Job.State.SUCCEEDED, Job.State.DEAD)).exists(),
+            timeout=limit,
+            message="host a to finish the jobs host b held",
+        )
+    except AssertionError:
+        log(f"recovery: not done within {limit:.0f} s: {list(held.values_list('pk', 'state'))}")
+        return
+    if not cut.held:
+        cut.recovered_s = cut.picked_up_s = 0.0
+        return
+    from integration.models import JobAttempt
+
+    killed = datetime.fromtimestamp(cut.killed_at, tz=UTC)
+    # Host a's claim of a held job is the job's first attempt after the kill (host b is dead).
+    claims: dict[int, datetime] = {}
+    for job_id, started in (
+        JobAttempt.objects.filter(job_id__in=cut.held, started_at__gt=killed)
+        .order_by("started_at")
+        .values_list("job_id", "started_at")
+    ):
+        claims.setdefault(job_id, started)
+    done = {pk: at for pk, at in held.values_list("pk", "finished_at") if at}
+    slowest = max(done, key=lambda pk: done[pk])
+    cut.recovered_s = (done[slowest] - killed).total_seconds()
+    cut.picked_up_s = max(((at - killed).total_seconds() for at in claims.values()), default=0.0)
+    lease, claim = cut.leases.get(slowest), claims.get(slowest)
+    cut.bound = (
+        f"lease(JOB_LEASE_S={JOB_LEASE_S})"
+        if lease is not None and claim is not None and claim >= lease
+        else "redelivery"
+    )
+    lease_s = f"{(lease - killed).total_seconds():.1f}" if lease else "-"
+    claim_s = f"{(claim - killed).total_seconds():.1f}" if claim else "-"
+    log(
+        f"recovery: host a finished all {len(cut.held)} jobs host b held {cut.recovered_s:.1f} s"
+        f" after the kill; the last (job {slowest}) had its lease expire at +{lease_s} s, was"
+        f" claimed by host a at +{claim_s} s; bound: {cut.bound}"
+    )
+
+
+def restore_host_b(run: Run) -> None:
+    netns.link_set(HOST_B, up=True)
+    run.forwarders[HOST_B.name].start()
+    for name in (*B_WORKERS, "beat"):
+        run.start(name, HOST_B, "beat" if name == "beat" else "worker", worker=name)
+    run.wait_ready(*B_WORKERS)
+    log("host b is back: link up, b1, b2 and beat restarted")
+
+
+def settle(run: Run, world: Any, load: Load, seeded: list[str]) -> None:
+    """Until every call made is finished (answered calls of the load also recorded), none is
+    left active in the portal, no job is open and no webhook event waits for its job."""
+    from django.db.models import Q
+
+    from integration.calls.models import CallSync
+    from integration.models import Job
+    from integration.unitalk.models import UnitalkEvent
+
+    ours = Q(call__unitalk_call_id__in=[*seeded, *load.inbound]) | Q(bitrix_call_id__in=load.clicks)
+    expected = len(load.clicks) + len(load.inbound) + len(seeded)
+    started = time.monotonic()
+
+    def settled() -> bool:
+        done = CallSync.objects.filter(
+            ours, stage__in=(CallSync.Stage.FINISHED, CallSync.Stage.RECORDED)
+        )
+        return (
+            done.count() == expected
+            # answered calls of the load wait for their record
+            and not done.filter(stage=CallSync.Stage.FINISHED, status_code="200")
+            .exclude(call__unitalk_call_id__in=seeded)
+            .exists()
+            and not Job.objects.filter(
+                state__in=(Job.State.PENDING, Job.State.RUNNING, Job.State.RETRYING)
+            ).exists()
+            and not UnitalkEvent.objects.filter(state=UnitalkEvent.State.RECEIVED).exists()
+            and not world.portal_state()["calls"]
+        )
+
+    try:
+        wait_for(settled, timeout=SETTLE_TIMEOUT_S, interval=1, message="every call and job")
+        log(f"settled {time.monotonic() - started:.0f} s after the load stopped")
+    except AssertionError as exc:
+        log(f"settle: {exc}")
+
+
+def report(
+    run: Run, world: Any, load: Load, seeded: list[str], *, one: float, two: float, cut: Cut
+) -> str:
+    from integration.models import Job
+
+    state = world.portal_state()
+    finished = state["finished"]
+    by_external = Counter(str(f["EXTERNAL_CALL_ID"]) for f in finished.values())
+    once = (
+        sum(1 for k in load.inbound if by_external[k] == 1)
+        + sum(1 for k in seeded if by_external[k] == 1)
+        + sum(1 for c in load.clicks if c in finished)
+    )
+    expected = len(load.inbound) + len(seeded) + len(load.clicks)
+    extra = len(finished) - expected
+    active = len(state["calls"])
+    records = Counter(r["CALL_ID"] for r in state["records"])
+    backlog = set(seeded)
+    answered = {
+        call_id
+        for call_id, f in finished.items()
+        if f["CALL_FAILED_CODE"] == "200" and str(f["EXTERNAL_CALL_ID"]) not in backlog
+    }
+    recorded_once = sum(1 for call_id in answered if records[call_id] == 1)
+    jobs = Counter(Job.objects.values_list("state", flat=True))
+    not_succeeded = sum(n for s, n in jobs.items() if s != Job.State.SUCCEEDED)
+    deliveries = requests.get(f"{run.sandbox.unitalk_url}/_sandbox/state", timeout=30).json()
+    sent = deliveries["unitalk"]["deliveries"] if "unitalk" in deliveries else []
+    duplicates = len(sent) - len({(d["call_id"], d["event"]) for d in sent})
+    failed_deliveries = sum(1 for d in sent if d["status"] != 200)
+    log(
+        f"calls: {len(load.clicks)} click-to-calls, {len(load.inbound)} inbound"
+        f" ({sum(1 for o in load.inbound.values() if o == 'noanswer')} unanswered),"
+        f" {len(seeded)} ended calls seeded; load errors {len(load.errors)} {load.errors[:3]}"
+    )
+    log(
+        f"webhooks: {len(sent)} delivered, {duplicates} duplicates, {failed_deliveries} not"
+        f" answered 200; REST answers by status {dict(sorted(run.rest.items()))}"
+    )
+    log(f"jobs: {dict(sorted(jobs.items()))}")
+    forwarders_cpu = run.forwarder_cpu_s + sum(f.cpu_seconds() for f in run.forwarders.values())
+    log(
+        f"forwarders used {forwarders_cpu:.0f} CPU s over the run's"
+        f" {time.monotonic() - run.started:.0f} s (the harness's stand-in for the network)"
+    )
+    ok = once == expected and extra == 0 and active == 0
+    ratio = two / one if one else 0.0
+    recovery = f"{cut.recovered_s:.1f}" if cut.recovered_s is not None else "timeout"
+    return (
+        f"hosts: broker={run.broker} exactly_once={once}/{expected}{'' if ok else ' FAIL'}"
+        f" rejected_503={run.rest[503]} two_over_one={ratio:.2f} recovery_s={recovery}"
+        f" recovery_bound={cut.bound} held_by_b={len(cut.held)}"
+        f" records={recorded_once}/{len(answered)} extra_records={sum(records.values()) - recorded_once}"
+        f" jobs_not_succeeded={not_succeeded} extra_finished={extra} still_active={active}"
+        f" one_host_cps={one:.1f} two_hosts_cps={two:.1f}"
+    )
