@@ -207,6 +207,7 @@ class Run:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=netns.die_with_parent,  # a harness killed by SIGKILL leaves less
             )
         proc = self.procs[name] = Proc(name, host, popen, log_path, started_at)
         return proc
@@ -353,7 +354,9 @@ class Run:
 
 
 def _close_django() -> None:
-    if "django" in sys.modules:
+    from django.apps import apps
+
+    if apps.ready:
         from django.db import connections
 
         connections.close_all()

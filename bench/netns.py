@@ -210,7 +210,7 @@ def is_forwarder(cmdline: Sequence[bytes]) -> bool:
     return FORWARDER_MARK.encode() in cmdline and b"forward" in cmdline
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # PR_SET_PDEATHSIG: if the harness dies (even by SIGKILL) the forwarder goes with it.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
@@ -233,7 +233,7 @@ class Forwarder:
         self.proc = subprocess.Popen(
             [*argv, *map(str, self.ports)],
             cwd=Path(__file__).resolve().parents[1],
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,
         )
         self.pidfile.write_text(str(self.proc.pid))
