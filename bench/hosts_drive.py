@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import requests
 from bench import hosts_probe, netns
 from bench.hosts_run import (
     AFTER_RESTORE_LOAD_S,
+    BIN,
     CALLS,
     DUPLICATE_RATE,
     HOST_A,
@@ -22,7 +25,9 @@ from bench.hosts_run import (
     JOB_LEASE_S,
     LINK_DOWN_BEFORE_KILL_S,
     LOAD_INTERVAL_S,
+    ROOT,
     TIMINGS,
+    WEB_URL,
     Load,
     Run,
     log,
@@ -79,6 +84,7 @@ def drive(run: Run) -> str:
 
     cut = cut_host_b(run, world, sizes[2], seeded)
     restore_host_b(run)
+    health_check(run)
     time.sleep(AFTER_RESTORE_LOAD_S)  # the load goes on against both hosts for a while
     load.stop.set()
     load_thread.join(timeout=60)
@@ -88,13 +94,13 @@ def drive(run: Run) -> str:
 
 
 def backlog(world: Any, count: int, prefix: str, seeded: list[str]) -> float:
-    """Seed `count` ended calls; ended calls per second from the commit to the last of their
-    sync jobs succeeded (the backlog fully done)."""
-    from django.db.models import Max
+    """Seed `count` ended calls and wait until all their sync jobs succeeded; returns ended
+    calls per second, from the first attempt to 90 % of the jobs succeeded."""
+    from django.db.models import Min
     from django.utils import timezone
 
     from integration.calls.models import CallSync
-    from integration.models import Job
+    from integration.models import Job, JobAttempt
     from tests.support.world import ended_calls_seed
 
     ids = ended_calls_seed(
@@ -103,7 +109,6 @@ def backlog(world: Any, count: int, prefix: str, seeded: list[str]) -> float:
         prefix=prefix,
         started_at=timezone.now() - timedelta(hours=1),
     )
-    committed = timezone.now()
     cpu_before = cpu_sample()
     seeded += ids
     keys = [
@@ -118,24 +123,39 @@ def backlog(world: Any, count: int, prefix: str, seeded: list[str]) -> float:
         timeout=PHASE_TIMEOUT_S,
         message=f"the {prefix} backlog's {count} sync jobs",
     )
-    last = jobs.aggregate(last=Max("finished_at"))["last"]
+    first = JobAttempt.objects.filter(job__in=jobs).aggregate(first=Min("started_at"))["first"]
+    finished = sorted(jobs.values_list("finished_at", flat=True))
+    # Up to the 90th percentile: the last few jobs of a backlog often wait out a fixed 2 s
+    # "another drain holds this call" retry, a tail that is not throughput.
+    done = int(len(finished) * 0.9)
+    last = finished[done - 1]
     log(
-        f"  machine CPU {cpu_busy(cpu_before):.0%} busy during the {prefix} backlog"
-        f" (load average {os.getloadavg()[0]:.1f}; other people's runs share these 2 cores)"
+        f"  CPU busy during the {prefix} backlog: {cpu_busy(cpu_before)}"
+        f" (load average {os.getloadavg()[0]:.1f}; other people's runs share these cores)"
     )
-    return count / max((last - committed).total_seconds(), 1e-3)
+    return done / max((last - first).total_seconds(), 1e-3)
 
 
-def cpu_sample() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
+def cpu_sample() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per core and for the machine, from /proc/stat."""
+    sample = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu"):
+            name, *fields = line.split()
+            values = [int(v) for v in fields]
+            idle = values[3] + values[4]  # idle + iowait
+            sample[name] = (sum(values) - idle, sum(values))
+    return sample
 
 
-def cpu_busy(since: tuple[int, int]) -> float:
-    busy, total = cpu_sample()
-    return (busy - since[0]) / max(total - since[1], 1)
+def cpu_busy(since: dict[str, tuple[int, int]]) -> str:
+    now = cpu_sample()
+    shares = {
+        name: (now[name][0] - busy) / max(now[name][1] - total, 1)
+        for name, (busy, total) in since.items()
+        if name in now
+    }
+    return ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items()))
 
 
 def probe_rows(run: Run, workers: tuple[str, ...]) -> list[tuple[float, str, str, str, str]]:
@@ -271,6 +291,24 @@ def restore_host_b(run: Run) -> None:
     log("host b is back: link up, b1, b2 and beat restarted")
 
 
+def health_check(run: Run) -> None:
+    """What an operator checks per host (docs/deploy.md): the web's /healthz and every worker
+    answering a remote-control ping over the broker."""
+    health = requests.get(f"{WEB_URL}/healthz", timeout=10)
+    ping = subprocess.run(
+        HOST_A.exec_argv([str(BIN / "celery"), "-A", "bitrixapp", "inspect", "ping", "-t", "5"]),
+        cwd=ROOT,
+        env=run.env(HOST_A.gateway),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    answered = sorted(re.findall(r"->\s+(\S+?)@\S+: OK", ping.stdout))
+    log(
+        f"health: /healthz {health.status_code} {health.json()}; workers answering ping: {answered}"
+    )
+
+
 def settle(run: Run, world: Any, load: Load, seeded: list[str]) -> None:
     """Until every call made is finished (answered calls of the load also recorded), none is
     left active in the portal, no job is open and no webhook event waits for its job."""
@@ -356,10 +394,11 @@ def report(
     ok = once == expected and extra == 0 and active == 0
     ratio = two / one if one else 0.0
     recovery = f"{cut.recovered_s:.1f}" if cut.recovered_s is not None else "timeout"
+    claimed = f"{cut.picked_up_s:.1f}" if cut.picked_up_s is not None else "-"
     return (
         f"hosts: broker={run.broker} exactly_once={once}/{expected}{'' if ok else ' FAIL'}"
         f" rejected_503={run.rest[503]} two_over_one={ratio:.2f} recovery_s={recovery}"
-        f" recovery_bound={cut.bound} held_by_b={len(cut.held)}"
+        f" recovery_bound={cut.bound} recovery_claimed_s={claimed} held_by_b={len(cut.held)}"
         f" records={recorded_once}/{len(answered)} extra_records={sum(records.values()) - recorded_once}"
         f" jobs_not_succeeded={not_succeeded} extra_finished={extra} still_active={active}"
         f" one_host_cps={one:.1f} two_hosts_cps={two:.1f}"

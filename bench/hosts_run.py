@@ -207,7 +207,7 @@ class Run:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=netns.die_with_parent,  # a harness killed by SIGKILL leaves less
+                preexec_fn=host.enter,
             )
         proc = self.procs[name] = Proc(name, host, popen, log_path, started_at)
         return proc
@@ -300,6 +300,11 @@ class Run:
 
         self.leftovers_remove()
         netns.up()
+        log(
+            "hosts: "
+            + ", ".join(f"{h.name} {h.address} on CPU {sorted(h.cpus) or 'any'}" for h in HOSTS)
+            + f"; services through forwarders, sandbox on {SERVICE_ADDRESS}"
+        )
         for forwarder in self.forwarders.values():
             forwarder.start()
         self.sandbox = sandbox_server.start(app_url=WEB_URL, state_path=None, host=SERVICE_ADDRESS)

@@ -71,6 +71,22 @@ class Host:
         """The host's own address inside its namespace."""
         return f"{PREFIX}.{self.index}.2"
 
+    @property
+    def cpus(self) -> set[int]:
+        """The cores this host's processes are pinned to: a machine of its own (one core each
+        on this 2-core machine; HOSTS_CPUS="0;1" sets them, "" turns pinning off)."""
+        spec = os.environ.get("HOSTS_CPUS", "0;1" if (os.cpu_count() or 1) >= len(HOSTS) else "")
+        if not spec:
+            return set()
+        return {int(cpu) for cpu in spec.split(";")[self.index - 1].split(",")}
+
+    def enter(self) -> None:
+        """In a child before exec: pin to the host's cores (inherited by everything it starts)
+        and die with the harness."""
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+        die_with_parent()
+
     def exec_argv(self, argv: Sequence[str]) -> list[str]:
         """`argv` run inside this host's namespace (`ip netns exec` execs it, no extra process)."""
         return ["ip", "netns", "exec", self.netns, *argv]
