@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,10 @@ from bench.hosts_run import (
     ROOT,
     TIMINGS,
     WEB_URL,
-    Load,
     Run,
     log,
-    wait_for,
 )
+from tests.support.waiting import wait_until
 
 B_WORKERS = ("b1", "b2")
 PHASE_TIMEOUT_S = 300
@@ -48,6 +48,43 @@ class Cut:
     recovered_s: float | None = None
     picked_up_s: float | None = None
     bound: str = "-"
+
+
+@dataclass
+class Load:
+    """The mixed load: a click-to-call or an inbound Unitalk call every interval, until stopped."""
+
+    world: Any
+    interval: float
+    clicks: list[str] = field(default_factory=list)
+    inbound: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="load", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        member_id = self.world.portal.member_id
+        i = 0
+        while not self.stop.is_set():
+            try:
+                if i % 2 == 0:
+                    out = self.world.bx(
+                        f"portals/{member_id}/click-to-call",
+                        {"user_id": "1", "phone": f"+38063{i:07d}"},
+                    )
+                    self.clicks.append(out["call"]["CALL_ID"])
+                else:
+                    outcome = "noanswer" if i % 6 == 1 else "answer"
+                    out = self.world.ut("calls", {"from": f"38066{i:07d}", "outcome": outcome})
+                    self.inbound[str(out["call"]["id"])] = outcome
+            except (requests.RequestException, KeyError) as exc:
+                self.errors.append(f"{i}: {type(exc).__name__}: {exc}")
+            i += 1
+            self.stop.wait(self.interval)
 
 
 def drive(run: Run) -> str:
@@ -118,9 +155,10 @@ def backlog(world: Any, count: int, prefix: str, seeded: list[str]) -> float:
         ).values_list("pk", flat=True)
     ]
     jobs = Job.objects.filter(idempotency_key__in=keys)
-    wait_for(
+    wait_until(
         lambda: jobs.filter(state=Job.State.SUCCEEDED).count() == count,
         timeout=PHASE_TIMEOUT_S,
+        interval=0.5,
         message=f"the {prefix} backlog's {count} sync jobs",
     )
     first = JobAttempt.objects.filter(job__in=jobs).aggregate(first=Min("started_at"))["first"]
@@ -204,7 +242,7 @@ def cut_host_b(run: Run, world: Any, count: int, seeded: list[str]) -> Cut:
         return any(r[2] == "start" and r[3] not in ended and now - r[0] > 0.3 for r in rows)
 
     try:
-        wait_for(b_in_request, timeout=30, interval=0.05, message="host b to be in a request")
+        wait_until(b_in_request, timeout=30, interval=0.05, message="host b to be in a request")
     except AssertionError:
         log("host b ran nothing of the last backlog within 30 s; cutting it anyway")
     log("cut: host b's link goes down")
@@ -254,7 +292,9 @@ def recovery_wait(run: Run, cut: Cut) -> None:
         return not held.exclude(state__in=(Job.State.SUCCEEDED, Job.State.DEAD)).exists()
 
     try:
-        wait_for(recovered, timeout=limit, message="host a to finish the jobs host b held")
+        wait_until(
+            recovered, timeout=limit, interval=0.5, message="host a to finish the jobs host b held"
+        )
     except AssertionError:
         log(f"recovery: not done within {limit:.0f} s: {list(held.values_list('pk', 'state'))}")
         return
@@ -349,7 +389,7 @@ def settle(run: Run, world: Any, load: Load, seeded: list[str]) -> None:
         )
 
     try:
-        wait_for(settled, timeout=SETTLE_TIMEOUT_S, interval=1, message="every call and job")
+        wait_until(settled, timeout=SETTLE_TIMEOUT_S, interval=1, message="every call and job")
         log(f"settled {time.monotonic() - started:.0f} s after the load stopped")
     except AssertionError as exc:
         log(f"settle: {exc}")

@@ -15,11 +15,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import requests
 
 from bench import hosts_probe, netns
 from bench.netns import HOSTS, SERVICE_ADDRESS, Forwarder, Host
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,12 +71,6 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def wait_for(check: Any, *, timeout: float, message: str, interval: float = 0.5) -> Any:
-    from tests.support.waiting import wait_until
-
-    return wait_until(check, timeout=timeout, interval=interval, message=message)
-
-
 def broker_url(broker: str, address: str) -> str:
     if broker == "rabbitmq":
         return f"amqp://guest:guest@{address}:5672/{VHOST}"
@@ -100,43 +94,6 @@ class Proc:
     popen: subprocess.Popen[bytes]
     log: Path
     started_at: float
-
-
-@dataclass
-class Load:
-    """The mixed load: a click-to-call or an inbound Unitalk call every interval, until stopped."""
-
-    world: Any
-    interval: float
-    clicks: list[str] = field(default_factory=list)
-    inbound: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._run, name="load", daemon=True)
-        thread.start()
-        return thread
-
-    def _run(self) -> None:
-        member_id = self.world.portal.member_id
-        i = 0
-        while not self.stop.is_set():
-            try:
-                if i % 2 == 0:
-                    out = self.world.bx(
-                        f"portals/{member_id}/click-to-call",
-                        {"user_id": "1", "phone": f"+38063{i:07d}"},
-                    )
-                    self.clicks.append(out["call"]["CALL_ID"])
-                else:
-                    outcome = "noanswer" if i % 6 == 1 else "answer"
-                    out = self.world.ut("calls", {"from": f"38066{i:07d}", "outcome": outcome})
-                    self.inbound[str(out["call"]["id"])] = outcome
-            except (requests.RequestException, KeyError) as exc:
-                self.errors.append(f"{i}: {type(exc).__name__}: {exc}")
-            i += 1
-            self.stop.wait(self.interval)
 
 
 class Run:
@@ -234,7 +191,7 @@ class Run:
                 rows = hosts_probe.read(self.tmp / f"probe-{proc.name}.log")
                 return any(r[2] == "ready" and r[0] >= proc.started_at for r in rows)
 
-            wait_for(ready, timeout=90, message=f"{name} to be ready")
+            wait_until(ready, timeout=90, interval=0.5, message=f"{name} to be ready")
 
     def kill_host(self, host: Host) -> float:
         """SIGKILL every process of the host (its process groups, then anything else left in
