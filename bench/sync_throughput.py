@@ -58,6 +58,7 @@ def main() -> None:
     from cryptography.fernet import Fernet
 
     from sandbox import server as sandbox_server
+    from tests.support.world import sandbox_env
 
     database = f"bench_sync_{uuid.uuid4().hex[:8]}"
     queue = f"bench-sync-{uuid.uuid4().hex[:6]}"
@@ -80,12 +81,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "APP_BASE_URL": "http://127.0.0.1:9",
         "ALLOWED_HOSTS": "127.0.0.1",
-        "BITRIX24_OAUTH_SERVER": handle.oauth_url,
-        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
-        "BITRIX24_CLIENT_ID": "local.sandbox.app",
-        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
-        "BITRIX24_JS_URL": f"{handle.bitrix_url}/bx24.js",
-        "UNITALK_API_URL": handle.unitalk_url + "/api",
+        **sandbox_env(handle),
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
@@ -153,15 +149,13 @@ def main() -> None:
 
 def seed(handle) -> str:
     import requests
-    from django.db import transaction
     from django.utils import timezone
 
     from bitrixapp.celery import app as celery_app
     from bitrixapp.models import Portal, portal_options
-    from integration.calls import services
-    from integration.calls.models import Call
     from integration.unitalk import services as unitalk_services
     from integration.unitalk.models import OperatorMapping
+    from tests.support.world import ended_calls_seed
 
     celery_app.conf.task_default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
     creds = requests.post(f"{handle.bitrix_url}/_sandbox/portals", json={}, timeout=10).json()
@@ -185,24 +179,9 @@ def seed(handle) -> str:
     unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
     log(f"seeding {CALLS} finished calls ...")
-    start = timezone.now() - timedelta(hours=2)
-    with transaction.atomic():
-        for i in range(CALLS):
-            call = Call.objects.create(
-                portal=portal,
-                unitalk_call_id=f"bench{i}",
-                direction=Call.Direction.IN,
-                status=Call.Status.ENDED,
-                state="ANSWER",
-                ended=True,
-                client_number=f"38067{i:07d}",
-                operator_line="101",
-                started_at=start + timedelta(seconds=i),
-                talk_seconds=30,
-                full_seconds=35,
-            )
-            # What the webhook worker does once it merged CALL_END (jobs go out after commit).
-            services.call_changed(call=call, event="CALL_END")
+    ended_calls_seed(
+        portal=portal, count=CALLS, prefix="bench", started_at=timezone.now() - timedelta(hours=2)
+    )
     return portal.member_id
 
 

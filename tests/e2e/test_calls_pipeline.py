@@ -7,98 +7,19 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 
-from bitrixapp.models import Portal, portal_options
 from integration.calls import dial, sync
 from integration.calls.models import CallSync, FailedCall
 from integration.models import Job, JobAttempt, Notification
-from integration.unitalk import services as unitalk_services
-from integration.unitalk.models import OperatorMapping
 from sandbox import server as sandbox_server
-from tests.support.stack import Stack, app_stack
+from tests.support.stack import app_stack
 from tests.support.waiting import wait_until
+from tests.support.world import World, sandbox_env, sandbox_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-KEY = "SandboxKey01"
-
-
-@dataclass
-class World:
-    sandbox: Any
-    stack: Stack
-    portal: Portal | None = None
-
-    def bx(self, path: str, payload: dict[str, Any] | None = None) -> Any:
-        response = requests.post(
-            f"{self.sandbox.bitrix_url}/_sandbox/{path}", json=payload or {}, timeout=30
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def ut(self, path: str, payload: dict[str, Any] | None = None) -> Any:
-        response = requests.post(
-            f"{self.sandbox.unitalk_url}/_sandbox/{path}",
-            json={"api_key": KEY, **(payload or {})},
-            timeout=30,
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def fault(self, server: str, kind: str, rate: float = 1.0, **extra: Any) -> None:
-        base = self.sandbox.bitrix_url if server == "bitrix" else self.sandbox.unitalk_url
-        requests.post(
-            f"{base}/_sandbox/faults",
-            json={"kind": kind, "rate": rate, "method": "*", **extra},
-            timeout=10,
-        ).raise_for_status()
-
-    def portal_state(self) -> dict[str, Any]:
-        assert self.portal is not None
-        state = requests.get(f"{self.sandbox.bitrix_url}/_sandbox/state?log=0", timeout=30).json()
-        return state["portals"][self.portal.member_id]
-
-    def finished_by_external_id(self) -> Counter[str]:
-        return Counter(
-            str(f["EXTERNAL_CALL_ID"])
-            for f in self.portal_state()["finished"].values()
-            if f["EXTERNAL_CALL_ID"]
-        )
-
-    def install(self) -> Portal:
-        creds = self.bx("portals")
-        answer = self.bx(f"portals/{creds['member_id']}/install")
-        assert answer["onappinstall"]["status"] == 200, answer
-        wait_until(
-            lambda: Job.objects.filter(kind="portal.install", state=Job.State.SUCCEEDED).exists(),
-            timeout=60,
-            message="the install job to bind events and the line",
-        )
-        self.bx(f"portals/{creds['member_id']}/install-finish")
-        portal = Portal.objects.get(member_id=creds["member_id"])
-        options = portal_options(portal)
-        options.default_user_id = 1
-        options.save()
-        connection = unitalk_services.connection_create(portal=portal, api_key=KEY)
-        self.ut(
-            "webhooks",
-            {
-                "url": unitalk_services.connection_webhook_url(connection=connection),
-                "replace": True,
-            },
-        )
-        self.ut("settings", {"event_delay": 0.1, "talk_time": 4, "ring_time": 2})
-        for user_id, line in ((1, "101"), (2, "102")):
-            OperatorMapping.objects.update_or_create(
-                portal=portal, bitrix_user_id=user_id, defaults={"line": line}
-            )
-        self.portal = portal
-        return portal
 
 
 @contextmanager
@@ -108,24 +29,14 @@ def call_world(
     """Sandbox in-process, app processes on the test database, portal installed and wired."""
     handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None, **sandbox_kw)
     base_env = {
-        "BITRIX24_OAUTH_SERVER": handle.oauth_url,
-        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
-        "BITRIX24_CLIENT_ID": "local.sandbox.app",
-        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
-        "BITRIX24_JS_URL": f"{handle.bitrix_url}/bx24.js",
-        "UNITALK_API_URL": handle.unitalk_url + "/api",
+        **sandbox_env(handle),
         "JOB_BACKOFF_BASE_S": "1",
         "JOB_BACKOFF_CAP_S": "30",
         "HTTP_CONNECT_TIMEOUT": "2",
         "HTTP_READ_TIMEOUT": "5",
         **(env or {}),
     }
-    settings.BITRIX24_OAUTH_SERVER = handle.oauth_url
-    settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
-    settings.BITRIX24_CLIENT_ID = "local.sandbox.app"
-    settings.BITRIX24_CLIENT_SECRET = "sandbox-client-secret"
-    settings.BITRIX24_JS_URL = f"{handle.bitrix_url}/bx24.js"
-    settings.UNITALK_API_URL = handle.unitalk_url + "/api"
+    sandbox_settings(settings, handle)
     settings.RATELIMIT_DIR = tmp_path / "ratelimit"
     try:
         with app_stack(tmp_path, env=base_env, concurrency=concurrency) as stack:

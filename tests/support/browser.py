@@ -18,6 +18,7 @@ from django.db import connections
 
 from sandbox import server as sandbox_server
 from tests.support.stack import Stack, app_stack
+from tests.support.world import sandbox_env, sandbox_settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,27 +58,14 @@ def shot(page: Any, name: str) -> None:
 @pytest.fixture
 def sandbox(settings) -> Iterator[Any]:
     handle = sandbox_server.start(app_url="http://127.0.0.1:1", state_path=None)
-    settings.BITRIX24_OAUTH_SERVER = handle.oauth_url
-    settings.BITRIX24_CLIENT_ID = "local.sandbox.app"
-    settings.BITRIX24_CLIENT_SECRET = "sandbox-client-secret"
-    settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
-    settings.BITRIX24_JS_URL = f"{handle.bitrix_url}/bx24.js"
-    settings.UNITALK_API_URL = f"{handle.unitalk_url}/api"
+    sandbox_settings(settings, handle)
     yield handle
     handle.stop()
 
 
 @pytest.fixture
 def stack(sandbox, settings, tmp_path, monkeypatch) -> Iterator[Stack]:
-    env = {
-        "BITRIX24_OAUTH_SERVER": sandbox.oauth_url,
-        "BITRIX24_PORTAL_HOSTS": "127.0.0.1",
-        "BITRIX24_CLIENT_ID": "local.sandbox.app",
-        "BITRIX24_CLIENT_SECRET": "sandbox-client-secret",
-        "BITRIX24_JS_URL": f"{sandbox.bitrix_url}/bx24.js",
-        "UNITALK_API_URL": f"{sandbox.unitalk_url}/api",
-    }
-    with app_stack(tmp_path, env=env, web=True, worker=True, beat=True) as running:
+    with app_stack(tmp_path, env=sandbox_env(sandbox), web=True, worker=True, beat=True) as running:
         # The sandbox portal frames whatever app URL it is told; the stack picked its port.
         sandbox.world.settings.app_url = running.base_url
         settings.APP_BASE_URL = running.base_url
