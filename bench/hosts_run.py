@@ -120,7 +120,7 @@ class Run:
 
         return {
             **os.environ,
-            "DJANGO_ENV_FILE": "/nonexistent",  # production-like: no .env, debug off
+            "DJANGO_ENV_FILE": "",  # production-like: no env file, debug off
             "DJANGO_DEBUG": "false",
             "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
             **self.secrets,

@@ -66,7 +66,7 @@ def main() -> None:
     handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None)
     env = {
         **os.environ,
-        "DJANGO_ENV_FILE": "/nonexistent",
+        "DJANGO_ENV_FILE": "",  # production-like: no env file
         "DJANGO_DEBUG": "false",
         "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
         "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,

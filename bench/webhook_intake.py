@@ -78,7 +78,7 @@ def app_env(database: str) -> dict[str, str]:
 
     return {
         **os.environ,
-        "DJANGO_ENV_FILE": "/nonexistent",  # production-like: no .env, debug off
+        "DJANGO_ENV_FILE": "",  # production-like: no env file, debug off
         "DJANGO_DEBUG": "false",
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
