@@ -16,6 +16,7 @@ as a validation failure (it is a PermanentError, so the runner gives up without 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -108,6 +109,27 @@ def json_depth_ok(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> float:
+    # NaN and Infinity are not JSON (RFC 8259), and no database column can store them.
+    raise _NotFinite(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400
+        raise _NotFinite(text)
+    return value
+
+
+def has_nul(text: str) -> bool:
+    """NUL cannot be stored in a PostgreSQL text or jsonb value: refuse it at the door."""
+    return "\x00" in text
+
+
 def parse_json(raw: str | bytes, *, field: str = "body", max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode JSON from outside. Raises InputError (not JSON, not UTF-8, nested too deep)."""
     if isinstance(raw, bytes):
@@ -120,7 +142,9 @@ def parse_json(raw: str | bytes, *, field: str = "body", max_depth: int = MAX_JS
     if not json_depth_ok(text, max_depth=max_depth):
         raise InputError(f"{field} is nested deeper than {max_depth} levels", field=field)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except _NotFinite:
+        raise InputError(f"{field} has a number out of range", field=field) from None
     except RecursionError:  # the scan above makes this unreachable; never a 500 regardless
         raise InputError(f"{field} is nested too deep", field=field) from None
     except ValueError:

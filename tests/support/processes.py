@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -62,3 +64,17 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
     for module in include:
         argv += ["--include", module]
     return argv
+
+
+def procfile_argv(name: str, values: dict[str, str]) -> list[str]:
+    """The Procfile's command for process `name`, `${VAR:-default}` filled from `values` (else
+    the default), its program taken from this virtualenv."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            expanded = re.sub(
+                r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), command.strip()
+            )
+            argv = shlex.split(expanded)
+            return [str(BIN / argv[0]), *argv[1:]]
+    raise LookupError(f"no {name!r} process in the Procfile")
