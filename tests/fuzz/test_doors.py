@@ -241,6 +241,9 @@ def event_requests(draw):
             ("auth[access_token]", "{USERTOKEN}"),
             ("auth[client_endpoint]", "https://acme.bitrix24.com/rest/"),
         ]
+    for numeric in ("auth[expires_in]", "auth[user_id]", "data[USER_ID]", "data[CRM_ENTITY_ID]"):
+        if draw(st.booleans()):
+            pairs.append((numeric, draw(st.one_of(NUMBERS, VALUES))))
     pairs += draw(st.lists(st.tuples(EVENT_KEYS, VALUES), max_size=10))
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(max_size=200)), draw(CONTENT_TYPES)
