@@ -21,17 +21,19 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	touch $@ $(STAMP_RUN)
 
 # Local defaults for development: debug on, fresh random secrets, and the app pointed at the
-# sandbox portal and Unitalk that `make run` starts beside it. Never used in production, where
-# real environment variables are set and no .env file exists.
+# sandbox portal and Unitalk that `make run` starts beside it. The settings read it only because
+# DEV_ENV names it: production sets real environment variables and never reads a stray .env.
+DEV_ENV := DJANGO_ENV_FILE=$(CURDIR)/.env
+
 .env:
 	@$(PYTHON) bin/write-dev-env .env
 	@echo "wrote .env with local development defaults (sandbox portal and Unitalk)"
 
 run: $(STAMP_RUN) .env
-	$(PY) manage.py migrate --noinput
+	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	mkdir -p var
-	$(PY) bin/procfile-dev > var/Procfile.dev
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
+	$(DEV_ENV) $(PY) bin/procfile-dev > var/Procfile.dev
+	$(DEV_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
 
 test: $(STAMP_TEST)
 	@# Page tests drive Debian's Chromium (never a downloaded browser); compilemessages needs msgfmt.

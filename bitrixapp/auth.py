@@ -1,7 +1,7 @@
 """Who is calling: Bitrix24 events (application_token), iframe entries (AUTH_ID), page requests.
 
 - Events: `event_authenticate(auth)` compares `auth[application_token]` in constant time with the
-  value stored for `auth[member_id]` (reference §1.4; the only proof ONAPPUNINSTALL carries).
+  value stored for `auth[member_id]` (docs/bitrix24.md §1.4; the only proof ONAPPUNINSTALL carries).
 - Iframe entry POSTs (main page, placements): `frame_entry` validates AUTH_ID on the portal's own
   REST (the stored client_endpoint, never the DOMAIN in the request) with `app.info` + `profile`
   + `user.admin`, confirms with the OAuth server that the token is that portal's, caches a

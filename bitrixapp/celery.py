@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, celeryd_after_setup, setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bitrixapp.settings")
 
@@ -22,3 +22,17 @@ def configure_logging(**_: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@celeryd_after_setup.connect
+def _worker_says_where_settings_came_from(**_: Any) -> None:
+    from bitrixapp.log import settings_source_log
+
+    settings_source_log(role="worker")
+
+
+@beat_init.connect
+def _beat_says_where_settings_came_from(**_: Any) -> None:
+    from bitrixapp.log import settings_source_log
+
+    settings_source_log(role="beat")

@@ -10,7 +10,7 @@ Secrets are masked by knowing them, not only by their look (docs/security.md):
 - by position: the webhook secret in `/unitalk/webhook/<secret>/`, and values after a secret's
   field name (`auth[access_token]=…`, `"api_key": "…"`, `AUTH_ID=…`);
 - by shape: long token-like strings.
-The gunicorn access and error logs go through the same masking (bitrixapp/accesslog.py).
+The gunicorn access and error logs go through this formatter too (gunicorn.conf.py).
 """
 
 from __future__ import annotations
@@ -184,3 +184,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = mask_secrets(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+def settings_source_log(*, role: str) -> None:
+    """One line at start-up: where this process's settings came from (docs/operations.md).
+
+    `role` is web, worker or beat (`process` is taken: LogRecord's pid).
+    """
+    from django.conf import settings
+
+    logging.getLogger("bitrixapp.settings").info(
+        "%s: settings from %s",
+        role,
+        settings.SETTINGS_SOURCE,
+        extra={"role": role, "settings_source": settings.SETTINGS_SOURCE, "debug": settings.DEBUG},
+    )

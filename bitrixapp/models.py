@@ -31,7 +31,7 @@ class Portal(models.Model):
     access_expires_at = models.DateTimeField(null=True, blank=True)
     installed_by_user_id = models.PositiveIntegerField(null=True, blank=True)
 
-    # The portal's REST budget (leaky bucket); paid plans get more (reference §4.1).
+    # The portal's REST budget (leaky bucket); paid plans get more (docs/bitrix24.md §4.1).
     rate_burst = models.PositiveIntegerField(default=50)
     rate_drain = models.FloatField(default=2.0)
 
@@ -52,9 +52,9 @@ class Portal(models.Model):
 class BitrixEvent(models.Model):
     """One event Bitrix24 posted to /bitrix/events/, stored once before it is acted on.
 
-    Bitrix24 does not resend events (reference §1.3), so the door stores the payload (without its
-    tokens) and answers at once; a job does the work. `dedupe_key` is the natural key (event +
-    CALL_ID, or a hash of the body) so a duplicate POST becomes the same row.
+    Bitrix24 does not resend events (docs/bitrix24.md §1.3), so the door stores the payload
+    (without its tokens) and answers at once; a job does the work. `dedupe_key` is the natural
+    key (event + CALL_ID, or a hash of the body) so a duplicate POST becomes the same row.
     """
 
     class State(models.TextChoices):

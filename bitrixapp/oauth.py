@@ -1,8 +1,8 @@
 """Bitrix24 OAuth: the one writer of a portal's tokens.
 
-Refresh tokens are single-use and a refresh revokes the access token issued with them (reference
-bitrix24.md §1.5, §8: SDK users lose whole portals to refresh races). So a refresh happens only
-under the portal's row lock (`select_for_update` inside `transaction.atomic`; on SQLite the
+Refresh tokens are single-use and a refresh revokes the access token issued with them
+(docs/bitrix24.md §1.5, §8: SDK users lose whole portals to refresh races). So a refresh happens
+only under the portal's row lock (`select_for_update` inside `transaction.atomic`; on SQLite the
 IMMEDIATE transaction serialises writers the same way), only if the stored token is still the one
 that failed (or still stale), and the rotated pair is stored in the same transaction. Everyone
 else re-reads the stored pair and retries with it.
@@ -194,7 +194,7 @@ def portal_suspend(*, portal: Portal, error: PausedError) -> None:
 
 
 def _refresh_request(*, refresh_token: str) -> dict[str, Any]:
-    """GET /oauth/token/ (reference §1.5: docs and both SDKs use GET with a query string)."""
+    """GET /oauth/token/ (docs/bitrix24.md §1.5: docs and both SDKs use GET with a query string)."""
     response = http.request(
         "GET",
         token_url(),

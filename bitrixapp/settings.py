@@ -1,12 +1,15 @@
 """Settings for the Unitalk ↔ Bitrix24 app, read from the environment only.
 
-Local development gets its defaults from a `.env` file that `make` writes on first use (debug on,
-SQLite, a serverless Celery broker). Production sets real environment variables; with debug off,
-every secret must be present or start-up stops with a message naming the variable.
+The only file ever read is the one DJANGO_ENV_FILE names: `make run` points it at the `.env` that
+`make` writes on first use (debug on, SQLite, a serverless Celery broker), the tests at
+`tests/test.env`. Production sets real environment variables and no DJANGO_ENV_FILE, so a stray
+`.env` left in the code folder is never read (docs/operations.md, "Configuration"). With debug
+off, every secret must be present or start-up stops with a message naming the variable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,14 +19,37 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# Local development reads `.env` (written by make); real environment variables win over it,
-# since read_env only fills what is unset. DJANGO_ENV_FILE points elsewhere (or nowhere).
-_env_file = Path(environ.Env().str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
-if _env_file.is_file():
-    env.read_env(str(_env_file))
+# Real environment variables win over the file: read_env only fills what is unset.
+_env_file = env.str("DJANGO_ENV_FILE", default="")
+if _env_file:
+    if not Path(_env_file).is_file():
+        raise ImproperlyConfigured(f"DJANGO_ENV_FILE={_env_file} is not a readable file.")
+    env.read_env(_env_file)
+    SETTINGS_SOURCE = f"environment and {Path(_env_file).resolve()}"
+else:
+    SETTINGS_SOURCE = "environment only"
+
+
+def writable_dir(path: Path) -> Path:
+    """A folder the app writes into, made if it can be.
+
+    On a read-only code tree nothing is made here; whatever writes into the folder later fails
+    with its path, which names the variable to set (docs/operations.md, "Writable paths").
+    """
+    with contextlib.suppress(OSError):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# Everything the app writes at run time lives under APP_VAR_DIR (sandbox state, file-based rate
+# limits and cache, the embedded broker, beat's schedule, the embedded SQLite file); static files
+# go to DJANGO_STATIC_ROOT. Unset, both stay in the code folder as before (var/, staticfiles/,
+# db.sqlite3), which is what `make run` uses.
+_var_dir_env = env.str("APP_VAR_DIR", default="")
+VAR_DIR = Path(_var_dir_env).resolve() if _var_dir_env else BASE_DIR / "var"
+writable_dir(VAR_DIR)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -89,7 +115,8 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------------
 # Embedded default: SQLite. Production: postgres://user:pass@host:5432/name
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_SQLITE_DEFAULT = (VAR_DIR if _var_dir_env else BASE_DIR) / "db.sqlite3"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_SQLITE_DEFAULT}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Hot statements (the webhook door's insert) run as server-side prepared statements. Turn off
@@ -122,6 +149,8 @@ CACHES = {
         }
     )
 }
+# Rate-limit state when REDIS_URL is empty (integration/ratelimit.py: one file per key).
+RATELIMIT_DIR = VAR_DIR / "ratelimit"
 
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -133,7 +162,8 @@ USE_TZ = True
 
 # --- Static files (whitenoise) ---------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Filled by `collectstatic` (the release step); the web process only reads it.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -245,6 +275,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule")
 )
+# Beat opens the file before any signal of its own fires: its folder must exist beforehand.
+writable_dir(Path(CELERY_BEAT_SCHEDULE_FILENAME).parent)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -272,8 +304,9 @@ LOGGING = {
     },
 }
 
-VAR_DIR.mkdir(exist_ok=True)
-STATIC_ROOT.mkdir(exist_ok=True)
+if DEBUG:
+    # whitenoise warns about a missing STATIC_ROOT; in production `collectstatic` makes it.
+    writable_dir(STATIC_ROOT)
 
 # --- Durable jobs ----------------------------------------------------------------------------
 JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
@@ -281,6 +314,10 @@ JOB_BACKOFF_CAP_S = env.float("JOB_BACKOFF_CAP_S", default=600.0)
 JOB_RETRY_HORIZON_S = env.int("JOB_RETRY_HORIZON_S", default=6 * 3600)
 # How long a running attempt may go silent before another worker may take the job over.
 JOB_LEASE_S = env.int("JOB_LEASE_S", default=CELERY_TASK_TIME_LIMIT + 30)
+# Retries due within this many seconds go to the broker with a countdown; later ones wait in the
+# job row for beat's dispatcher, so the broker never holds a message longer than this plus a run
+# (docs/operations.md, "RabbitMQ").
+JOB_SHORT_RETRY_S = env.float("JOB_SHORT_RETRY_S", default=10.0)
 JOB_DISPATCH_INTERVAL_S = env.float("JOB_DISPATCH_INTERVAL_S", default=5.0)
 CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "task": "integration.jobs_dispatch",
@@ -290,7 +327,7 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
 # --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
 INSTALLED_APPS += ["integration.unitalk", "integration.calls"]
 # Request budget per Unitalk API key, shared by every process. Unitalk does not publish its quota
-# (reference unitalk.md §2.5: requests are weighted by server time, bursts trip "DOS protection"),
+# (docs/unitalk.md §2.5: requests are weighted by server time, bursts trip "DOS protection"),
 # so stay well under anything plausible: a short burst, then a steady 2 requests/s.
 UNITALK_RATE_BURST = env.int("UNITALK_RATE_BURST", default=10)
 UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
@@ -298,7 +335,8 @@ UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
 UNITALK_RATE_MAX_WAIT_S = env.float("UNITALK_RATE_MAX_WAIT_S", default=20.0)
 # How long the key is parked after Unitalk answers with its overload / DOS-protection error.
 UNITALK_OVERLOAD_BACKOFF_S = env.float("UNITALK_OVERLOAD_BACKOFF_S", default=60.0)
-# history/get silently stops at 1000 calls per query (reference §3.1); windows above it are split.
+# history/get silently stops at 1000 calls per query (docs/unitalk.md §3.1); windows above it
+# are split.
 UNITALK_HISTORY_PAGE_SIZE = env.int("UNITALK_HISTORY_PAGE_SIZE", default=1000)
 UNITALK_HISTORY_CAP = env.int("UNITALK_HISTORY_CAP", default=1000)
 UNITALK_RECORDING_MAX_BYTES = env.int("UNITALK_RECORDING_MAX_BYTES", default=100 * 1024 * 1024)
@@ -343,15 +381,15 @@ BITRIX24_APP_TITLE = env.str("BITRIX24_APP_TITLE", default="Unitalk")
 BITRIX24_LINE_NUMBER = env.str("BITRIX24_LINE_NUMBER", default="unitalk")
 BITRIX24_LINE_NAME = env.str("BITRIX24_LINE_NAME", default="Unitalk")
 # Refresh this long before the stored expiry (reactive refresh on expired_token stays the rule;
-# reference §1.6: never refresh all portals on a timer).
+# docs/bitrix24.md §1.6: never refresh all portals on a timer).
 BITRIX24_REFRESH_MARGIN_S = env.int("BITRIX24_REFRESH_MARGIN_S", default=60)
 # Our share of the portal's leaky bucket: a few slots and a few percent below the plan, so clock
 # skew and network jitter between us and Bitrix24 do not produce 503s.
 BITRIX24_RATE_SAFETY_SLOTS = env.int("BITRIX24_RATE_SAFETY_SLOTS", default=3)
 BITRIX24_RATE_SAFETY_FACTOR = env.float("BITRIX24_RATE_SAFETY_FACTOR", default=0.97)
 BITRIX24_RATE_MAX_WAIT_S = env.float("BITRIX24_RATE_MAX_WAIT_S", default=20.0)
-# Operating-time budget per method (cloud: 480 s per 10 min, reference §4.2); park a method at
-# this share of it, and for this long after a 429 when operating_reset_at is unknown.
+# Operating-time budget per method (cloud: 480 s per 10 min, docs/bitrix24.md §4.2); park a
+# method at this share of it, and for this long after a 429 when operating_reset_at is unknown.
 BITRIX24_OPERATING_LIMIT_S = env.float("BITRIX24_OPERATING_LIMIT_S", default=480.0)
 BITRIX24_OPERATING_PARK_RATIO = env.float("BITRIX24_OPERATING_PARK_RATIO", default=0.95)
 BITRIX24_OPERATING_DEFAULT_PARK_S = env.float("BITRIX24_OPERATING_DEFAULT_PARK_S", default=60.0)
@@ -378,7 +416,8 @@ CELERY_BEAT_SCHEDULE["notifications-digest"] = {
 # A person waits on the phone during a click-to-call: give up dialing (and tell them) after this
 # long instead of the general job horizon of hours.
 CALL_DIAL_HORIZON_S = env.int("CALL_DIAL_HORIZON_S", default=600)
-# Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch (§2.5).
+# Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch
+# (docs/bitrix24.md §2.5).
 CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
 # A drain claim older than this is abandoned (worker died mid-batch) and may be taken again.
 CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)

@@ -47,8 +47,8 @@ CRITICAL_KINDS = frozenset({"unitalk.credentials_invalid", "bitrix.auth", DEAD_J
 def notification_recipients(*, notification: Notification) -> list[int]:
     """Bitrix24 user ids to tell: the user, or the chosen ones, or the installing admin.
 
-    Bitrix24 REST has no "list administrators" filter (reference §7.4), so without a choice on
-    the settings page the admin who installed the app is told.
+    Bitrix24 REST has no "list administrators" filter (docs/bitrix24.md §7.4), so without a
+    choice on the settings page the admin who installed the app is told.
     """
     if notification.audience == Notification.Audience.USER and notification.user_id:
         return [int(notification.user_id)]

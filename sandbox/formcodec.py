@@ -1,7 +1,7 @@
 """Bitrix24-style form encoding: nested data as bracketed keys (`data[PHONE][0][VALUE]=...`).
 
 Bitrix24 (PHP) both accepts and sends `application/x-www-form-urlencoded` bodies whose keys carry
-the nesting (reference bitrix24.md §1.3, §2.1); PHP turns `a[0]`, `a[1]` into a list.
+the nesting (docs/bitrix24.md §1.3, §2.1); PHP turns `a[0]`, `a[1]` into a list.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Bitrix24 REST methods the app uses, with the state rules of bitrix24.md §5-7.
+"""Bitrix24 REST methods the app uses, with the state rules of docs/bitrix24.md §5-7.
 
 Telephony validation failures are `BxError("", text)` with HTTP 400, exactly as the portal answers
-(`"error":""`, §2.3); texts are verbatim from the reference, typos included.
+(`"error":""`, docs/bitrix24.md §2.3); texts verbatim as docs/bitrix24.md §5 quotes them, typos too.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def as_int(value: Any, name: str) -> int:
 
 
 def truthy(value: Any, default: bool) -> bool:
-    # PHP (bool) cast: "0", "" and "N" are false; note that the string "false" is TRUE (§5).
+    # PHP (bool) cast: "0", "" and "N" are false; the string "false" is TRUE (docs/bitrix24.md §5).
     if value is None:
         return default
     if isinstance(value, bool):
@@ -219,7 +219,7 @@ def _check_handler_url(url: str) -> None:
     if parts.scheme not in ("http", "https"):
         raise BxError("ERROR_UNSUPPORTED_PROTOCOL", "Unsupported event handler protocol")
     if "." not in (parts.hostname or ""):
-        # Bitrix24 rejects handler hosts without a dot (e.g. `localhost`), §6.1.
+        # Bitrix24 rejects handler hosts without a dot (e.g. `localhost`), docs/bitrix24.md §6.1.
         raise BxError("ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
 
 
@@ -273,7 +273,7 @@ def placement_unbind(call: Call) -> Any:
         else:
             keep.append(p)
     call.portal["placements"] = keep
-    # count is +1 per found row and +1 per delete (§6.1).
+    # count is +1 per found row and +1 per delete (docs/bitrix24.md §6.1).
     return {"count": removed * 2}
 
 
@@ -294,7 +294,7 @@ def notify_add(call: Call) -> Any:
     tag = str(call.get("TAG") or "")
     notes = call.portal["notifications"]
     if tag:
-        # Re-using a TAG replaces the older notices with that tag (§7.1).
+        # Re-using a TAG replaces the older notices with that tag (docs/bitrix24.md §7.1).
         call.portal["notifications"] = notes = [n for n in notes if n["TAG"] != tag]
     note_id = call.next_id("notify")
     notes.append(
@@ -504,7 +504,7 @@ def _call_user(call: Call) -> dict[str, Any]:
 
 
 def register_call(call: Call, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The register rules of §5.2 (also used by the portal's own click-to-call)."""
+    """The register rules of docs/bitrix24.md §5.2 (also used by the portal's own click-to-call)."""
     if params is not None:
         call = Call(call.world, call.portal, call.user, call.token, params)
     user = _call_user(call)
@@ -525,7 +525,7 @@ def register_call(call: Call, params: dict[str, Any] | None = None) -> dict[str,
             raise BxError("", "CALL_START_DATE should be in the ISO-8601 format") from exc
     line = str(call.get("LINE_NUMBER") or "")
     if line and not any(x["NUMBER"] == line for x in call.portal["lines"]):
-        # register with an unknown LINE_NUMBER auto-creates the line (SRC, §5.1).
+        # register with an unknown LINE_NUMBER auto-creates the line (SRC, docs/bitrix24.md §5.1).
         call.portal["lines"].append(
             {"ID": call.next_id("line"), "NUMBER": line, "NAME": line, "CRM_AUTO_CREATE": "Y"}
         )

@@ -1,7 +1,7 @@
 """The Bitrix24 OAuth server (oauth.bitrix.info look-alike): `/oauth/token/` and `/rest/app.info`.
 
-Refresh tokens are single-use (bitrix24.md §1.5, §8): a used one answers 400 `invalid_grant`, and
-by default the access token issued with it dies as well (`invalid_token`).
+Refresh tokens are single-use (docs/bitrix24.md §1.5, §8): a used one answers 400 `invalid_grant`,
+and by default the access token issued with it dies as well (`invalid_token`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The sandbox portal's web UI: a list of portals, a portal home with the app, a lead card with the
 app's tab and click-to-call, the call card and notifications. Plain HTML, no framework.
 
-The app is opened the way Bitrix24 opens it (§1.2): a hidden form POSTs into a named iframe; the
-parent page answers BX24.js messages (auth, resize, installFinish) for each iframe by its APP_SID.
+The app is opened the way Bitrix24 opens it (docs/bitrix24.md §1.2): a hidden form POSTs into a
+named iframe; the parent page answers BX24.js messages (auth, resize, installFinish) for each
+iframe by its APP_SID.
 """
 
 from __future__ import annotations
@@ -344,7 +345,7 @@ def _home(app: PortalApp, portal: dict[str, Any], user_id: str) -> Response:
     elif portal["installed"]:
         content = _iframe(app, portal, user_id, frames, path=settings.app_path, placement="DEFAULT")
     else:
-        # The install page; the app must call BX24.installFinish() to finish (§1.1).
+        # The install page; the app must call BX24.installFinish() (docs/bitrix24.md §1.1).
         content = (
             "<p><small>Installing… (ONAPPINSTALL sent; waiting for BX24.installFinish)</small></p>"
             + _iframe(app, portal, user_id, frames, path=settings.install_path, placement="DEFAULT")

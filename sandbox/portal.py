@@ -100,7 +100,7 @@ class PortalApp(App):
                 try:
                     body = request.json()
                 except ValueError:
-                    # SRC: invalid JSON is silently treated as empty params (§2.1).
+                    # SRC: invalid JSON is silently treated as empty params (docs/bitrix24.md §2.1).
                     body = {}
                 if isinstance(body, dict):
                     params.update(body)
@@ -164,7 +164,10 @@ class PortalApp(App):
         return json_response({"result": result})
 
     def authorize(self, request: Request) -> Response:
-        """`/oauth/authorize/`: redirect to the app with a 30-second code (§1.5 step 2)."""
+        """`/oauth/authorize/`: redirect to the app with a 30-second code.
+
+        docs/bitrix24.md §1.5, step 2.
+        """
         client_id = str(request.query.get("client_id", ""))
         member_id = str(request.query.get("member_id", ""))
         with self.store.lock:
@@ -244,7 +247,7 @@ class PortalApp(App):
         return json_response({"code": self.code_issue(portal["member_id"])})
 
     def action_install(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """Open the install page as the portal does (§1.2) and send ONAPPINSTALL (§1.3)."""
+        """Open the install page as portals do, send ONAPPINSTALL (docs/bitrix24.md §1.2, §1.3)."""
         user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
         settings = self.world.settings
         url, form = self.iframe_request(portal, user_id, settings.install_path, "DEFAULT", None)
@@ -339,7 +342,10 @@ class PortalApp(App):
         return json_response({"deliveries": deliveries})
 
     def action_click_to_call(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """A user clicks a phone number: register internally, then ONEXTERNALCALLSTART (§5.6)."""
+        """A user clicks a phone number: register internally, then ONEXTERNALCALLSTART.
+
+        docs/bitrix24.md §5.6.
+        """
         user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
         phone = str(payload.get("phone") or "")
         entity_type = str(payload.get("entity_type") or "").upper()
@@ -410,7 +416,10 @@ class PortalApp(App):
         options: dict[str, Any] | None,
         handler: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """URL (with DOMAIN/PROTOCOL/LANG/APP_SID) and form body of an app iframe POST (§1.2)."""
+        """URL (with DOMAIN/PROTOCOL/LANG/APP_SID) and form body of an app iframe POST.
+
+        docs/bitrix24.md §1.2.
+        """
         tokens = self.world.tokens_issue(portal["member_id"], user_id=user_id)
         query = urlencode(
             {

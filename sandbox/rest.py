@@ -1,4 +1,6 @@
-"""The Bitrix24 REST engine: envelope, auth, leaky bucket, operating budget, batch (bitrix24.md §2-4).
+"""The Bitrix24 REST engine: envelope, auth, leaky bucket, operating budget, batch.
+
+Behaviour as docs/bitrix24.md §2-4 describes it.
 
 Methods register themselves in `METHODS` (lower-cased: Bitrix24 method names are case-insensitive)
 and run under the store lock with a `Call`; they return a result, a `Page`, or raise `BxError`.
@@ -25,7 +27,7 @@ OPERATING_WINDOW = 600.0
 
 
 class BxError(Exception):
-    """A Bitrix24 error envelope; `error` may be "" as telephony methods do (§2.3)."""
+    """A Bitrix24 error envelope; `error` may be "", as with telephony (docs/bitrix24.md §2.3)."""
 
     def __init__(self, error: str, description: str, status: int = 400, **extra: Any) -> None:
         super().__init__(f"{error}: {description}")
@@ -47,7 +49,7 @@ AUTH_ERRORS = {
 
 @dataclass
 class Page:
-    """A list result: lifted `next`/`total` go next to `result` in the envelope (§2.4)."""
+    """A list result: lifted `next`/`total` go next to `result` (docs/bitrix24.md §2.4)."""
 
     items: list[Any]
     next: int | None
@@ -96,7 +98,7 @@ def paged(items: list[Any], call: Call) -> Page:
     except (TypeError, ValueError):
         start = 0
     if start == -1:
-        # start=-1 skips the COUNT query: no `total`, no `next` (huge-data.md).
+        # start=-1 skips the COUNT query: no `total`, no `next` (docs/bitrix24.md §2.4).
         return Page(items[:PAGE_SIZE], None, None)
     start = max(start, 0)
     chunk = items[start : start + PAGE_SIZE]
@@ -125,7 +127,7 @@ def time_block(started: float, operating: float | None, reset_at: float | None) 
 
 
 def php_json(value: Any) -> Any:
-    """Empty dicts serialize as `[]`, as PHP arrays do (§2.2)."""
+    """Empty dicts serialize as `[]`, as PHP arrays do (docs/bitrix24.md §2.2)."""
     if isinstance(value, dict):
         return {k: php_json(v) for k, v in value.items()} if value else []
     if isinstance(value, list):
@@ -134,7 +136,10 @@ def php_json(value: Any) -> Any:
 
 
 class Limits:
-    """Leaky bucket per portal (§4.1) and operating seconds per (portal, method) (§4.2)."""
+    """Leaky bucket per portal and operating seconds per (portal, method).
+
+    docs/bitrix24.md §4.1, §4.2.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -250,7 +255,7 @@ class Engine:
         params: dict[str, Any],
         started: float,
     ) -> dict[str, Any]:
-        """§2.5: ≤50 commands, per-command errors, `halt`, `$result[...]` references."""
+        """≤50 commands, per-command errors, `halt`, `$result[...]` (docs/bitrix24.md §2.5)."""
         cmd = params.get("cmd")
         if isinstance(cmd, list):
             commands = [(str(i), c) for i, c in enumerate(cmd)]
@@ -336,7 +341,7 @@ _REF = re.compile(r"\$result((?:\[[^\]]*\])+)")
 
 
 def _substitute(query: str, results: dict[str, Any]) -> str:
-    """Replace `$result[key][field]…` with values of earlier commands (batch.md)."""
+    """Replace `$result[key][field]…` with values of earlier commands (docs/bitrix24.md §2.5)."""
 
     def value(match: re.Match[str]) -> str:
         node: Any = results

@@ -52,7 +52,12 @@ class Handle:
 
 
 def state_path_default() -> Path:
-    return Path(os.environ.get("SANDBOX_STATE") or DEFAULT_STATE)
+    """SANDBOX_STATE, else under the app's writable folder (APP_VAR_DIR), else ./var/."""
+    if os.environ.get("SANDBOX_STATE"):
+        return Path(os.environ["SANDBOX_STATE"])
+    if os.environ.get("APP_VAR_DIR"):
+        return Path(os.environ["APP_VAR_DIR"]) / "sandbox" / "state.json"
+    return DEFAULT_STATE
 
 
 def start(

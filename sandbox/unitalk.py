@@ -1,7 +1,7 @@
-"""The Unitalk cloud PBX simulator (unitalk.md §7): `/api/<path>` (alias `/tracking/api/<path>`),
+"""The Unitalk cloud PBX simulator (docs/unitalk.md §7): `/api/<path>` (alias `/tracking/api/...`),
 scripted calls that post Standard-JSON webhooks, history, users, autodialer, recordings.
 
-Unitalk answers errors as HTTP 200 + `{"status":"Error","message":...}` (§2.4); the
+Unitalk answers errors as HTTP 200 + `{"status":"Error","message":...}` (docs/unitalk.md §2.4); the
 `auth_status` setting switches "Authorization invalid" to HTTP 401 for robustness tests.
 Every invented detail (action names, overload wording, outcome causes) sits in a table here.
 """
@@ -45,7 +45,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "reorder": False,  # deliver a call's webhooks in reverse order, after the call ends
     "drop_call_end": False,  # never deliver CALL_END (history still has the call)
     "webhook_delay": 0.0,  # extra seconds before each webhook delivery
-    "budget": 600,  # weighted requests per key per window (§2.5)
+    "budget": 600,  # weighted requests per key per window (docs/unitalk.md §2.5)
     "budget_window": 60.0,
     "overload_message": "Too many requests",  # UNCONFIRMED wording
     "history_cap": 1000,  # history/get silently returns at most this many calls
@@ -57,7 +57,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "seed": None,
 }
 
-# outcome -> (state, Q.850 cause); only ANSWER is a conversation (§4.3).
+# outcome -> (state, Q.850 cause); only ANSWER is a conversation (docs/unitalk.md §4.3).
 OUTCOMES = {
     "answer": ("ANSWER", 16),
     "noanswer": ("NOANSWER", 19),
@@ -65,7 +65,7 @@ OUTCOMES = {
     "failed": ("FAIL", 38),
 }
 
-# Request weights by expected processing time (§2.5: <50 ms = 1 … >1000 ms = 5).
+# Request weights by expected processing time (docs/unitalk.md §2.5: <50 ms = 1 … >1000 ms = 5).
 WEIGHTS = {"history/get": 3, "autodial/action": 2, "users/list": 1}
 
 DEFAULT_USERS = [
@@ -218,7 +218,7 @@ class UnitalkApp(App):
         return data
 
     def spend(self, project: dict[str, Any], weight: int) -> bool:
-        """Weighted budget per key over a sliding window (§2.5 "Pricing")."""
+        """Weighted budget per key over a sliding window (docs/unitalk.md §2.5 "Pricing")."""
         settings = self.settings(project)
         now = time.monotonic()
         with self._budget_lock:

@@ -32,7 +32,7 @@ class Settings:
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     token_lifetime: int = 3600
-    # OLD-DOC: after a refresh the jointly issued access token dies too (bitrix24.md §1.5).
+    # OLD-DOC: after a refresh the jointly issued access token dies too (docs/bitrix24.md §1.5).
     revoke_access_on_refresh: bool = True
     burst: int = 50
     drain: float = 2.0

@@ -1,4 +1,4 @@
-"""The install door: Bitrix24 opens it in an iframe (form POST, reference §1.2).
+"""The install door: Bitrix24 opens it in an iframe (form POST, docs/bitrix24.md §1.2).
 
 The one place a request may call Bitrix24: the handshake that checks AUTH_ID with the OAuth
 server and asks the portal whether its user is an administrator (only they may install). Binding (events, placements, line) runs as a job; the page polls the portal's state and

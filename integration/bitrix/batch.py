@@ -4,7 +4,8 @@
     result.results["line"], result.errors.get("line")
 
 Larger sets are split into requests of 50. Results and errors stay keyed by command key (the
-answer's shape is irregular: lists when all succeed, maps when some fail — reference §2.5, §8).
+answer's shape is irregular: lists when all succeed, maps when some fail —
+docs/bitrix24.md §2.5, §8).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def encode_params(params: Mapping[str, Any] | None, prefix: str = "") -> str:
             if value is None:
                 value = ""
             elif isinstance(value, bool):
-                value = "1" if value else "0"  # PHP truthiness: never send "false" (§5)
+                # PHP truthiness: never send "false" (docs/bitrix24.md §5)
+                value = "1" if value else "0"
             pairs.append(f"{quote(key, safe='[]')}={quote(str(value), safe='')}")
 
     walk(params or {}, prefix)

@@ -1,7 +1,7 @@
 """What the app binds on every install and update: events, placements, the external line.
 
 Bitrix24 drops an app's event handlers on update ("they must be set from scratch in the installer
-of each version", reference §1.1), so install re-binds everything and treats "already exists"
+of each version", docs/bitrix24.md §1.1), so install re-binds everything and treats "already exists"
 answers as success. All binds go in one `batch` request (one slot of the portal's bucket).
 """
 

@@ -32,7 +32,7 @@ from integration.errors import PausedError, RateLimitedError, TransientError
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 50  # fixed by Bitrix24 for list methods (reference §2.4)
+PAGE_SIZE = 50  # fixed by Bitrix24 for list methods (docs/bitrix24.md §2.4)
 
 
 @dataclass
@@ -132,8 +132,8 @@ def list_all(
 ) -> list[Any]:
     """Every row of a list method.
 
-    `fast=True` is Bitrix24's recommended way for big lists (reference §2.4, huge-data.md): no
-    COUNT query (`start=-1`), ordered by ID, paging by `filter[>ID]=<last>` until a short page.
+    `fast=True` is Bitrix24's recommended way for big lists (docs/bitrix24.md §2.4): no COUNT
+    query (`start=-1`), ordered by ID, paging by `filter[>ID]=<last>` until a short page.
     Otherwise offset paging with `start=<next>` until `next` disappears.
     """
     base = copy.deepcopy(params or {})
@@ -262,7 +262,7 @@ def _ledger_note(portal: Portal, method: str, timing: dict[str, Any]) -> None:
 
 
 def _operation_limit(portal: Portal, method: str, description: str) -> RateLimitedError:
-    """429: park only this method until its oldest operating basket drops (reference §4.2)."""
+    """429: park only this method until its oldest operating basket ends (docs/bitrix24.md §4.2)."""
     reset_at = cache.get(_ledger_key(portal, method))
     wait = float(reset_at) - time.time() if reset_at else 0.0
     if wait <= 0:

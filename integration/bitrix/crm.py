@@ -1,4 +1,4 @@
-"""CRM methods of Bitrix24 REST used by the call pipeline (reference §7.3)."""
+"""CRM methods of Bitrix24 REST used by the call pipeline (docs/bitrix24.md §7.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Disk methods of Bitrix24 REST: the app's own storage (reference §7.2).
+"""Disk methods of Bitrix24 REST: the app's own storage (docs/bitrix24.md §7.2).
 
 Recordings that have no Bitrix24 call to carry them are filed here, one folder per month.
 """
@@ -14,7 +14,7 @@ from bitrixapp.models import Portal
 from integration.bitrix import client
 from integration.errors import IntegrationError
 
-#: DISK_OBJ_22000 "A folder with this name already exists" / "A file ..." (§7.2).
+#: DISK_OBJ_22000 "A folder with this name already exists" / "A file ..." (docs/bitrix24.md §7.2).
 ALREADY_EXISTS = "DISK_OBJ_22000"
 FOLDER_CACHE_S = 40 * 86400
 
@@ -53,7 +53,7 @@ def _child_folder(portal: Portal, parent_id: str, name: str) -> str:
 
 
 def file_upload(portal: Portal, *, folder_id: str, name: str, content: bytes) -> dict[str, Any]:
-    """Upload a file (base64 in the JSON body); a name clash gets "name (1).ext" (§7.2)."""
+    """Upload a file (base64 in JSON); a name clash gets "name (1).ext" (docs/bitrix24.md §7.2)."""
     result = client.call(
         portal,
         "disk.folder.uploadFile",

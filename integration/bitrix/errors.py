@@ -1,10 +1,10 @@
 """Bitrix24's error answers and what we do about each (rendered into docs/errors.md).
 
 Bitrix24 answers errors as `{"error": CODE, "error_description": TEXT}`; the same code can come
-with different HTTP statuses depending on the cloud version (reference bitrix24.md §3: DOC vs SRC
+with different HTTP statuses depending on the cloud version (docs/bitrix24.md §3: DOC vs SRC
 disagree for insufficient_scope, PORTAL_DELETED ...), so we branch on the CODE and use the status
-only for codes we do not know. The OAuth server's codes (token refresh, §1.5) carry an `oauth:`
-prefix in this table because some of them collide with REST codes.
+only for codes we do not know. The OAuth server's codes (token refresh, docs/bitrix24.md §1.5)
+carry an `oauth:` prefix in this table because some of them collide with REST codes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ NOT_JSON = "not-json"
 HTTP_4XX = "http:4xx"
 HTTP_5XX = "http:5xx"
 HTTP_3XX = "http:3xx"
-EMPTY_CODE = ""  # telephony and legacy methods: RestException without a code (§2.3)
+# Telephony and legacy methods: a RestException without a code (docs/bitrix24.md §2.3).
+EMPTY_CODE = ""
 
 #: Codes that mean "the access token we sent is no longer good": refresh (single-flight), retry once.
 AUTH_CODES = frozenset({"expired_token", "invalid_token"})
@@ -38,7 +39,7 @@ AUTH_CODES = frozenset({"expired_token", "invalid_token"})
 ALREADY_EXISTS_MARKERS = ("already",)
 
 ERROR_TABLE: list[ErrorRule] = [
-    # --- token and authorisation (§3) ---
+    # --- token and authorisation (docs/bitrix24.md §3) ---
     ErrorRule(
         "expired_token",
         AuthExpiredError,
@@ -135,7 +136,7 @@ ERROR_TABLE: list[ErrorRule] = [
         "The portal's subscription for the app ended. Portal suspended, admins told.",
         402,
     ),
-    # --- limits (§4) ---
+    # --- limits (docs/bitrix24.md §4) ---
     ErrorRule(
         "QUERY_LIMIT_EXCEEDED",
         RateLimitedError,
@@ -236,7 +237,7 @@ ERROR_TABLE: list[ErrorRule] = [
     ),
     ErrorRule(HTTP_4XX, PermanentError, "Unknown code with a 4xx status: not retried.", None),
     ErrorRule(HTTP_5XX, TransientError, "Unknown code with a 5xx status: retried.", None),
-    # --- OAuth server, token refresh (§1.5) ---
+    # --- OAuth server, token refresh (docs/bitrix24.md §1.5) ---
     ErrorRule(
         "oauth:invalid_grant",
         CredentialsInvalidError,

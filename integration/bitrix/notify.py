@@ -1,4 +1,4 @@
-"""System notifications in Bitrix24 (`im.notify.system.add`, reference §7.1)."""
+"""System notifications in Bitrix24 (`im.notify.system.add`, docs/bitrix24.md §7.1)."""
 
 from __future__ import annotations
 

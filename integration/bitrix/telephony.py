@@ -1,4 +1,4 @@
-"""Telephony methods of Bitrix24 REST (reference §5) used by the install and the call pipeline."""
+"""Telephony methods of Bitrix24 REST (docs/bitrix24.md §5) used by the install and the calls."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def external_lines(portal: Portal) -> list[dict[str, Any]]:
     return result if isinstance(result, list) else []
 
 
-# --- externalCall (reference §5.2-§5.5) ------------------------------------------------------
+# --- externalCall (docs/bitrix24.md §5.2-§5.5) ----------------------------------------------------
 # register and finish are NOT idempotent: register only dedups an *active* call with the same
 # EXTERNAL_CALL_ID for 30 min, a second finish fails with "Call is not found". Callers keep the
 # state (integration/calls/sync.py); these functions only build and send the requests.
@@ -59,7 +59,7 @@ def register_command(
         "PHONE_NUMBER": phone_number,
         "TYPE": call_type,
         "EXTERNAL_CALL_ID": external_call_id,
-        # PHP casts flags with (bool): send 0/1, never "false" (§5).
+        # PHP casts flags with (bool): send 0/1, never "false" (docs/bitrix24.md §5).
         "CRM_CREATE": 1 if crm_create else 0,
         "SHOW": 1 if show else 0,
     }
@@ -125,7 +125,7 @@ def attach_record(portal: Portal, *, call_id: str, filename: str, content_b64: s
 
 
 def card_show(portal: Portal, *, call_id: str, user_ids: list[int]) -> bool:
-    """Open the call card; False (not an error) when the call is no longer active (§5.5)."""
+    """Open the call card; False (not an error) once the call is over (docs/bitrix24.md §5.5)."""
     return bool(
         client.call(
             portal, "telephony.externalCall.show", {"CALL_ID": call_id, "USER_ID": user_ids}
@@ -142,7 +142,7 @@ def card_hide(portal: Portal, *, call_id: str, user_ids: list[int]) -> bool:
 
 
 def search_crm_entities(portal: Portal, *, phone_number: str) -> list[dict[str, Any]]:
-    """CRM entities with this number, contacts first, each with ASSIGNED_BY_ID (§5.5)."""
+    """CRM entities with this number, contacts first, and ASSIGNED_BY_ID (docs/bitrix24.md §5.5)."""
     result = client.call(
         portal, "telephony.externalCall.searchCrmEntities", {"PHONE_NUMBER": phone_number}
     )
@@ -166,8 +166,9 @@ def result_ref(key: str, name: str) -> str:
 def batch_send(portal: Portal, commands: dict[str, tuple[str, dict[str, Any]]]) -> BatchResult:
     """One `batch` request (≤50 commands) whose parameters may hold `result_ref` values.
 
-    Bitrix24 substitutes `$result[...]` in the raw command string before decoding it (batch.md;
-    the sandbox does the same), so references must go out unescaped, unlike other values.
+    Bitrix24 substitutes `$result[...]` in the raw command string before decoding it
+    (docs/bitrix24.md §2.5; the sandbox does the same), so references must go out unescaped,
+    unlike other values.
     """
     if len(commands) > MAX_COMMANDS:
         raise ValueError(f"at most {MAX_COMMANDS} commands per batch request")

@@ -1,6 +1,6 @@
 """Click-to-call and callbacks: from a Bitrix24 event to a Unitalk directCall.
 
-ONEXTERNALCALLSTART: the portal already registered the call (reference §5.6) — we never
+ONEXTERNALCALLSTART: the portal already registered the call (docs/bitrix24.md §5.6) — we never
 register it again; we dial through Unitalk with `meta` = the Bitrix24 CALL_ID, and the webhooks
 that echo it are matched back to the same CallSync, which `call.sync` then finishes.
 ONEXTERNALCALLBACKSTART: nothing is registered; we register a callback (TYPE 4), then dial.

@@ -1,8 +1,9 @@
 """Missed inbound calls: someone must call back. Tell the owner, open a "callback needed" item.
 
 Owner (PortalOptions.missed_owner_rule): the CRM entity's responsible (searchCrmEntities,
-§5.5) → the last user who rang (operator mapping of the call's line) → the default user → the
-installing user. A later answered outgoing call to the number resolves the item (sync.py).
+docs/bitrix24.md §5.5) → the last user who rang (operator mapping of the call's line) → the
+default user → the installing user. A later answered outgoing call to the number resolves the
+item (sync.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Recordings: from Unitalk's (expiring) link to Bitrix24, only if the portal wants them.
 
 Normally `attachRecord` on the finished call: Bitrix24 files it on the portal's Drive and hangs
-it on the call activity (reference §5.4; wav/mp3 only, base64 FILE_CONTENT). A recording with no
-Bitrix24 call to carry it (the call could not be synced) goes to the app's own Drive storage,
-one folder per month, linked from a CRM timeline comment when the client is known (§7.2).
+it on the call activity (docs/bitrix24.md §5.4; wav/mp3 only, base64 FILE_CONTENT). A recording
+with no Bitrix24 call to carry it (the call could not be synced) goes to the app's own Drive
+storage, one folder per month, linked from a CRM timeline comment when the client is known
+(docs/bitrix24.md §7.2).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def _filename(unitalk_call_id: str, content_type: str) -> str:
-    # attachRecord accepts only wav and mp3 (§5.4).
+    # attachRecord accepts only wav and mp3 (docs/bitrix24.md §5.4).
     ext = "wav" if "wav" in content_type.lower() else "mp3"
     return f"unitalk-{unitalk_call_id}.{ext}"
 

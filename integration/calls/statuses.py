@@ -1,9 +1,10 @@
-"""The ONE table from a Unitalk call's final state to Bitrix24's `STATUS_CODE` (reference §5.3).
+"""The ONE table from a Unitalk call's final state to Bitrix24's `STATUS_CODE`.
 
-Unitalk states are SECONDARY ("documented values", unitalk.md §4.3; names in
-integration/unitalk/names.py); Bitrix24 codes are SIP-like: 200 success, 304 missed, 603
-declined, 486 busy, 484/503 direction unavailable, 480 temporarily unavailable, 402 no funds,
-423 blocked, 404 invalid number, OTHER undefined. An unknown state is not a conversation.
+Unitalk states are SECONDARY ("documented values", docs/unitalk.md §4.3; names in
+integration/unitalk/names.py); Bitrix24 codes (docs/bitrix24.md §5.3) are SIP-like: 200 success,
+304 missed, 603 declined, 486 busy, 484/503 direction unavailable, 480 temporarily unavailable,
+402 no funds, 423 blocked, 404 invalid number, OTHER undefined. An unknown state is not a
+conversation.
 """
 
 from __future__ import annotations

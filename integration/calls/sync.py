@@ -1,6 +1,6 @@
 """Telling Bitrix24 about calls exactly once: register, finish, and the drain that batches them.
 
-`register` and `finish` are not idempotent (reference §5.2-§5.3), so every CallSync carries a
+`register` and `finish` are not idempotent (docs/bitrix24.md §5.2-§5.3), so every CallSync carries a
 small state machine (docs/pipeline.md):
 
 - `stage` only moves forward, by conditional UPDATEs that also require our claim;
@@ -182,7 +182,7 @@ def _plan(sync: CallSync, *, portal: Portal, options: PortalOptions | None = Non
         crm_create=options.create_leads,
         show=False,  # the call is over: no card to pop up
     )
-    # `$result[...]` hands register's CALL_ID to finish inside the same request (§2.5).
+    # `$result[...]` hands register's CALL_ID to finish in one request (docs/bitrix24.md §2.5).
     finish = telephony.finish_command(
         call_id=telephony.result_ref(f"r{sync.pk}", "CALL_ID"), **finish_fields
     )

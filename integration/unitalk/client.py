@@ -1,6 +1,6 @@
 """Unitalk API client: one small function per method, over `integration.http`.
 
-Every request is a POST with the API key raw in `Authorization` (reference unitalk.md §2.3),
+Every request is a POST with the API key raw in `Authorization` (docs/unitalk.md §2.3),
 paced by a budget per key that all processes share, and its answer mapped to our error classes
 by `errors.ERROR_TABLE` whether Unitalk signals the error by HTTP status or by the 200
 `{"status": "Error"}` envelope. No ORM here: the key comes in a `Credentials` whose callbacks
@@ -155,7 +155,7 @@ def _command(body: Any, method: str) -> dict[str, Any]:
 
 
 def _digits(number: str) -> str:
-    # Unitalk numbers are digits only, country code included, no "+" (reference §2.6).
+    # Unitalk numbers are digits only, country code included, no "+" (docs/unitalk.md §2.6).
     return re.sub(r"\D", "", number or "")
 
 
@@ -197,7 +197,7 @@ def originate(
 
 
 def users_list(creds: Credentials) -> list[dict[str, Any]]:
-    """Unitalk users (operators) with their inner `line`; bare list or wrapped (§3.6)."""
+    """Unitalk users (operators) with their inner `line`, bare or wrapped (docs/unitalk.md §3.6)."""
     body = _post(creds, "users/list", json_body={})
     if isinstance(body, list):
         return [u for u in body if isinstance(u, dict)]
@@ -229,7 +229,7 @@ def history_get(
     """Every call between two naive local datetimes (inclusive), newest first as Unitalk sends.
 
     Pages with limit/offset until `offset >= count`. Unitalk silently stops at
-    UNITALK_HISTORY_CAP calls per query while `count` still tells the total (reference §3.1),
+    UNITALK_HISTORY_CAP calls per query while `count` still tells the total (docs/unitalk.md §3.1),
     so a window holding more than that is split in halves until each half fits.
     """
     seen: dict[str, dict[str, Any]] = {}

@@ -1,6 +1,6 @@
 """Unitalk's error answers and what we do about each (rendered into docs/errors.md).
 
-Unitalk reports errors two ways (reference unitalk.md §2.4): usually HTTP 200 with
+Unitalk reports errors two ways (docs/unitalk.md §2.4): usually HTTP 200 with
 `{"status": "Error", "message": ...}`, and possibly an HTTP error status (not documented; seen
 behind proxies and in the simulator's robustness switch). Both go through `classify`.
 """

@@ -1,6 +1,6 @@
 """Every Unitalk name we could not confirm from the official docs, in one place.
 
-Reference: /work/shared/reference/unitalk.md. Labels: CONFIRMED (seen in the official docs),
+Facts and sources: docs/unitalk.md. Labels: CONFIRMED (seen in the official docs),
 CORROBORATED (2+ independent public clients), SECONDARY (one third party that read the docs),
 UNCONFIRMED (guess). When a live check corrects a name, change it here and nowhere else; the
 client, schema and services import from this module.
@@ -8,20 +8,20 @@ client, schema and services import from this module.
 
 from __future__ import annotations
 
-# --- Webhook events (§4.1, SECONDARY) ---------------------------------------------------------
+# --- Webhook events (docs/unitalk.md §4.1, SECONDARY) ---------------------------------------------
 EVENT_NEW = "CALL_NEW"
 EVENT_REDIRECT = "CALL_REDIRECT"
 EVENT_ANSWER = "CALL_ANSWER"
 EVENT_END = "CALL_END"
 EVENTS = (EVENT_NEW, EVENT_REDIRECT, EVENT_ANSWER, EVENT_END)
 
-# --- Call directions (§4.3, SECONDARY) --------------------------------------------------------
+# --- Call directions (docs/unitalk.md §4.3, SECONDARY) --------------------------------------------
 DIRECTION_IN = "IN"
 DIRECTION_OUT = "OUT"
 DIRECTION_INNER = "INNER"
 DIRECTIONS = (DIRECTION_IN, DIRECTION_OUT, DIRECTION_INNER)
 
-# --- Call states (§4.3, SECONDARY "documented values") ----------------------------------------
+# --- Call states (docs/unitalk.md §4.3, SECONDARY "documented values") ----------------------------
 # Only ANSWER is a conversation and the only state with a recording link. Unknown states are
 # accepted (stored as sent) because this list is not confirmed; they are treated as not answered.
 STATE_ANSWER = "ANSWER"
@@ -40,7 +40,7 @@ STATES = (
     "NOT_EXIST",
 )
 
-# --- Extra webhook fields (§4.3) --------------------------------------------------------------
+# --- Extra webhook fields (docs/unitalk.md §4.3) --------------------------------------------------
 # Key of the directCall/originateNew `meta` echo inside `call` (UNCONFIRMED: assumed `call.meta`).
 FIELD_META = "meta"
 # Persistent call id, present once saved (SECONDARY).
@@ -48,7 +48,7 @@ FIELD_DBID = "dbid"
 # `source` values other than REGULAR (UNCONFIRMED; stored as sent).
 SOURCE_REGULAR = "REGULAR"
 
-# --- "Custom template" (form) webhook bodies (§4.3, UNCONFIRMED variable names) ----------------
+# --- "Custom template" (form) webhook bodies (docs/unitalk.md §4.3, UNCONFIRMED variable names) ---
 # Form field -> key of the standard JSON `call` object. `call_to_N` fields collect into `to`.
 FORM_EVENT_FIELD = "event"
 FORM_FIELDS = {
@@ -69,7 +69,7 @@ FORM_FIELDS = {
 }
 FORM_TO_PREFIX = "call_to_"
 
-# --- API error messages (§2.4) ----------------------------------------------------------------
+# --- API error messages (docs/unitalk.md §2.4) ----------------------------------------------------
 MSG_AUTH_INVALID = "Authorization invalid"  # CONFIRMED
 MSG_INTERNAL = "Internal error"  # CONFIRMED
 # Throttling answer: not in the stored docs (UNCONFIRMED); the docs only say bursts may trigger
@@ -86,17 +86,18 @@ HISTORY_VALIDATION_MESSAGES = (
 # directCall with an unknown `sip` (UNCONFIRMED wording).
 MSG_INNER_LINE_NOT_FOUND = "Inner line not found"
 
-# --- API envelopes (§3) -----------------------------------------------------------------------
+# --- API envelopes (docs/unitalk.md §3) -----------------------------------------------------------
 STATUS_ERROR = "Error"  # CONFIRMED
 STATUS_SUCCESS = "Success"  # CORROBORATED
-# users/list: bare list or one of these wrappers (envelope UNCONFIRMED, §3.6).
+# users/list: bare list or one of these wrappers (envelope UNCONFIRMED, docs/unitalk.md §3.6).
 USERS_LIST_KEYS = ("users", "items", "data", "list", "result")
 USER_LINE_FIELD = "line"  # CORROBORATED
 
 # directCall is sent form-encoded by every client found; whether JSON works is UNCONFIRMED.
 DIRECT_CALL_AS_FORM = True
 
-# --- Autodialer actions (§3.5): only GET_WITH_DATA is CONFIRMED, the rest are UNCONFIRMED -------
+# --- Autodialer actions (docs/unitalk.md §3.5) ----------------------------------------------------
+# Only GET_WITH_DATA is CONFIRMED; the rest are UNCONFIRMED.
 AUTODIAL_ACTIONS = {
     "get_with_data": "GET_WITH_DATA",  # CONFIRMED
     "add_numbers": "ADD_NUMBERS",
@@ -125,13 +126,13 @@ AUTODIAL_CALL_STATES = (
     "NOT_EXIST",
 )
 
-# --- Recordings (§3.7) ------------------------------------------------------------------------
+# --- Recordings (docs/unitalk.md §3.7) ------------------------------------------------------------
 # Format, auth and lifetime are UNCONFIRMED: accept audio/* and octet-stream.
 RECORDING_CONTENT_TYPES = ("audio/", "application/octet-stream")
 # Hosts that may receive our API key when a recording needs auth (the link comes from a webhook
 # body, so it must not be able to send the key anywhere else).
 RECORDING_KEY_HOST_SUFFIXES = ("unitalk.cloud", "nextel.com.ua")
 
-# --- Timestamps (§2.6) ------------------------------------------------------------------------
+# --- Timestamps (docs/unitalk.md §2.6) ------------------------------------------------------------
 # Local wall-clock without zone (CORROBORATED); the zone itself is UNCONFIRMED (per connection).
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"

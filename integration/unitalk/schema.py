@@ -1,4 +1,4 @@
-"""Validation of Unitalk webhook bodies ("Standard JSON", reference unitalk.md §4.3).
+"""Validation of Unitalk webhook bodies ("Standard JSON", docs/unitalk.md §4.3).
 
 `event_parse` turns a body into a `WebhookEvent` or raises `PayloadError` naming the field that
 is missing or wrong, so the sender (or whoever configured the cabinet) can see what to fix.
@@ -123,7 +123,7 @@ def event_parse(body: Any) -> WebhookEvent:
         _count(call.get(key), f"call.{key}")
     _whole(call.get("cause"), "call.cause")
     if event == names.EVENT_END:
-        # `state` is null before CALL_END and set on it (§4.3).
+        # `state` is null before CALL_END and set on it (docs/unitalk.md §4.3).
         _string(_require(call, "state"), "call.state", max_length=32, allow_empty=False)
     elif call.get("state") is not None:
         _string(call["state"], "call.state", max_length=32)

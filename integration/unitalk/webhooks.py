@@ -1,6 +1,6 @@
 """The door for Unitalk webhooks: /unitalk/webhook/<secret>/.
 
-Unitalk does not sign webhooks (reference unitalk.md §4.2), so the unguessable per-portal secret
+Unitalk does not sign webhooks (docs/unitalk.md §4.2), so the unguessable per-portal secret
 in the URL is the authentication, optionally doubled by a custom header configured in the
 cabinet. The door checks, validates, stores the raw event and enqueues its processing, then
 answers 200 at once; everything else happens in a worker. Repeated deliveries answer 200 too

@@ -1,4 +1,4 @@
-/* Sandbox BX24.js: the subset of the Bitrix24 JS SDK the app pages use (bitrix24.md §6.3).
+/* Sandbox BX24.js: the subset of the Bitrix24 JS SDK the app pages use (docs/bitrix24.md §6.3).
  * Talks to the parent portal page over postMessage (auth, resize, installFinish) and to the
  * sandbox REST API over HTTP (CORS) with the iframe's access token. */
 (function () {

@@ -64,7 +64,7 @@
   }
 
   function startCall(number) {
-    // Real portal: BX24.im.phoneTo (older SDK) or the messenger extension (reference §6.3).
+    // Real portal: BX24.im.phoneTo (older SDK) or the messenger extension (docs/bitrix24.md §6.3).
     if (window.BX24 && BX24.im && BX24.im.phoneTo) { BX24.im.phoneTo(number); return; }
     if (window.BX && BX.Runtime) {
       BX.Runtime.loadExtension("im.public.iframe").then(function (e) { e.Messenger.startPhoneCall(number, {}); });

@@ -1,4 +1,4 @@
-"""Telephony state rules (bitrix24.md §5) over real HTTP."""
+"""Telephony state rules (docs/bitrix24.md §5) over real HTTP."""
 
 from __future__ import annotations
 

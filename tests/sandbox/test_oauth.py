@@ -1,4 +1,4 @@
-"""The OAuth server: single-use refresh tokens, credentials, token validation (bitrix24.md §1.5)."""
+"""OAuth server: single-use refresh tokens, credentials, token checks (docs/bitrix24.md §1.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Unitalk simulator (unitalk.md §7) over real HTTP."""
+"""The Unitalk simulator (docs/unitalk.md §7) over real HTTP."""
 
 from __future__ import annotations
 

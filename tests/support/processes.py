@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -18,14 +16,22 @@ BIN = Path(sys.executable).parent
 
 @contextmanager
 def running(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
+    inherit: bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process in its own group for the duration of the block; kill the group after."""
-    full_env = {**os.environ, **(env or {})}
+    """Run a process in its own group for the duration of the block; kill the group after.
+
+    `env` is added to this process's environment, or is the whole of it with `inherit=False`.
+    """
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         list(argv),
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -65,16 +71,3 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
         argv += ["--include", module]
     return argv
 
-
-def procfile_argv(name: str, values: dict[str, str]) -> list[str]:
-    """The Procfile's command for process `name`, `${VAR:-default}` filled from `values` (else
-    the default), its program taken from this virtualenv."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            expanded = re.sub(
-                r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), command.strip()
-            )
-            argv = shlex.split(expanded)
-            return [str(BIN / argv[0]), *argv[1:]]
-    raise LookupError(f"no {name!r} process in the Procfile")

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.db import connection
 
 from bitrixapp.celery import app as celery_app
-from tests.support.processes import ROOT, celery_worker, procfile_argv, running
+from tests.support.processes import ROOT, celery_worker, running
 from tests.support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
@@ -86,8 +86,21 @@ def app_stack(
     try:
         with ExitStack() as stack_ctx:
             if web:
-                # Exactly the Procfile's web process (access log and its masking included).
-                argv = procfile_argv("web", {"HOST": "127.0.0.1", "PORT": str(port)})
+                # Production's config file (JSON logs, redacted access log), this stack's port.
+                argv = [
+                    str(BIN / "gunicorn"),
+                    "bitrixapp.wsgi",
+                    "--config",
+                    str(ROOT / "gunicorn.conf.py"),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--timeout",
+                    "30",
+                ]
                 stack.procs["web"] = stack_ctx.enter_context(
                     running(argv, env=full_env, log=tmp_path / "web.log")
                 )

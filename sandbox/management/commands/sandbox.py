@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--state",
             default=str(server.state_path_default()),
-            help="state file (env SANDBOX_STATE); default var/sandbox/state.json",
+            help="state file (env SANDBOX_STATE); default $APP_VAR_DIR/sandbox/state.json or var/...",
         )
         parser.add_argument(
             "--client-id", default=env("SANDBOX_CLIENT_ID", server.Settings.client_id)

@@ -85,7 +85,7 @@ _REF = re.compile(r"\$result\[([^\]]+)\]\[([^\]]+)\]")
 
 @dataclass
 class FakeBitrix:
-    """Bitrix24 telephony as §5 describes it, just enough for the pipeline."""
+    """Bitrix24 telephony as docs/bitrix24.md §5 describes it, just enough for the pipeline."""
 
     rsps: responses.RequestsMock
     active: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -39,7 +39,7 @@ def _event(portal, *, user_id: str = "5", name: str = "ONEXTERNALCALLSTART") -> 
 
 
 def _portal_registers(bitrix) -> None:
-    # The portal registered the click-to-call itself before sending the event (§5.6).
+    # The portal registered the click-to-call itself before the event (docs/bitrix24.md §5.6).
     bitrix.active[CALL_ID] = {"EXTERNAL_CALL_ID": "", "PHONE_NUMBER": "380501112233", "START": ""}
 
 
