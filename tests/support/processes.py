@@ -70,4 +70,3 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
     for module in include:
         argv += ["--include", module]
     return argv
-
