@@ -200,7 +200,7 @@ def measure(handle, member_id: str) -> None:
         entries = [
             dict(e)
             for e in store.data["log"]
-            if e.get("server") == "bitrix" and str(e.get("path", "")).startswith("/rest/")
+            if e.get("server") == "bitrix" and "/rest/" in str(e.get("path", ""))
         ]
         finished = list(store.data["portals"][member_id]["finished"].values())
     per_call = Counter(str(f["EXTERNAL_CALL_ID"]) for f in finished)

@@ -3,8 +3,9 @@
 - Events: `event_authenticate(auth)` compares `auth[application_token]` in constant time with the
   value stored for `auth[member_id]` (docs/bitrix24.md §1.4; the only proof ONAPPUNINSTALL carries).
 - Iframe entry POSTs (main page, placements): `frame_entry` validates AUTH_ID on the portal's own
-  REST (the stored client_endpoint, never the DOMAIN in the request) with `app.info` + `profile`,
-  caches a positive answer briefly, and issues a page token.
+  REST (the stored client_endpoint, never the DOMAIN in the request) with `app.info` + `profile`
+  + `user.admin`, confirms with the OAuth server that the token is that portal's, caches a
+  positive answer briefly, and issues a page token.
 - Later requests from the page: `page_token_required` checks the signed, short-lived token sent
   as `X-App-Token` (no third-party cookies needed).
 """
@@ -25,8 +26,10 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bitrixapp import security
+from bitrixapp import oauth, security
+from bitrixapp.log import secret_note
 from bitrixapp.models import Portal
+from integration import inputs
 from integration.bitrix import client
 from integration.errors import IntegrationError
 
@@ -98,24 +101,33 @@ def page_token_verify(token: str) -> PageIdentity:
     )
 
 
-def frame_user_verify(*, portal: Portal, auth_id: str) -> tuple[int, bool]:
-    """(user_id, is_admin) of the user whose AUTH_ID this is, checked on the portal's REST.
+@dataclass(frozen=True)
+class PortalUser:
+    """Who a user token belongs to, as the portal itself answered."""
 
-    One `batch` request with app.info (the token is for our app) and profile (who it is). A
-    positive answer is cached for BITRIX24_AUTH_CHECK_CACHE_S under a hash of the token.
+    user_id: int
+    is_admin: bool
+
+
+def portal_user_ask(*, portal: Portal, token: str) -> PortalUser:
+    """Ask the portal at `portal.client_endpoint` whose token this is and whether they are an admin.
+
+    One `batch` with app.info (the token is for our app), profile (who it is) and user.admin
+    (the portal's own answer to "is this user an administrator", docs/security.md). The
+    endpoint is the stored or OAuth-server-verified one, never a URL from the request; a portal
+    refuses another portal's token there. Raises AuthenticationFailed.
     """
-    if not auth_id:
+    if not token:
         raise AuthenticationFailed("AUTH_ID is required")
-    key = "bx-auth:" + hashlib.sha256(f"{portal.member_id}:{auth_id}".encode()).hexdigest()
-    cached = cache.get(key)
-    if cached:
-        return int(cached[0]), bool(cached[1])
     try:
         answer = client.call_as(
-            portal, "batch", {"halt": 1, "cmd": {"app": "app.info", "me": "profile"}}, token=auth_id
+            portal,
+            "batch",
+            {"halt": 1, "cmd": {"app": "app.info", "me": "profile", "admin": "user.admin"}},
+            token=token,
         )
     except IntegrationError as exc:
-        logger.warning("AUTH_ID check failed: %s", exc)
+        logger.warning("user token check failed: %s", exc)
         raise AuthenticationFailed("the portal did not accept AUTH_ID") from exc
     results = answer.get("result") if isinstance(answer, dict) else None
     if not isinstance(results, dict) or not isinstance(results.get("me"), dict):
@@ -124,17 +136,64 @@ def frame_user_verify(*, portal: Portal, auth_id: str) -> tuple[int, bool]:
     app_id = str(app.get("client_id") or app.get("CODE") or "")
     if settings.BITRIX24_CLIENT_ID and app_id and app_id != settings.BITRIX24_CLIENT_ID:
         raise AuthenticationFailed("AUTH_ID belongs to another application")
-    me = results["me"]
-    user_id = int(me.get("ID") or 0)
-    is_admin = me.get("ADMIN") in (True, "Y", "1", 1, "true")
-    if not user_id:
-        raise AuthenticationFailed("the portal did not name the user")
-    cache.set(key, (user_id, is_admin), timeout=settings.BITRIX24_AUTH_CHECK_CACHE_S)
-    return user_id, is_admin
+    try:
+        user_id = inputs.parse_int(results["me"].get("ID"), field="profile.ID", minimum=1)
+    except inputs.InputError as exc:
+        raise AuthenticationFailed("the portal did not name the user") from exc
+    # Only a literal true is an admin: a missing or failed user.admin is not (fail closed).
+    return PortalUser(user_id=user_id, is_admin=results.get("admin") is True)
+
+
+def _owner_confirm(*, portal: Portal, token: str) -> None:
+    """The OAuth server must say `token` was issued for this portal (and our app).
+
+    The portal's own answer does not name the portal (app.info on a portal carries no
+    member_id), so the OAuth server's app.info ties the token to `portal.member_id`.
+    Raises AuthenticationFailed.
+    """
+    try:
+        info = oauth.token_inspect(access_token=token)
+    except IntegrationError as exc:
+        logger.warning("user token not confirmed by the OAuth server: %s", exc)
+        raise AuthenticationFailed("the portal did not accept AUTH_ID") from exc
+    if info.member_id != portal.member_id:
+        logger.warning("user token of another portal refused", extra={"portal": portal.member_id})
+        raise AuthenticationFailed("AUTH_ID belongs to another portal")
+    if (
+        settings.BITRIX24_CLIENT_ID
+        and info.client_id
+        and info.client_id != settings.BITRIX24_CLIENT_ID
+    ):
+        raise AuthenticationFailed("AUTH_ID belongs to another application")
+
+
+def frame_user_verify(*, portal: Portal, auth_id: str) -> tuple[int, bool]:
+    """(user_id, is_admin) of the user whose AUTH_ID this is: it must be portal's own token.
+
+    Checked on the portal's stored REST endpoint (`portal_user_ask`) and with the OAuth server
+    (`_owner_confirm`: the token belongs to this member_id). A positive answer is cached for
+    BITRIX24_AUTH_CHECK_CACHE_S under a hash of (member_id, token).
+    """
+    if not auth_id:
+        raise AuthenticationFailed("AUTH_ID is required")
+    secret_note(auth_id)
+    key = "bx-auth:" + hashlib.sha256(f"{portal.member_id}:{auth_id}".encode()).hexdigest()
+    cached = cache.get(key)
+    if cached:
+        return int(cached[0]), bool(cached[1])
+    user = portal_user_ask(portal=portal, token=auth_id)
+    _owner_confirm(portal=portal, token=auth_id)
+    cache.set(key, (user.user_id, user.is_admin), timeout=settings.BITRIX24_AUTH_CHECK_CACHE_S)
+    return user.user_id, user.is_admin
 
 
 def _refuse(reason: str, status: int = 401) -> HttpResponse:
     return JsonResponse({"error": reason}, status=status)
+
+
+def input_refused(exc: inputs.InputError) -> HttpResponse:
+    """400 naming the field a page or action got wrong (integration.inputs)."""
+    return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
 
 
 ViewFunc = Callable[..., HttpResponse]
@@ -172,8 +231,13 @@ def frame_entry(view: ViewFunc) -> ViewFunc:
         request.bitrix = identity  # type: ignore[attr-defined]
         request.bitrix_portal = portal  # type: ignore[attr-defined]
         request.bitrix_page_token = page_token_issue(portal, user_id, is_admin)  # type: ignore[attr-defined]
-        response = view(request, *args, **kwargs)
-        return security.frame_allow(response, client_endpoint=portal.client_endpoint)
+        nonce = security.nonce_new()
+        request.csp_nonce = nonce  # type: ignore[attr-defined]
+        try:
+            response = view(request, *args, **kwargs)
+        except inputs.InputError as exc:
+            response = input_refused(exc)
+        return security.frame_allow(response, client_endpoint=portal.client_endpoint, nonce=nonce)
 
     return wrapper
 
@@ -199,7 +263,13 @@ def page_token_required(view: ViewFunc | None = None, *, admin: bool = False) ->
             if admin and not identity.is_admin:
                 return _refuse("administrators only", status=403)
             request.bitrix = identity  # type: ignore[attr-defined]
-            return func(request, *args, **kwargs)
+            try:
+                response = func(request, *args, **kwargs)
+            except inputs.InputError as exc:
+                response = input_refused(exc)
+            # Answers carry ids, names and sometimes the webhook secret: never cached.
+            response["Cache-Control"] = "no-store"
+            return response
 
         return wrapper
 

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from bitrixapp.log import secret_note
+
 PREFIX = "fernet:"
 
 
@@ -58,10 +60,13 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if not value:
             return value
-        return decrypt(value)
+        plain = decrypt(value)
+        secret_note(plain)  # a secret this process now holds: never in a log line
+        return plain
 
     def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)
         if value in (None, ""):
             return value
+        secret_note(str(value))
         return encrypt(str(value))

@@ -2,6 +2,15 @@
 
 Code attaches context once with `log_context(portal=..., call=...)`; every record logged inside
 the block carries those fields, in web requests and Celery tasks alike.
+
+Secrets are masked by knowing them, not only by their look (docs/security.md):
+- by value: every secret the process handles is noted with `secret_note` (decrypted or saved
+  tokens and keys pass through `bitrixapp.crypto`, the doors note what requests carry, the
+  settings' own secrets are noted on first use), and any log text containing one is masked;
+- by position: the webhook secret in `/unitalk/webhook/<secret>/`, and values after a secret's
+  field name (`auth[access_token]=…`, `"api_key": "…"`, `AUTH_ID=…`);
+- by shape: long token-like strings.
+The gunicorn access and error logs go through this formatter too (gunicorn.conf.py).
 """
 
 from __future__ import annotations
@@ -11,9 +20,12 @@ import contextvars
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 CONTEXT_FIELDS = ("portal", "call", "job", "attempt", "request_id")
 
@@ -31,6 +43,61 @@ _SECRET_PAIR = re.compile(
 )
 # Bare long tokens (Bitrix24 tokens are 70+ hex chars, Fernet blobs are long base64).
 _LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_-]{32,}\b")
+# The webhook door's URL carries its secret (integration/unitalk/urls.py).
+_WEBHOOK_PATH = re.compile(r"(/unitalk/webhook/)([^/?#\s\"'<>]+)")
+# Known secrets are remembered, and looked for, as their runs of these characters: the same
+# split on both sides finds a secret wherever it sits (path, query, JSON, free text).
+_RUN = re.compile(r"[A-Za-z0-9_-]{8,}")
+_KNOWN_MAX = 8192
+_known: OrderedDict[str, None] = OrderedDict()
+_known_lock = threading.Lock()
+_settings_noted = False
+
+
+def secret_note(value: object) -> None:
+    """Remember a secret this process holds, so no log line shows it (bounded, most recent)."""
+    if not isinstance(value, str) or len(value) < 8:
+        return
+    runs = _RUN.findall(value)
+    if not runs:
+        return
+    with _known_lock:
+        for run in runs:
+            _known[run] = None
+            _known.move_to_end(run)
+        while len(_known) > _KNOWN_MAX:
+            _known.popitem(last=False)
+
+
+def _url_password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+def _note_settings() -> None:
+    """The settings' own secrets (Django key, Bitrix24 client secret, Fernet keys, passwords)."""
+    global _settings_noted
+    if _settings_noted:
+        return
+    try:
+        from django.conf import settings
+
+        values = [
+            settings.SECRET_KEY,
+            getattr(settings, "BITRIX24_CLIENT_SECRET", ""),
+            *getattr(settings, "FIELD_ENCRYPTION_KEYS", []),
+            getattr(settings, "EMAIL_HOST_PASSWORD", ""),
+            _url_password(getattr(settings, "REDIS_URL", "")),
+            _url_password(getattr(settings, "CELERY_BROKER_URL", "")),
+            *(db.get("PASSWORD", "") for db in settings.DATABASES.values()),
+        ]
+    except Exception:  # settings not configured yet (gunicorn master): try again later
+        return
+    _settings_noted = True
+    for value in values:
+        secret_note(value)
 
 
 def mask(value: str | None) -> str:
@@ -40,10 +107,36 @@ def mask(value: str | None) -> str:
     return "****" + value[-4:] if len(value) > 4 else "****"
 
 
+def _mask_known(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return mask(run) if run in _known else run
+
+
 def mask_secrets(text: str) -> str:
-    """Mask everything in free text that looks like a token or key."""
+    """Mask every known secret, the webhook path secret, named secrets and token-like strings."""
+    _note_settings()
+    if _known:
+        text = _RUN.sub(_mask_known, text)
+    text = _WEBHOOK_PATH.sub(lambda m: m.group(1) + mask(m.group(2)), text)
     text = _SECRET_PAIR.sub(lambda m: m["name"] + m["sep"] + mask(m["value"]), text)
     return _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+
+
+def mask_value(value: Any) -> Any:
+    """A log field with secrets masked: strings masked, containers walked, requests reduced to
+    method and path, anything else rendered as masked text (numbers and None kept)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {str(k): mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [mask_value(v) for v in value]
+    method, path = getattr(value, "method", None), getattr(value, "path", None)
+    if isinstance(method, str) and isinstance(path, str):  # django's HttpRequest (`request`)
+        return mask_secrets(f"{method} {path}")
+    return mask_secrets(str(value))
 
 
 @contextlib.contextmanager
@@ -87,7 +180,7 @@ class JsonFormatter(logging.Formatter):
         for name, value in record.__dict__.items():
             if name in _RESERVED or name.startswith("_"):
                 continue
-            payload[name] = mask_secrets(value) if isinstance(value, str) else value
+            payload[name] = mask_value(value)
         if record.exc_info:
             payload["exc"] = mask_secrets(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)

@@ -6,7 +6,8 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bitrixapp.log import log_context
 
@@ -26,3 +27,41 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+_NUL_FORM = (b"\x00", b"%00")
+_NUL_JSON = (b"\x00", b"\\u0000")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class InputGuardMiddleware:
+    """400 for a NUL character anywhere in the query string or body (docs/security.md).
+
+    PostgreSQL cannot store NUL in text or jsonb: without this, a `%00` in a field or a
+    `\u0000` in a JSON string would reach a query and come back as a 500. Checked on the raw
+    bytes, before any parsing, so the doors keep reading their bodies as they like.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or "\x00" in query:
+            return _nul_refused("query string")
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                body = b""  # the door answers the size itself
+            if body:
+                kind = (request.content_type or "").lower()
+                # Form bodies escape NUL as %00; anything else may be decoded as JSON (\u0000).
+                needles = _NUL_FORM if kind in _FORM_TYPES else _NUL_JSON
+                if any(n in body for n in needles):
+                    return _nul_refused("body")
+        return self.get_response(request)
+
+
+def _nul_refused(field: str) -> HttpResponse:
+    return JsonResponse({"error": f"{field} contains a NUL character", "field": field}, status=400)

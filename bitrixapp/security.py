@@ -7,6 +7,7 @@ refresh, talk about them) to that host. Only hosts matching BITRIX24_PORTAL_HOST
 from __future__ import annotations
 
 import fnmatch
+import secrets
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -45,8 +46,36 @@ def portal_origin(client_endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def frame_allow(response: HttpResponse, *, client_endpoint: str) -> HttpResponse:
-    """Let exactly this portal frame the response; every other page stays X-Frame-Options DENY."""
-    response["Content-Security-Policy"] = f"frame-ancestors 'self' {portal_origin(client_endpoint)}"
+def nonce_new() -> str:
+    """A fresh CSP nonce for one response's inline scripts."""
+    return secrets.token_urlsafe(18)
+
+
+def script_sources(client_endpoint: str) -> str:
+    """Where a framed page may load scripts from: itself, BX24.js's host, the portal."""
+    parts = urlsplit(settings.BITRIX24_JS_URL)
+    sources = ["'self'"]
+    if parts.netloc:
+        # "//api.bitrix24.com/api/v1/" (scheme-relative) becomes a host source.
+        sources.append(f"{parts.scheme}://{parts.netloc}" if parts.scheme else parts.netloc)
+    sources.append(portal_origin(client_endpoint))
+    return " ".join(dict.fromkeys(sources))
+
+
+def frame_allow(
+    response: HttpResponse, *, client_endpoint: str, nonce: str | None = None
+) -> HttpResponse:
+    """Let exactly this portal frame the response; every other page stays X-Frame-Options DENY.
+
+    Framed pages carry the page token (and, on settings, the webhook secret): no caching, and a
+    CSP that lets only our own, BX24.js's and the portal's scripts run, plus inline scripts
+    carrying this response's nonce (docs/security.md).
+    """
+    origin = portal_origin(client_endpoint)
+    scripts = script_sources(client_endpoint) + (f" 'nonce-{nonce}'" if nonce else "")
+    response["Content-Security-Policy"] = (
+        f"frame-ancestors 'self' {origin}; script-src {scripts}; object-src 'none'; base-uri 'self'"
+    )
+    response["Cache-Control"] = "no-store"
     response.xframe_options_exempt = True
     return response

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bitrixapp.models import Portal, portal_options
+from integration import inputs
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
 from integration.models import Job, Notification
@@ -124,7 +125,8 @@ class FailedFilters:
 
 
 def failed_filters_parse(query: Any) -> FailedFilters:
-    """Filters from a query dict; values that do not parse are ignored, not errors."""
+    """Filters from a query dict. Dates that do not parse are ignored; a `user` that is not a
+    user id raises InputError (a 400 naming the field)."""
 
     def day(name: str) -> date | None:
         try:
@@ -134,11 +136,10 @@ def failed_filters_parse(query: Any) -> FailedFilters:
 
     kind = query.get("kind") or ""
     state = query.get("state") or "open"
-    user = str(query.get("user") or "")
     return FailedFilters(
         kind=kind if kind in FailedCall.Kind.values else "",
         state=state if state in ("open", *FailedCall.State.values) else "open",
-        user_id=int(user) if user.isdigit() else None,
+        user_id=inputs.parse_int_or_none(query.get("user"), field="user", minimum=1),
         reason=str(query.get("reason") or "")[:200],
         date_from=day("date_from"),
         date_to=day("date_to"),

@@ -16,9 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bitrixapp import oauth, security
+from bitrixapp import auth, oauth, security
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions, portal_options
-from integration import alerts, jobs
+from integration import alerts, inputs, jobs
 from integration.bitrix import binding, errors
 from integration.errors import IntegrationError, ValidationError
 from integration.models import Job
@@ -32,10 +32,16 @@ CALL_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
 CALL_HOOK_MODULE = "integration.calls.hooks"
 CALL_HOOK_NAME = "on_bitrix_event"
 INSTALL_ALERT_TAG = "bitrix:install"
+INSTALL_REFUSED_KIND = "bitrix.install_refused"
+INSTALL_REFUSED_TAG = "bitrix:install-refused"
 
 
 class InstallRefused(ValidationError):
     """An install we will not accept (foreign host, token of another portal or app)."""
+
+
+class InstallNotAdmin(InstallRefused):
+    """The token is genuine but its user is not an administrator of the portal (403)."""
 
 
 @dataclass(frozen=True)
@@ -49,21 +55,71 @@ class InstallGrant:
     expires_in: float | None
     application_token: str
     scope: str = ""
-    user_id: int | None = None
     lang: str = "en"
     server_endpoint: str = ""
 
 
-def portal_install(*, grant: InstallGrant) -> Portal:
+@dataclass(frozen=True)
+class Installed:
+    """An accepted install: the portal and the administrator who installed it."""
+
+    portal: Portal
+    user_id: int
+    is_admin: bool
+
+
+def _install_endpoint(*, grant: InstallGrant, info: oauth.TokenInfo, known: Portal | None) -> str:
+    """Where the portal lives: the OAuth server's word, else the stored one, else the request's.
+
+    A known portal's endpoint never changes because a request says so (docs/security.md).
+    """
+    if info.client_endpoint:
+        if not security.endpoint_allowed(info.client_endpoint):
+            raise InstallRefused("the OAuth server names a client_endpoint on a foreign host")
+        return info.client_endpoint
+    if known is not None and known.client_endpoint:
+        return known.client_endpoint
+    return grant.client_endpoint
+
+
+def _refuse_non_admin(*, known: Portal | None, user_id: int) -> None:
+    """Log, tell the portal's admins (once while the row is open), refuse with 403."""
+    reason = "only a Bitrix24 administrator of this portal can install or reinstall the app"
+    logger.warning(
+        "install refused: not an administrator",
+        extra={"portal": known.member_id if known else "", "user": user_id},
+    )
+    if known is not None:
+        alerts.notification_raise_once(
+            portal=known,
+            kind=INSTALL_REFUSED_KIND,
+            tag=INSTALL_REFUSED_TAG,
+            severity="warning",
+            message=(
+                f"Bitrix24 user {user_id}, who is not an administrator, tried to install or "
+                "reinstall the app. Nothing was changed."
+            ),
+            context={"user": user_id},
+        )
+    raise InstallNotAdmin(reason)
+
+
+def portal_install(*, grant: InstallGrant) -> Installed:
     """Verify an install handshake, store the portal and its tokens, enqueue the binding job.
 
     The access token is checked with the OAuth server from settings (`app.info`): it must belong
-    to the same member_id and to our app. The portal stays `installing` (with the reason) until the
-    binding job succeeds. Raises InstallRefused, CredentialsInvalidError (token not genuine),
+    to the same member_id and to our app. Then the portal itself is asked (`user.admin`, on the
+    verified endpoint) whether the token's user is an administrator: first install, re-install
+    and any change of the stored application_token or OAuth pair need one (docs/security.md).
+    Nothing is stored before both checks pass. The portal stays `installing` (with the reason)
+    until the binding job succeeds. Raises InstallRefused, InstallNotAdmin (a non-admin's
+    token: the portal's admins are told), CredentialsInvalidError (token not genuine),
     TransientError (OAuth server unreachable).
     """
     if not grant.member_id or not grant.access_token:
         raise InstallRefused("install without member_id or access token")
+    if len(grant.member_id) > 64:
+        raise InstallRefused("member_id is too long")
     if not security.endpoint_allowed(grant.client_endpoint):
         raise InstallRefused("client_endpoint is not on an allowed Bitrix24 host")
     info = oauth.token_inspect(access_token=grant.access_token)
@@ -75,11 +131,23 @@ def portal_install(*, grant: InstallGrant) -> Portal:
         and info.client_id != settings.BITRIX24_CLIENT_ID
     ):
         raise InstallRefused("the access token belongs to another application")
-    endpoint = grant.client_endpoint
-    if info.client_endpoint:
-        if not security.endpoint_allowed(info.client_endpoint):
-            raise InstallRefused("the OAuth server names a client_endpoint on a foreign host")
-        endpoint = info.client_endpoint
+    known = Portal.objects.filter(member_id=grant.member_id).first()
+    endpoint = _install_endpoint(grant=grant, info=info, known=known)
+    # Asked of the portal where it lives; unsaved for a first install (nothing stored yet).
+    asked = Portal(
+        member_id=grant.member_id,
+        client_endpoint=endpoint,
+        rate_burst=known.rate_burst if known else Portal._meta.get_field("rate_burst").default,
+        rate_drain=known.rate_drain if known else Portal._meta.get_field("rate_drain").default,
+    )
+    try:
+        installer = auth.portal_user_ask(portal=asked, token=grant.access_token)
+    except auth.AuthenticationFailed as exc:
+        raise InstallRefused(
+            f"the portal did not confirm the installing user: {exc.reason}"
+        ) from exc
+    if not installer.is_admin:
+        _refuse_non_admin(known=known, user_id=installer.user_id)
     with transaction.atomic():
         portal, created = Portal.objects.select_for_update().get_or_create(
             member_id=grant.member_id,
@@ -92,8 +160,8 @@ def portal_install(*, grant: InstallGrant) -> Portal:
         portal.lang = (grant.lang or portal.lang)[:8]
         if grant.application_token:
             portal.application_token = grant.application_token
-        if grant.user_id:
-            portal.installed_by_user_id = grant.user_id
+        # The administrator the portal just confirmed (never auth[user_id] from the request).
+        portal.installed_by_user_id = installer.user_id
         oauth.tokens_store(
             portal=portal,
             access_token=grant.access_token,
@@ -105,15 +173,17 @@ def portal_install(*, grant: InstallGrant) -> Portal:
             portal.status_reason = "binding events, placements and the telephony line"
             portal.status_changed_at = timezone.now()
         portal.save()
+        alerts.notification_resolve(portal=portal, tag=INSTALL_REFUSED_TAG)
         open_install = Job.objects.filter(
             portal=portal, kind=KIND_INSTALL, state__in=Job.OPEN_STATES
         ).exists()
         if not open_install:
             jobs.job_enqueue(kind=KIND_INSTALL, portal=portal, subject=f"portal:{portal.pk}")
     logger.info(
-        "portal install accepted", extra={"portal": portal.member_id, "new_portal": created}
+        "portal install accepted",
+        extra={"portal": portal.member_id, "new_portal": created, "user": installer.user_id},
     )
-    return portal
+    return Installed(portal=portal, user_id=installer.user_id, is_admin=installer.is_admin)
 
 
 def portal_install_run(*, portal: Portal) -> dict[str, Any]:
@@ -175,17 +245,20 @@ def portal_uninstall(*, portal: Portal, clean: bool) -> None:
     )
 
 
-def _dedupe_key(*, portal: Portal, event: str, payload: dict[str, Any]) -> str:
-    data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
+def dedupe_key(*, member_id: str, event: str, data: dict[str, Any], ts: Any) -> str:
+    """The natural key of an event: a hash of its whole identity, whatever its length.
+
+    Event + CALL_ID when the event has one; otherwise the body without its tokens (the same
+    body twice is the same event). Hashed, never cut: two CALL_IDs that differ only after the
+    column's 255 characters are two events (migration 0004 rewrote older keys).
+    """
     call_id = str(data.get("CALL_ID") or "")
     if call_id:
-        return f"{portal.member_id}:{event}:{call_id}"[:255]
-    # No natural id: the same body (without its tokens) twice is the same event.
-    canonical = json.dumps(
-        {"event": event, "data": data, "ts": payload.get("ts"), "member": portal.member_id},
-        sort_keys=True,
-    )
-    return f"{portal.member_id}:{event}:sha256:{hashlib.sha256(canonical.encode()).hexdigest()}"
+        identity: Any = {"member": member_id, "event": event, "call_id": call_id}
+    else:
+        identity = {"event": event, "data": data, "ts": ts, "member": member_id}
+    canonical = json.dumps(identity, sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEvent, bool]:
@@ -193,8 +266,10 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
     event = str(payload.get("event") or "").upper()[:64]
     data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
     auth: dict[str, Any] = payload["auth"] if isinstance(payload.get("auth"), dict) else {}
-    user_raw = str(auth.get("user_id") or data.get("USER_ID") or "")
-    key = _dedupe_key(portal=portal, event=event, payload=payload)
+    user_raw = auth.get("user_id") or data.get("USER_ID")
+    user_id = inputs.parse_int_or_none(user_raw, field="auth[user_id]")
+    ts = str(payload.get("ts") or "")[:32]
+    key = dedupe_key(member_id=portal.member_id, event=event, data=data, ts=ts or None)
     try:
         with transaction.atomic():
             row = BitrixEvent.objects.create(
@@ -202,8 +277,8 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
                 event=event,
                 dedupe_key=key,
                 data=data,  # never the auth block: it carries tokens
-                user_id=int(user_raw) if user_raw.isdigit() else None,
-                ts=str(payload.get("ts") or "")[:32],
+                user_id=user_id,
+                ts=ts,
             )
             if event in CALL_EVENTS:
                 jobs.job_enqueue(
@@ -338,19 +413,20 @@ def portal_lang_update(*, portal: Portal, lang: str) -> None:
 def _user_id_or_error(
     value: Any, known: dict[int, str] | None, errors: dict[str, str], field: str
 ) -> int | None:
-    text = str(value if value is not None else "").strip()
-    if not text:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not text.isdigit() or int(text) <= 0:
+    try:
+        user_id = inputs.parse_int(value, field=field, minimum=1)
+    except inputs.InputError:
         errors[field] = _("Enter a Bitrix24 user id (a positive number).")
         return None
     if known is None:
         errors[field] = _("The list of portal users is still loading; try again in a moment.")
         return None
-    if int(text) not in known:
-        errors[field] = _("There is no active user %(id)s on this portal.") % {"id": text}
+    if user_id not in known:
+        errors[field] = _("There is no active user %(id)s on this portal.") % {"id": user_id}
         return None
-    return int(text)
+    return user_id
 
 
 def options_update(*, portal: Portal, user_id: int, data: dict[str, Any]) -> PortalOptions:

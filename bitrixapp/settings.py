@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "bitrixapp.middleware.RequestIdMiddleware",
+    "bitrixapp.middleware.InputGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -183,6 +184,11 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# HSTS (`manage.py check --deploy` W004/W005): production is served over HTTPS only, since
+# Bitrix24 opens app pages and posts events over HTTPS. Off by default in local development.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=256 * 1024)
@@ -289,6 +295,10 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (debug) and runserver's print plain, unmasked lines:
+        # everything goes through the JSON handler above instead (docs/security.md).
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
@@ -336,6 +346,13 @@ UNITALK_DEFAULT_TIMEZONE = env.str("UNITALK_DEFAULT_TIMEZONE", default="Europe/K
 UNITALK_WEBHOOK_MAX_BYTES = env.int("UNITALK_WEBHOOK_MAX_BYTES", default=64 * 1024)
 UNITALK_WEBHOOK_SECRET_HEADER = env.str("UNITALK_WEBHOOK_SECRET_HEADER", default="X-Unitalk-Secret")
 UNITALK_WEBHOOK_SEEN_EVERY_S = env.float("UNITALK_WEBHOOK_SEEN_EVERY_S", default=60.0)
+# Wrong-secret answers per client IP, shared by every web process (integration.ratelimit): a
+# burst, then a steady rate; past it 429. Deliveries with the right secret are never counted.
+UNITALK_WEBHOOK_REFUSALS_BURST = env.int("UNITALK_WEBHOOK_REFUSALS_BURST", default=20)
+UNITALK_WEBHOOK_REFUSALS_PER_S = env.float("UNITALK_WEBHOOK_REFUSALS_PER_S", default=1.0)
+# Header a trusted proxy sets with the client address (its last hop is used); empty: the
+# socket's address (REMOTE_ADDR). Never set it without such a proxy: clients could choose it.
+UNITALK_WEBHOOK_CLIENT_IP_HEADER = env.str("UNITALK_WEBHOOK_CLIENT_IP_HEADER", default="")
 # Per-process cache of webhook secret -> connection (a rotated secret dies within this time).
 UNITALK_WEBHOOK_TARGET_CACHE_S = env.float("UNITALK_WEBHOOK_TARGET_CACHE_S", default=30.0)
 # Webhook jobs are handed to workers by one jobs_dispatch per window per web process.

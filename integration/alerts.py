@@ -70,6 +70,32 @@ def notification_raise(
     return row
 
 
+def notification_raise_once(
+    *,
+    portal: Any,
+    kind: str,
+    message: str,
+    tag: str,
+    severity: str = Notification.Severity.ERROR,
+    context: dict[str, Any] | None = None,
+) -> Notification:
+    """Like `notification_raise` for the admins, but a repeat while the row is open only counts.
+
+    For problems an outsider can trigger at will (a non-admin retrying an install): the admins
+    are told once, and a thousand repeats cost a counter update each, not a thousand notices.
+    """
+    with transaction.atomic():
+        repeated = Notification.objects.filter(
+            portal=portal, tag=tag, resolved_at__isnull=True
+        ).update(count=F("count") + 1)
+        if repeated:
+            logger.info("notification repeated (not sent again)", extra={"kind": kind, "tag": tag})
+            return Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
+        return notification_raise(
+            portal=portal, kind=kind, message=message, tag=tag, severity=severity, context=context
+        )
+
+
 def notification_resolve(*, portal: Any, tag: str) -> int:
     """The problem is over: close its open row (pages drop the banner)."""
     return Notification.objects.filter(portal=portal, tag=tag, resolved_at__isnull=True).update(

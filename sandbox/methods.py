@@ -721,7 +721,7 @@ def call_attach_record(call: Call) -> Any:
 def upload_url(call: Call, token: str) -> str:
     from urllib.parse import urlencode
 
-    return f"{call.world.bitrix_url}/rest/upload.json?" + urlencode(
+    return f"{call.world.rest_base(call.portal['member_id'])}upload.json?" + urlencode(
         {"auth": call.token, "token": token}
     )
 

@@ -85,7 +85,7 @@ class OAuthApp(App):
             issued = self.world.tokens_issue(portal["member_id"], user_id=info["user_id"])
         body: dict[str, Any] = {
             "access_token": issued["access_token"],
-            "client_endpoint": f"{self.world.bitrix_url}/rest/",
+            "client_endpoint": self.world.rest_base(portal["member_id"]),
             "domain": self.world.oauth_url.split("://", 1)[1],
             "expires_in": issued["expires_in"],
             "member_id": portal["member_id"],
@@ -123,7 +123,7 @@ class OAuthApp(App):
                 "scope": SCOPE,
                 "domain": portal["domain"],
                 "uri": f"{self.world.bitrix_url}/",
-                "client_endpoint": f"{self.world.bitrix_url}/rest/",
+                "client_endpoint": self.world.rest_base(portal["member_id"]),
                 "member_id": portal["member_id"],
                 # UNCONFIRMED value: b24pysdk's own fixtures use "company" / "user".
                 "member_type": "company",

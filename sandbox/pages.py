@@ -196,7 +196,7 @@ def _iframe(
                 "expires_in": int(form["AUTH_EXPIRES"]),
                 "domain": portal["domain"],
                 "member_id": portal["member_id"],
-                "client_endpoint": f"{app.world.bitrix_url}/rest/",
+                "client_endpoint": app.world.rest_base(portal["member_id"]),
                 "user_id": user_id,
             },
             "placement": placement,

@@ -1,9 +1,12 @@
-"""The Bitrix24 portal simulator: REST at `/rest/<method>`, the portal's own behaviour (install,
-events, click-to-call), a small portal web UI, `/bx24.js`, and the control API under `/_sandbox/`.
+"""The Bitrix24 portal simulator: REST at `/portal/<member_id>/rest/<method>` (each portal's
+own base; the shared `/rest/<method>` of old still answers whoever the token names), the portal's
+own behaviour (install, events, click-to-call), a small portal web UI, `/bx24.js`, and the
+control API under `/_sandbox/`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.parser
 import email.policy
 import json
@@ -22,6 +25,8 @@ from sandbox.rest import BxError, Call, Engine
 from sandbox.world import World
 
 BX24_JS = Path(__file__).with_name("assets") / "bx24.js"
+#: A portal's own REST base, `/portal/<member_id>/rest/...` (World.rest_base).
+PORTAL_REST = re.compile(r"/portal/([^/]+)(/rest/.*)")
 
 
 def bx_error(error: str, description: str, status: int) -> Response:
@@ -51,10 +56,15 @@ class PortalApp(App):
         path = request.path
         if path.startswith("/_sandbox/"):
             return self.control(request)
+        scope: str | None = None
+        scoped = PORTAL_REST.fullmatch(path)
+        if scoped:
+            scope, path = scoped.group(1), scoped.group(2)
+            request = dataclasses.replace(request, path=path)
         if path == "/rest/upload.json":
-            return self.upload(request)
+            return self.upload(request, scope)
         if path.startswith("/rest/"):
-            return self.rest(request)
+            return self.rest(request, scope)
         if path == "/bx24.js":
             return Response(200, BX24_JS.read_bytes(), "application/javascript; charset=utf-8")
         if path.rstrip("/") == "/oauth/authorize":
@@ -62,7 +72,21 @@ class PortalApp(App):
         return pages.render(self, request)
 
     # ---- REST ------------------------------------------------------------------------------
-    def rest(self, request: Request) -> Response:
+    def foreign_token(self, token: str, scope: str | None) -> Response | None:
+        """The answer when `token` is valid but not for the portal whose base was called.
+
+        A portal checks a token against its own installation: another portal's token is as
+        unknown to it as a made-up one (401 invalid_token, docs/sandbox.md).
+        """
+        if scope is None:
+            return None
+        with self.store.lock:
+            error, portal, _info = self.world.token_check(token)
+        if not error and portal is not None and portal["member_id"] != scope:
+            return bx_error("invalid_token", "The access token provided is invalid", 401)
+        return None
+
+    def rest(self, request: Request, scope: str | None = None) -> Response:
         parts = request.path[len("/rest/") :].strip("/").split("/")
         webhook: tuple[str, str] | None = None
         if len(parts) == 3 and parts[0].isdigit():
@@ -92,9 +116,13 @@ class PortalApp(App):
         header = request.headers.get("authorization", "")
         if not token and header.lower().startswith("bearer "):
             token = header[7:].strip()
+        if not webhook:
+            refused = self.foreign_token(token, scope)
+            if refused:
+                return refused
         cpu = _cpu_times()
         if webhook:
-            status, body = self.engine.run_webhook(name, params, *webhook)
+            status, body = self.engine.run_webhook(name, params, *webhook, scope=scope)
         else:
             status, body = self.engine.run(name, params, token)
         user_s, system_s = (after - before for after, before in zip(_cpu_times(), cpu, strict=True))
@@ -109,10 +137,13 @@ class PortalApp(App):
             headers["X-Bitrix-Rest-Application"] = self.world.settings.client_id
         return json_response(body, status, **headers)
 
-    def upload(self, request: Request) -> Response:
+    def upload(self, request: Request, scope: str | None = None) -> Response:
         """Second step of the upload-URL mode (attachRecord, disk.folder.uploadFile)."""
         token = str(request.query.get("token", ""))
         auth = str(request.query.get("auth", ""))
+        refused = self.foreign_token(auth, scope)
+        if refused:
+            return refused
         with self.store.lock:
             error, portal, info = self.world.token_check(auth)
             if error or portal is None or info is None:

@@ -206,12 +206,17 @@ class Engine:
         return self.run_as(name, params, portal, info, token, started)
 
     def run_webhook(
-        self, name: str, params: dict[str, Any], user_id: str, code: str
+        self, name: str, params: dict[str, Any], user_id: str, code: str, scope: str | None = None
     ) -> tuple[int, dict[str, Any]]:
-        """One call on an inbound webhook URL `/rest/<user>/<code>/<method>` (docs/bitrix24.md §2.1)."""
+        """One call on an inbound webhook URL `/rest/<user>/<code>/<method>` (docs/bitrix24.md §2.1).
+
+        Under a portal's own base (`scope`), another portal's webhook code is unknown.
+        """
         started = time.time()
         with self.world.store.lock:
             error, portal, info = self.world.webhook_check(user_id, code)
+        if not error and scope is not None and portal is not None and portal["member_id"] != scope:
+            error = "NO_AUTH_FOUND"
         if error or portal is None or info is None:
             return 401, {"error": error, "error_description": AUTH_ERRORS[error]}
         return self.run_as(name, params, portal, info, "", started)

@@ -126,7 +126,7 @@ class World:
         return {
             "member_id": portal["member_id"],
             "domain": portal["domain"],
-            "client_endpoint": f"{self.bitrix_url}/rest/",
+            "client_endpoint": self.rest_base(portal["member_id"]),
             "server_endpoint": f"{self.oauth_url}/rest/",
             "oauth_url": f"{self.oauth_url}/oauth/token/",
             "application_token": portal["application_token"],
@@ -138,6 +138,11 @@ class World:
 
     def portal(self, member_id: str) -> dict[str, Any] | None:
         return self.store.data["portals"].get(member_id)
+
+    def rest_base(self, member_id: str) -> str:
+        """The portal's own REST base (its `client_endpoint`): one per portal, as on Bitrix24,
+        where every portal has its own host. It refuses other portals' tokens (portal.py)."""
+        return f"{self.bitrix_url}/portal/{member_id}/rest/"
 
     # ---- tokens --------------------------------------------------------------------------
     def tokens_issue(self, member_id: str, *, user_id: str, refresh: bool = True) -> dict[str, Any]:
@@ -230,7 +235,7 @@ class World:
     def event_auth(self, portal: dict[str, Any], *, user_id: str, tokens: bool, refresh: bool):
         auth: dict[str, Any] = {
             "domain": portal["domain"],
-            "client_endpoint": f"{self.bitrix_url}/rest/",
+            "client_endpoint": self.rest_base(portal["member_id"]),
             "server_endpoint": f"{self.oauth_url}/rest/",
             "member_id": portal["member_id"],
             "application_token": portal["application_token"],

@@ -11,10 +11,11 @@ header, and the token is never in a cookie (docs/pages.md).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -22,11 +23,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
-from integration import delivery  # noqa: F401  (registers notification job kinds in web too)
+from integration import (
+    delivery,  # noqa: F401  (registers notification job kinds in web too)
+    inputs,
+)
 from integration.calls import failed
 from integration.calls.models import FailedCall
 
 LANG_HEADER = "X-App-Lang"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+BULK_MAX = 200
 
 
 def _portal(request: HttpRequest) -> Portal:
@@ -39,11 +45,26 @@ def _identity(request: HttpRequest) -> auth.PageIdentity:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
+    """The JSON object the page sent (empty body: {}). Raises InputError (400 naming `body`)."""
+    if not request.body.strip():
         return {}
-    return data if isinstance(data, dict) else {}
+    if request.content_type in FORM_TYPES:
+        # A form with no fields (a bare POST from a form or test client) says nothing.
+        try:
+            if not request.POST:
+                return {}
+        except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent):
+            pass
+        raise inputs.InputError("body must be a JSON object", field="body")
+    data = inputs.parse_json(request.body, field="body")
+    if not isinstance(data, dict):
+        raise inputs.InputError("body must be a JSON object", field="body")
+    return data
+
+
+def _id(value: str, field: str) -> int:
+    """A row id from the URL (digits by the route; bounded here: InputError past bigint)."""
+    return inputs.parse_int(value, field=field, minimum=1, maximum=inputs.INT64_MAX)
 
 
 def _lang(request: HttpRequest, portal: Portal) -> str:
@@ -66,19 +87,17 @@ def overview(request: HttpRequest) -> HttpResponse:
 @auth.page_token_required
 def failed_list(request: HttpRequest) -> HttpResponse:
     filters = selectors.failed_filters_parse(request.GET)
-    page = request.GET.get("page", "1")
-    data = selectors.failed_page_get(
-        portal=_portal(request), filters=filters, page=int(page) if page.isdigit() else 1
-    )
+    page = inputs.parse_int_or_none(request.GET.get("page"), field="page", minimum=1) or 1
+    data = selectors.failed_page_get(portal=_portal(request), filters=filters, page=page)
     data["counts"] = failed.failed_call_counts(portal=_portal(request))
     return JsonResponse(data)
 
 
 @require_POST
 @auth.page_token_required
-def failed_retry(request: HttpRequest, item_id: int) -> HttpResponse:
+def failed_retry(request: HttpRequest, item_id: str) -> HttpResponse:
     portal = _portal(request)
-    item = selectors.failed_item_get(portal=portal, item_id=item_id)
+    item = selectors.failed_item_get(portal=portal, item_id=_id(item_id, "item_id"))
     if item is None:
         return _not_found()
     try:
@@ -100,7 +119,15 @@ def _retry_refusal(reason: str) -> str:
 def failed_retry_bulk(request: HttpRequest) -> HttpResponse:
     """Retry many items; each answers on its own (retried / refused with the reason)."""
     portal = _portal(request)
-    ids = [int(i) for i in _body(request).get("ids", []) if str(i).isdigit()][:200]
+    raw = _body(request).get("ids", [])
+    if not isinstance(raw, list):
+        raise inputs.InputError("ids must be a list of item ids", field="ids")
+    if len(raw) > BULK_MAX:
+        raise inputs.InputError(f"at most {BULK_MAX} ids at once", field="ids")
+    ids = [
+        inputs.parse_int(i, field=f"ids[{n}]", minimum=1, maximum=inputs.INT64_MAX)
+        for n, i in enumerate(raw)
+    ]
     results: dict[str, str] = {}
     for item in FailedCall.objects.filter(portal=portal, pk__in=ids).select_related("job"):
         try:
@@ -115,9 +142,9 @@ def failed_retry_bulk(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @auth.page_token_required
-def failed_resolve(request: HttpRequest, item_id: int) -> HttpResponse:
+def failed_resolve(request: HttpRequest, item_id: str) -> HttpResponse:
     portal = _portal(request)
-    item = selectors.failed_item_get(portal=portal, item_id=item_id)
+    item = selectors.failed_item_get(portal=portal, item_id=_id(item_id, "item_id"))
     if item is None:
         return _not_found()
     note = str(_body(request).get("resolution") or "resolved by a manager")[:255]
@@ -215,16 +242,19 @@ def operator_map(request: HttpRequest) -> HttpResponse:
 
     portal = _portal(request)
     data = _body(request)
-    user = str(data.get("user_id") or "").strip()
     line = str(data.get("line") or "").strip()
     known = services.users_directory(portal=portal)
+    try:
+        user = inputs.parse_int(data.get("user_id"), field="user_id", minimum=1)
+    except inputs.InputError:
+        user = 0
     with translation.override(_lang(request, portal)):
-        if not user.isdigit() or (known is not None and int(user) not in known):
+        if not user or (known is not None and user not in known):
             return JsonResponse(
                 {
                     "errors": {
                         "user_id": _("There is no active user %(id)s on this portal.")
-                        % {"id": user}
+                        % {"id": str(data.get("user_id") or "")[:32]}
                     }
                 },
                 status=400,
@@ -234,23 +264,23 @@ def operator_map(request: HttpRequest) -> HttpResponse:
                 {"errors": {"line": _("An inner line is a short number, e.g. 101.")}}, status=400
             )
     if not line:
-        unitalk_services.operator_unmap(portal=portal, bitrix_user_id=int(user))
+        unitalk_services.operator_unmap(portal=portal, bitrix_user_id=user)
         return JsonResponse({"removed": True})
-    mapping = unitalk_services.operator_map_manual(
-        portal=portal, bitrix_user_id=int(user), line=line
-    )
+    mapping = unitalk_services.operator_map_manual(portal=portal, bitrix_user_id=user, line=line)
     return JsonResponse({"user_id": mapping.bitrix_user_id, "line": mapping.line})
 
 
 @require_POST
 @auth.page_token_required(admin=True)
-def problem_dismiss(request: HttpRequest, notification_id: int) -> HttpResponse:
+def problem_dismiss(request: HttpRequest, notification_id: str) -> HttpResponse:
     """An admin closes a banner by hand (it comes back if the problem is raised again)."""
     from integration import alerts
     from integration.models import Notification
 
     portal = _portal(request)
-    row = Notification.objects.filter(portal=portal, pk=notification_id).first()
+    row = Notification.objects.filter(
+        portal=portal, pk=_id(notification_id, "notification_id")
+    ).first()
     if row is None:
         return _not_found()
     alerts.notification_resolve(portal=portal, tag=row.tag)
@@ -259,8 +289,8 @@ def problem_dismiss(request: HttpRequest, notification_id: int) -> HttpResponse:
 
 @require_GET
 @auth.page_token_required
-def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
-    data = selectors.job_status_get(portal=_portal(request), job_id=job_id)
+def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
+    data = selectors.job_status_get(portal=_portal(request), job_id=_id(job_id, "job_id"))
     return JsonResponse(data) if data is not None else _not_found()
 
 
@@ -275,10 +305,10 @@ def call_card(request: HttpRequest) -> HttpResponse:
 @require_GET
 @auth.page_token_required
 def crm_calls(request: HttpRequest) -> HttpResponse:
-    entity_id = request.GET.get("id", "")
+    entity_id = inputs.parse_int_or_none(request.GET.get("id"), field="id") or 0
     calls = selectors.crm_calls_list(
         portal=_portal(request),
-        entity_type=request.GET.get("type", "").upper(),
-        entity_id=int(entity_id) if entity_id.isdigit() else 0,
+        entity_type=request.GET.get("type", "").upper()[:64],
+        entity_id=entity_id,
     )
     return JsonResponse({"calls": calls})

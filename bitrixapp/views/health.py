@@ -6,7 +6,7 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 from kombu import Connection
 
 from bitrixapp.celery import app as celery_app
@@ -40,7 +40,8 @@ def _check_broker(url: str | None = None) -> str | None:
     return None
 
 
-@require_GET
+# Load balancers probe with HEAD as often as with GET: same checks, same status, no body.
+@require_http_methods(["GET", "HEAD"])
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     failed = sorted(name for name, error in checks.items() if error)

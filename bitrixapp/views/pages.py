@@ -11,7 +11,6 @@ The language is the LANG Bitrix24 sends (query string or body), falling back to 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
+from integration import inputs
 from integration.calls.models import FailedCall
 
 #: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
@@ -176,26 +176,24 @@ def _owner_rules() -> list[tuple[str, Any]]:
 def placement(request: HttpRequest) -> HttpResponse:
     """Placements: CRM detail tabs list the entity's calls; CALL_CARD shows the live call."""
     code = request.POST.get("PLACEMENT", "")[:64]
-    try:
-        options = json.loads(request.POST.get("PLACEMENT_OPTIONS") or "{}")
-    except ValueError:
-        options = {}
+    raw_options = request.POST.get("PLACEMENT_OPTIONS") or ""
+    options = (
+        inputs.parse_json(raw_options, field="PLACEMENT_OPTIONS") if raw_options.strip() else {}
+    )
     options = options if isinstance(options, dict) else {}
     context: dict[str, Any] = {"placement": code, "options": options}
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
-        entity_id = str(options.get("ID") or "")
+        entity_id = inputs.parse_int_or_none(options.get("ID"), field="PLACEMENT_OPTIONS.ID") or 0
         calls = selectors.crm_calls_list(
-            portal=portal,
-            entity_type=entity_type,
-            entity_id=int(entity_id) if entity_id.isdigit() else 0,
+            portal=portal, entity_type=entity_type, entity_id=entity_id
         )
         with translation.override(_lang(request, portal)):
             labels = stage_labels()
         for call in calls:
             call["stage_label"] = labels.get(call["stage"], call["stage"])
-        context |= {"entity_type": entity_type, "entity_id": entity_id, "calls": calls}
+        context |= {"entity_type": entity_type, "entity_id": entity_id or "", "calls": calls}
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":
         call_id = str(options.get("CALL_ID") or "")[:128]

@@ -1,8 +1,24 @@
 """Routes Bitrix24 calls: install, the app pages, placements, events, and the pages' actions."""
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from bitrixapp.views import actions, events, install, pages
+
+
+class Digits:
+    """Row ids in URLs: ASCII digits, handed to the view as text so it can bound them
+    (integration.inputs) and answer 400 naming the field instead of overflowing a lookup."""
+
+    regex = "[0-9]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: object) -> str:
+        return str(value)
+
+
+register_converter(Digits, "digits")
 
 urlpatterns = [
     path("install/", install.install, name="bitrix-install"),
@@ -16,9 +32,11 @@ urlpatterns = [
     path("actions/overview/", actions.overview, name="bitrix-act-overview"),
     path("actions/failed/", actions.failed_list, name="bitrix-act-failed"),
     path("actions/failed/retry/", actions.failed_retry_bulk, name="bitrix-act-failed-bulk"),
-    path("actions/failed/<int:item_id>/retry/", actions.failed_retry, name="bitrix-act-retry"),
+    path("actions/failed/<digits:item_id>/retry/", actions.failed_retry, name="bitrix-act-retry"),
     path(
-        "actions/failed/<int:item_id>/resolve/", actions.failed_resolve, name="bitrix-act-resolve"
+        "actions/failed/<digits:item_id>/resolve/",
+        actions.failed_resolve,
+        name="bitrix-act-resolve",
     ),
     path("actions/settings/", actions.settings_save, name="bitrix-act-settings"),
     path("actions/settings/key/", actions.settings_key, name="bitrix-act-key"),
@@ -27,11 +45,11 @@ urlpatterns = [
     path("actions/operators/", actions.operator_map, name="bitrix-act-operator-map"),
     path("actions/operators/rows/", actions.operator_rows, name="bitrix-act-operator-rows"),
     path(
-        "actions/problems/<int:notification_id>/dismiss/",
+        "actions/problems/<digits:notification_id>/dismiss/",
         actions.problem_dismiss,
         name="bitrix-act-dismiss",
     ),
-    path("actions/jobs/<int:job_id>/", actions.job_status, name="bitrix-act-job"),
+    path("actions/jobs/<digits:job_id>/", actions.job_status, name="bitrix-act-job"),
     path("actions/call-card/", actions.call_card, name="bitrix-act-call-card"),
     path("actions/crm-calls/", actions.crm_calls, name="bitrix-act-crm-calls"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bitrixapp.models import Portal
+from integration import inputs
 from integration.bitrix import client
 
 #: Activities created by telephony.externalCall.finish carry this provider (SRC voximplant).
@@ -24,7 +25,7 @@ def timeline_comment_add(portal: Portal, *, entity_type: str, entity_id: int, co
             }
         },
     )
-    return int(result) if isinstance(result, int | str) and str(result).isdigit() else 0
+    return inputs.positive_id_or_none(result) or 0
 
 
 def call_activity_find(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bitrixapp.models import Portal
+from integration import inputs
 from integration.bitrix import client
 from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string, merge_answer
 
@@ -118,8 +119,7 @@ def attach_record(portal: Portal, *, call_id: str, filename: str, content_b64: s
         "telephony.externalCall.attachRecord",
         {"CALL_ID": call_id, "FILENAME": filename, "FILE_CONTENT": content_b64},
     )
-    file_id = str(result.get("FILE_ID") or "") if isinstance(result, dict) else ""
-    return int(file_id) if file_id.isdigit() else None
+    return inputs.positive_id_or_none(result.get("FILE_ID")) if isinstance(result, dict) else None
 
 
 def card_show(portal: Portal, *, call_id: str, user_ids: list[int]) -> bool:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from bitrixapp.log import log_context
 from bitrixapp.models import BitrixEvent
+from integration import inputs
 from integration.bitrix import telephony
 from integration.calls import failed, statuses, sync
 from integration.calls.models import CallSync, FailedCall
@@ -51,9 +52,11 @@ class DialRetry(RateLimitedError):
     """
 
 
-def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+def _int(value: Any, field: str) -> int | None:
+    """A positive id of the event's data, None for "", "0" or absent. Raises InputError (the
+    job dead-letters as a validation failure) for anything that is not a bounded number."""
+    number = inputs.parse_int_or_none(value, field=field)
+    return number or None
 
 
 def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
@@ -63,14 +66,15 @@ def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
     if not call_id or event.portal is None:
         logger.warning("click-to-call event without CALL_ID or portal; ignored")
         return None
-    entity_id = _int(data.get("CRM_ENTITY_ID"))
+    entity_id = _int(data.get("CRM_ENTITY_ID"), "data[CRM_ENTITY_ID]")
+    user_id = _int(data.get("USER_ID"), "data[USER_ID]")
     row, created = CallSync.objects.get_or_create(
         portal=event.portal,
         bitrix_call_id=call_id,
         defaults={
             "origin": CallSync.Origin.CLICK_TO_CALL,
             "stage": CallSync.Stage.DIALING,
-            "user_id": _int(data.get("USER_ID")) or event.user_id,
+            "user_id": user_id or event.user_id,
             "phone_number": str(data.get("PHONE_NUMBER") or ""),
             "line_number": str(data.get("LINE_NUMBER") or ""),
             "crm_entity_type": str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
@@ -90,7 +94,7 @@ def callback_start(*, event: BitrixEvent) -> CallSync | None:
     data = event.data or {}
     if event.portal is None:
         return None
-    entity_id = _int(data.get("CRM_ENTITY_ID"))
+    entity_id = _int(data.get("CRM_ENTITY_ID"), "data[CRM_ENTITY_ID]")
     phone = str(data.get("PHONE_NUMBER") or "")
     # No natural id in a callback event: one row per event (the event row is unique already).
     row = CallSync.objects.filter(

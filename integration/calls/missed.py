@@ -13,7 +13,7 @@ from typing import Any
 
 from bitrixapp.log import log_context
 from bitrixapp.models import Portal, PortalOptions, portal_options
-from integration import alerts
+from integration import alerts, inputs
 from integration.bitrix import telephony
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
@@ -35,9 +35,9 @@ def missed_owner(*, portal: Portal, row: CallSync) -> int | None:
             )
         )
         for entity in entities:
-            owner = str(entity.get("ASSIGNED_BY_ID") or "")
-            if owner.isdigit() and int(owner) > 0:
-                return int(owner)
+            owner = inputs.positive_id_or_none(entity.get("ASSIGNED_BY_ID"))
+            if owner:
+                return owner
     if rule != PortalOptions.MissedOwnerRule.DEFAULT_USER and row.call and row.call.operator_line:
         user = unitalk_selectors.operator_user_for_line(portal, row.call.operator_line)
         if user:
@@ -53,7 +53,7 @@ def missed_handle(*, sync_id: int) -> dict[str, Any]:
         if FailedCall.objects.filter(sync=row, kind=FailedCall.Kind.MISSED).exists():
             return {"skipped": "already handled"}
         owner = missed_owner(portal=portal, row=row)
-        number = "".join(ch for ch in row.phone_number if ch.isdigit()) or row.phone_number
+        number = "".join(ch for ch in row.phone_number if ch in "0123456789") or row.phone_number
         item = failed.failed_call_open(
             portal=portal,
             kind=FailedCall.Kind.MISSED,

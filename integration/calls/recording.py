@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from bitrixapp.log import log_context
 from bitrixapp.models import portal_options
+from integration import inputs
 from integration.bitrix import crm, disk, telephony
 from integration.calls import sync
 from integration.calls.models import CallSync
@@ -72,10 +73,9 @@ def _to_app_storage(row: CallSync, name: str, content: bytes) -> dict[str, Any]:
     folder = disk.folder_ensure(portal, parent_id=disk.app_storage_root(portal), name=month)
     obj = disk.file_upload(portal, folder_id=folder, name=name, content=content)
     link = str(obj.get("DETAIL_URL") or obj.get("DOWNLOAD_URL") or "")
-    file_id = str(obj.get("FILE_ID") or obj.get("ID") or "")
     CallSync.objects.filter(pk=row.pk).update(
         record_url=link[:1000],
-        record_file_id=int(file_id) if file_id.isdigit() else None,
+        record_file_id=inputs.positive_id_or_none(obj.get("FILE_ID") or obj.get("ID")),
         recorded_at=timezone.now(),
     )
     if row.crm_entity_type and row.crm_entity_id:

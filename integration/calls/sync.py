@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from bitrixapp.log import log_context
 from bitrixapp.models import Portal, PortalOptions, portal_options
-from integration import jobs
+from integration import inputs, jobs
 from integration.bitrix import crm, telephony
 from integration.bitrix import errors as bx_errors
 from integration.bitrix.batch import BatchResult
@@ -102,7 +102,7 @@ def _inbound(call: Call) -> bool:
 
 
 def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
+    return "".join(ch for ch in value if ch in "0123456789")
 
 
 def ready_q() -> Q:
@@ -254,8 +254,9 @@ def _record_registered(sync: CallSync, result: dict[str, Any]) -> None:
         "registered_at": now,
         "updated_at": now,
     }
+    entity_id = inputs.positive_id_or_none(entity_id)
     if result.get("CRM_ENTITY_TYPE") and entity_id:
-        updates |= {"crm_entity_type": result["CRM_ENTITY_TYPE"], "crm_entity_id": int(entity_id)}
+        updates |= {"crm_entity_type": result["CRM_ENTITY_TYPE"], "crm_entity_id": entity_id}
     if sync.bitrix_call_id:
         return  # known already (a click-to-call, or an earlier attempt recorded it)
     early = (CallSync.Stage.NEW, CallSync.Stage.DIALING)
@@ -279,7 +280,7 @@ def _record_finished(
     fields = {
         "stage": CallSync.Stage.FINISHED,
         "finished_at": now,
-        "crm_activity_id": int(str(activity)) if str(activity or "").isdigit() else None,
+        "crm_activity_id": inputs.positive_id_or_none(activity),
         "status_code": sync.status_code,
         "sent_op": "",
         "last_error": "",

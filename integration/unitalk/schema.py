@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from integration import inputs
 from integration.unitalk import names
 
 MAX_ID_LENGTH = 64
@@ -63,16 +64,18 @@ def _call_id(value: Any, field: str) -> str:
     return text
 
 
-def _count(value: Any, field: str) -> int | None:
+def _whole(value: Any, field: str, *, maximum: int = inputs.INT32_MAX) -> int | None:
+    """A whole number (int or ASCII digits, integration.inputs) within 0..maximum, or None."""
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadError(f"{field} must be a whole number", field=field)
-    if not 0 <= value <= MAX_SECONDS:
-        raise PayloadError(f"{field} is out of range", field=field)
-    return value
+    try:
+        return inputs.parse_int(value, field=field, maximum=maximum)
+    except inputs.InputError as exc:
+        raise PayloadError(exc.message, field=field) from None
+
+
+def _count(value: Any, field: str) -> int | None:
+    return _whole(value, field, maximum=MAX_SECONDS)
 
 
 def _date(value: Any, field: str) -> str:
@@ -101,12 +104,7 @@ def event_parse(body: Any) -> WebhookEvent:
         raise PayloadError("call must be an object", field="call")
 
     call_id = _call_id(_require(call, "id"), "call.id")
-    if call.get(names.FIELD_DBID) is not None:
-        dbid = call[names.FIELD_DBID]
-        if isinstance(dbid, str) and dbid.isdigit():
-            dbid = int(dbid)
-        if isinstance(dbid, bool) or not isinstance(dbid, int) or dbid < 0:
-            raise PayloadError("call.dbid must be a whole number", field="call.dbid")
+    _whole(call.get(names.FIELD_DBID), f"call.{names.FIELD_DBID}", maximum=inputs.INT64_MAX)
     direction = _require(call, "direction")
     if direction not in names.DIRECTIONS:
         raise PayloadError(
@@ -123,12 +121,7 @@ def event_parse(body: Any) -> WebhookEvent:
     _date(_require(call, "date"), "call.date")
     for key in ("secondsFullTime", "secondsTalk"):
         _count(call.get(key), f"call.{key}")
-    if call.get("cause") is not None:
-        cause = call["cause"]
-        if isinstance(cause, str) and cause.isdigit():
-            cause = int(cause)
-        if isinstance(cause, bool) or not isinstance(cause, int):
-            raise PayloadError("call.cause must be a number", field="call.cause")
+    _whole(call.get("cause"), "call.cause")
     if event == names.EVENT_END:
         # `state` is null before CALL_END and set on it (docs/unitalk.md §4.3).
         _string(_require(call, "state"), "call.state", max_length=32, allow_empty=False)
@@ -156,8 +149,11 @@ def form_to_payload(form: Mapping[str, str]) -> dict[str, Any]:
     for key, value in form.items():
         if key in names.FORM_FIELDS:
             call[names.FORM_FIELDS[key]] = value
-        elif key.startswith(names.FORM_TO_PREFIX) and key[len(names.FORM_TO_PREFIX) :].isdigit():
-            to.append((int(key[len(names.FORM_TO_PREFIX) :]), value))
+        elif key.startswith(names.FORM_TO_PREFIX):
+            # "call_to_0".."call_to_99"; other suffixes are unknown extras, kept out of `to`.
+            index = key[len(names.FORM_TO_PREFIX) :]
+            if re.fullmatch(r"[0-9]{1,2}", index):
+                to.append((int(index), value))
     call["to"] = [number for _, number in sorted(to)]
     for key in ("secondsTalk", "secondsFullTime", "cause", "dbid"):
         if call.get(key) == "":

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bitrixapp.models import Portal
-from integration import alerts, jobs
+from integration import alerts, inputs, jobs
 from integration.calls.models import Call
 from integration.calls.services import call_changed
 from integration.errors import (
@@ -275,14 +275,13 @@ def local_to_utc(stamp: str | None, tz_name: str) -> datetime | None:
     return naive.replace(tzinfo=ZoneInfo(tz_name)).astimezone(ZoneInfo("UTC"))
 
 
-def _int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    return int(value)
+def _int(value: Any, field: str) -> int | None:
+    """A number of a stored webhook payload (checked at the door; InputError if not)."""
+    return inputs.parse_int_or_none(value, field=field, maximum=inputs.INT64_MAX)
 
 
 def _digits(value: Any) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())
+    return "".join(ch for ch in str(value or "") if ch in "0123456789")
 
 
 def _locked_call(portal_id: int, call_id: str) -> Call:
@@ -326,7 +325,7 @@ def call_merge(
         if value not in (None, "", []) and getattr(call, name) in (None, "", []):
             setattr(call, name, value)
 
-    fill("unitalk_dbid", _int(data.get(names.FIELD_DBID)))
+    fill("unitalk_dbid", _int(data.get(names.FIELD_DBID), "call.dbid"))
     fill("direction", _DIRECTION.get(str(unitalk_direction), ""))
     fill("from_number", sender)
     fill("to_numbers", to)
@@ -369,9 +368,11 @@ def _merge_end(
 ) -> None:
     call.ended = True
     call.state = state
-    call.cause = _int(data.get("cause")) if data.get("cause") is not None else call.cause
-    call.full_seconds = _int(data.get("secondsFullTime"))
-    call.talk_seconds = _int(data.get("secondsTalk"))
+    call.cause = (
+        _int(data.get("cause"), "call.cause") if data.get("cause") is not None else call.cause
+    )
+    call.full_seconds = _int(data.get("secondsFullTime"), "call.secondsFullTime")
+    call.talk_seconds = _int(data.get("secondsTalk"), "call.secondsTalk")
     if data.get("link"):
         call.recording_url = data["link"]
     if to:
@@ -503,9 +504,10 @@ def reconcile_portal(*, portal: Portal | Any, now: datetime | None = None) -> di
 
 
 def _safe_int(value: Any) -> int | None:
+    """A number from Unitalk's history/get or users/list answer, or None when it is not one."""
     try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+        return inputs.parse_int_or_none(value, field="value", maximum=inputs.INT64_MAX)
+    except inputs.InputError:
         return None
 
 
@@ -568,8 +570,9 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
     wanted: dict[str, int] = {}
     for user in _bitrix_users(portal):
         inner = str(user.get("UF_PHONE_INNER") or "").strip()
-        if inner in lines and inner not in wanted and _safe_int(user.get("ID")):
-            wanted[inner] = int(user["ID"])
+        user_id = inputs.positive_id_or_none(user.get("ID"))
+        if inner in lines and inner not in wanted and user_id:
+            wanted[inner] = user_id
     with transaction.atomic():
         existing = list(OperatorMapping.objects.select_for_update().filter(portal=portal))
         manual = [m for m in existing if m.source == OperatorMapping.Source.MANUAL]

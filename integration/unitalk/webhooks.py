@@ -10,13 +10,16 @@ answers 200 at once; everything else happens in a worker. Repeated deliveries an
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import math
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 
+from integration import inputs, ratelimit
+from integration.errors import RateLimitedError
 from integration.unitalk import schema, selectors, services
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,50 @@ logger = logging.getLogger(__name__)
 def _not_found() -> HttpResponse:
     # Same answer for every unknown secret: nothing tells a prober how close it came.
     return HttpResponse("Not Found", status=404, content_type="text/plain")
+
+
+_limiter_warned_at = 0.0
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The sender's address: REMOTE_ADDR, or the last hop of a header a trusted proxy sets."""
+    header = settings.UNITALK_WEBHOOK_CLIENT_IP_HEADER
+    if header:
+        hops = [h.strip() for h in request.headers.get(header, "").split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return str(request.META.get("REMOTE_ADDR") or "unknown")[:64]
+
+
+def _wrong_secret(request: HttpRequest) -> HttpResponse:
+    """404 for a wrong secret, 429 once a client keeps sending them (docs/security.md).
+
+    Only refusals reach the shared limiter (integration.ratelimit, one budget per client IP for
+    every web process): a delivery with the right secret never touches it. If the limiter's
+    store is down the refusal is answered unthrottled, never with an error.
+    """
+    global _limiter_warned_at
+    try:
+        ratelimit.reserve(
+            f"unitalk-webhook-refusals:{client_ip(request)}",
+            burst=settings.UNITALK_WEBHOOK_REFUSALS_BURST,
+            per_second=settings.UNITALK_WEBHOOK_REFUSALS_PER_S,
+            max_wait=0,
+        )
+    except RateLimitedError as exc:
+        retry = max(1, math.ceil(exc.retry_after))
+        return HttpResponse(
+            "Too Many Requests",
+            status=429,
+            content_type="text/plain",
+            headers={"Retry-After": str(retry)},
+        )
+    except Exception:  # the limiter's store (Redis, files) failed: refuse without throttling
+        now = time.monotonic()
+        if now - _limiter_warned_at > 60:
+            _limiter_warned_at = now
+            logger.warning("webhook refusal limiter unavailable", exc_info=True)
+    return _not_found()
 
 
 def _bad(message: str, field: str) -> JsonResponse:
@@ -50,9 +97,9 @@ def _decode(request: HttpRequest, body: bytes) -> object:
         form = QueryDict(body, encoding="utf-8")
         return schema.form_to_payload({k: form.get(k, "") for k in form})
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise schema.PayloadError("body is not valid JSON", field="body") from None
+        return inputs.parse_json(body, field="body")
+    except inputs.InputError as exc:
+        raise schema.PayloadError(exc.message, field=exc.field) from None
 
 
 def _multipart(request: HttpRequest, cap: int) -> object | None:
@@ -67,12 +114,12 @@ def _multipart(request: HttpRequest, cap: int) -> object | None:
 def unitalk_webhook(request: HttpRequest, secret: str) -> HttpResponse:
     target = selectors.webhook_target_for_secret(secret)
     if target is None:
-        return _not_found()
+        return _wrong_secret(request)
     header = request.headers.get(settings.UNITALK_WEBHOOK_SECRET_HEADER)
     if header is not None or target.header_required:
         header_ok = hmac.compare_digest(selectors.secret_digest(header or ""), target.secret_digest)
         if not header_ok:
-            return _not_found()
+            return _wrong_secret(request)
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
     cap = settings.UNITALK_WEBHOOK_MAX_BYTES

@@ -9,24 +9,17 @@ from bitrixapp.models import Portal
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
 from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import CLIENT_ID, REST, ok
+from tests.integration.bitrix.fixtures import REST, fake_user, user_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def fake_profile(rsps, *, user_id="2", admin=False):
-    rsps.post(
-        REST + "batch",
-        json=ok(
-            {
-                "result": {"app": {"CODE": CLIENT_ID}, "me": {"ID": user_id, "ADMIN": admin}},
-                "result_error": [],
-            }
-        ),
-    )
+    fake_user(rsps, user_id=user_id, admin=admin)
 
 
-def entry(client, portal, path="/bitrix/app/", auth_id="user-token", **extra):
+def entry(client, portal, path="/bitrix/app/", auth_id=None, **extra):
+    auth_id = auth_id or user_token(portal)
     return client.post(
         f"{path}?DOMAIN=acme.bitrix24.com&PROTOCOL=1&LANG=en&APP_SID=s",
         {"AUTH_ID": auth_id, "member_id": portal.member_id, "PLACEMENT": "DEFAULT", **extra},
@@ -68,7 +61,8 @@ def test_app_page_entry_validates_auth_id_and_allows_only_that_portal_to_frame(
     response = entry(client, portal)
     # then
     assert response.status_code == 200
-    assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://acme.bitrix24.com"
+    csp = response["Content-Security-Policy"]
+    assert csp.startswith("frame-ancestors 'self' https://acme.bitrix24.com; script-src 'self'")
     assert "X-Frame-Options" not in response
     assert rsps.calls[0].request.url == REST + "batch"
     assert b'name="app-token"' in response.content
@@ -76,9 +70,10 @@ def test_app_page_entry_validates_auth_id_and_allows_only_that_portal_to_frame(
 
 def test_positive_auth_check_is_cached_briefly(client, portal, rsps):
     fake_profile(rsps)
-    entry(client, portal)
-    entry(client, portal)
-    assert len(rsps.calls) == 1
+    token = user_token(portal)
+    entry(client, portal, auth_id=token)
+    entry(client, portal, auth_id=token)
+    assert len(rsps.calls) == 2  # the portal's batch and the OAuth server's app.info, once
 
 
 def test_entry_with_a_rejected_auth_id_is_401(client, portal, rsps):

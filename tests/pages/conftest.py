@@ -19,7 +19,7 @@ from integration.models import Job
 
 # The Bitrix24-side fixtures (settings, `portal`, `rsps`, `sent`) scoped to the page tests.
 from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import CLIENT_ID, REST, ok
+from tests.integration.bitrix.fixtures import fake_user, user_token
 
 TEST_KIND = "pages.test_work"
 #: What the test job kind does on its next run: "ok" or an exception to raise.
@@ -88,22 +88,14 @@ def open_item(
 
 
 def fake_profile(rsps: Any, *, user_id: str = "1", admin: bool = True) -> None:
-    rsps.post(
-        REST + "batch",
-        json=ok(
-            {
-                "result": {"app": {"CODE": CLIENT_ID}, "me": {"ID": user_id, "ADMIN": admin}},
-                "result_error": [],
-            }
-        ),
-    )
+    fake_user(rsps, user_id=user_id, admin=admin)
 
 
 def enter(client: Any, portal: Portal, path: str, *, lang: str = "en", **form: str) -> Any:
     """The portal opening one of our pages: form POST with AUTH_ID, LANG in the query."""
     return client.post(
         f"{path}?DOMAIN={portal.domain}&PROTOCOL=1&LANG={lang}&APP_SID=s1",
-        {"AUTH_ID": f"auth-{uuid.uuid4().hex}", "member_id": portal.member_id, **form},
+        {"AUTH_ID": user_token(portal), "member_id": portal.member_id, **form},
     )
 
 

@@ -330,3 +330,43 @@ def test_answers_carry_rest_time_headers(rest):
     for name in ("X-Bitrix-Rest-Time", "X-Bitrix-Rest-User-Time", "X-Bitrix-Rest-System-Time"):
         assert float(response.headers[name]) >= 0
     assert response.headers["X-Bitrix-Rest-Application"]
+
+
+def test_user_admin_answers_per_user(sandbox, portal, http):
+    control = f"{sandbox.bitrix_url}/_sandbox/portals/{portal['member_id']}"
+    http.post(f"{control}/users", json={"ID": "3", "NAME": "Ira", "ADMIN": True})
+    answers = {}
+    for user_id in ("1", "2", "3"):
+        token = http.post(f"{control}/tokens", json={"user_id": user_id}).json()["access_token"]
+        answers[user_id] = http.post(
+            f"{portal['client_endpoint']}user.admin", json={"auth": token}
+        ).json()["result"]
+
+    assert answers == {"1": True, "2": False, "3": True}
+
+
+def test_every_portal_has_its_own_rest_base_that_refuses_other_portals_tokens(sandbox, http):
+    # given: two portals, as two Bitrix24 accounts on their own hosts
+    a = http.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}).json()
+    b = http.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}).json()
+    # when: B's (admin) token is sent to A's REST base, and each token to its own base
+    foreign = http.post(f"{a['client_endpoint']}profile", json={"auth": b["access_token"]})
+    own_a = http.post(f"{a['client_endpoint']}profile", json={"auth": a["access_token"]})
+    own_b = http.post(f"{b['client_endpoint']}profile", json={"auth": b["access_token"]})
+    batch = http.post(
+        f"{a['client_endpoint']}batch", json={"auth": b["access_token"], "cmd": {"me": "profile"}}
+    )
+    # then
+    assert a["client_endpoint"] != b["client_endpoint"]
+    assert a["client_endpoint"].endswith(f"/portal/{a['member_id']}/rest/")
+    assert (foreign.status_code, foreign.json()["error"]) == (401, "invalid_token")
+    assert (batch.status_code, batch.json()["error"]) == (401, "invalid_token")
+    assert own_a.status_code == own_b.status_code == 200
+
+
+def test_the_oauth_server_names_each_portals_own_rest_base(sandbox, http):
+    a = http.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}).json()
+    info = http.get(f"{sandbox.oauth_url}/rest/app.info", params={"auth": a["access_token"]})
+
+    assert info.json()["result"]["install"]["client_endpoint"] == a["client_endpoint"]
+    assert info.json()["result"]["install"]["member_id"] == a["member_id"]

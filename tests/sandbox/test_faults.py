@@ -146,4 +146,5 @@ def test_request_log_records_status_codes(sandbox, portal, http):
 
     log = http.get(f"{sandbox.bitrix_url}/_sandbox/state").json()["log"]
 
-    assert {"server": "bitrix", "path": "/rest/profile", "status": 200}.items() <= log[-1].items()
+    path = f"/portal/{portal['member_id']}/rest/profile"
+    assert {"server": "bitrix", "path": path, "status": 200}.items() <= log[-1].items()

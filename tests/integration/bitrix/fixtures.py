@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -23,6 +24,7 @@ CLIENT_ID = "app.test.123"
 CLIENT_SECRET = "s3cret-client"
 PORTAL_HOST = "acme.bitrix24.com"
 REST = f"https://{PORTAL_HOST}/rest/"
+APP_INFO = f"{OAUTH}/rest/app.info"
 
 
 def payload_body(name: str, **replace: str) -> str:
@@ -72,3 +74,38 @@ def query(call: Any) -> dict[str, str]:
 
 def ok(result: Any, **extra: Any) -> dict[str, Any]:
     return {"result": result, "time": {"start": 1.0, "finish": 1.1, "duration": 0.1}, **extra}
+
+
+def user_token(portal: Portal | str) -> str:
+    """A user's AUTH_ID that the fake OAuth server (`fake_user`) knows to be `portal`'s."""
+    member_id = portal if isinstance(portal, str) else portal.member_id
+    return f"tok.{member_id}.{uuid.uuid4().hex[:8]}"
+
+
+def _oauth_app_info(request: Any) -> tuple[int, dict[str, str], str]:
+    token = parse_qs(urlsplit(request.url).query).get("auth", [""])[0]
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != "tok":
+        return 401, {}, json.dumps({"error": "invalid_token", "error_description": ""})
+    body = {"result": {"client_id": CLIENT_ID, "install": {"member_id": parts[1]}}}
+    return 200, {}, json.dumps(body)
+
+
+def fake_user(rsps: Any, *, user_id: str = "1", admin: bool = True, endpoint: str = REST) -> None:
+    """The portal at `endpoint` answering the user-token check (app.info, profile, user.admin)
+    and the OAuth server confirming whose portal a `user_token` is."""
+    rsps.post(
+        endpoint + "batch",
+        json=ok(
+            {
+                "result": {
+                    "app": {"CODE": CLIENT_ID},
+                    "me": {"ID": user_id, "ADMIN": admin},
+                    "admin": admin,
+                },
+                "result_error": [],
+            }
+        ),
+    )
+    if not any(getattr(m, "callback", None) is _oauth_app_info for m in rsps.registered()):
+        rsps.add_callback("GET", re.compile(re.escape(APP_INFO) + r"(\?.*)?$"), _oauth_app_info)

@@ -20,7 +20,7 @@ from django.core.wsgi import get_wsgi_application
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
 from integration.bitrix import client, telephony
-from integration.models import Job
+from integration.models import Job, Notification
 from sandbox import server as sandbox_server
 from tests.support.waiting import wait_until
 
@@ -172,3 +172,120 @@ def test_register_and_finish_in_one_batch_pass_call_id_in_either_form(sandbox, f
     assert result.results["f1"]["CALL_ID"] == result.results["r1"]["CALL_ID"]
     finished = sandbox_portal(sandbox, portal.member_id)["finished"]
     assert result.results["r1"]["CALL_ID"] in finished
+
+
+# --- issue 11: install only by an admin, tokens bound to their portal ---------------------------
+
+
+def _user_tokens(handle, member_id: str, user_id: str) -> dict[str, Any]:
+    return control(handle, f"portals/{member_id}/tokens", {"user_id": user_id})
+
+
+def _stored_secrets(portal: Portal) -> tuple[str, str, str]:
+    row = Portal.objects.get(pk=portal.pk)
+    return row.application_token, row.access_token, row.refresh_token
+
+
+def test_non_admin_token_cannot_reinstall_or_then_uninstall_the_portal(sandbox, app_url):
+    # given: an installed portal and the token of Oleg, who is not an administrator
+    portal = installed_portal(sandbox)
+    before = _stored_secrets(portal)
+    oleg = _user_tokens(sandbox, portal.member_id, "2")
+    endpoint = portal.client_endpoint
+    # when: ONAPPINSTALL with his token and the attacker's application_token ...
+    takeover = requests.post(
+        f"{app_url}/bitrix/events/",
+        data={
+            "event": "ONAPPINSTALL",
+            "auth[member_id]": portal.member_id,
+            "auth[access_token]": oleg["access_token"],
+            "auth[refresh_token]": oleg["refresh_token"],
+            "auth[application_token]": "attacker",
+            "auth[client_endpoint]": endpoint,
+            "auth[expires_in]": "3600",
+        },
+        timeout=30,
+    )
+    # ... the same through the install page ...
+    page = requests.post(
+        f"{app_url}/bitrix/install/?DOMAIN={portal.domain}&PROTOCOL=0",
+        data={
+            "member_id": portal.member_id,
+            "AUTH_ID": oleg["access_token"],
+            "REFRESH_ID": oleg["refresh_token"],
+            "APPLICATION_TOKEN": "attacker",
+        },
+        timeout=30,
+    )
+    # ... and then the uninstall the stored "attacker" token would have allowed
+    wipe = requests.post(
+        f"{app_url}/bitrix/events/",
+        data={
+            "event": "ONAPPUNINSTALL",
+            "auth[member_id]": portal.member_id,
+            "auth[application_token]": "attacker",
+            "data[CLEAN]": "1",
+        },
+        timeout=30,
+    )
+    # then: refused with a reason, nothing changed, the admins told once
+    assert takeover.status_code == 403
+    assert "administrator" in takeover.json()["error"]
+    assert page.status_code == 403
+    assert wipe.status_code == 401
+    assert _stored_secrets(portal) == before
+    assert Portal.objects.get(pk=portal.pk).status == Portal.Status.ACTIVE
+    notices = Notification.objects.filter(portal=portal, tag="bitrix:install-refused")
+    assert [(n.count, n.resolved_at) for n in notices] == [(2, None)]
+    assert "user 2" in notices[0].message
+    assert Job.objects.filter(portal=portal, kind="notification.deliver").count() == 1
+
+
+def test_first_install_with_a_non_admin_token_stores_nothing(sandbox):
+    creds = control(sandbox, "portals")
+    answer = control(sandbox, f"portals/{creds['member_id']}/install", {"user_id": "2"})
+    assert answer["install_page"]["status"] == 403
+    assert answer["onappinstall"]["status"] == 403
+    assert not Portal.objects.filter(member_id=creds["member_id"]).exists()
+
+
+def test_genuine_onappinstall_posted_to_the_installation_url_installs(sandbox, app_url):
+    # given: a portal that sends ONAPPINSTALL to the installation URL (apps that use the API)
+    creds = control(sandbox, "portals")
+    # when
+    answer = control(
+        sandbox,
+        f"portals/{creds['member_id']}/install-event",
+        {"event_url": f"{app_url}/bitrix/install/"},
+    )
+    # then
+    assert answer["status"] == 200, answer
+    portal = Portal.objects.get(member_id=creds["member_id"])
+    assert portal.application_token == creds["application_token"]
+    assert portal.installed_by_user_id == 1
+    assert Job.objects.filter(portal=portal, kind="portal.install").count() == 1
+
+
+def test_another_portals_admin_token_does_not_open_this_portals_pages(sandbox, app_url):
+    # given: portals A and B installed, and B's administrator's token
+    a = installed_portal(sandbox)
+    b = installed_portal(sandbox)
+    b_admin = _user_tokens(sandbox, b.member_id, "1")
+    own = _user_tokens(sandbox, a.member_id, "1")
+    # when: B's token is posted as an entry into A's settings page
+    foreign = requests.post(
+        f"{app_url}/bitrix/app/settings/?DOMAIN={a.domain}&PROTOCOL=0",
+        data={"member_id": a.member_id, "AUTH_ID": b_admin["access_token"]},
+        timeout=30,
+    )
+    genuine = requests.post(
+        f"{app_url}/bitrix/app/settings/?DOMAIN={a.domain}&PROTOCOL=0",
+        data={"member_id": a.member_id, "AUTH_ID": own["access_token"]},
+        timeout=30,
+    )
+    # then
+    assert foreign.status_code == 401
+    assert "app-token" not in foreign.text
+    assert genuine.status_code == 200
+    assert 'name="app-token"' in genuine.text
+    assert a.client_endpoint != b.client_endpoint

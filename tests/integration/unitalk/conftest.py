@@ -30,6 +30,8 @@ def _unitalk_settings(settings, tmp_path):
     # Generous budget: tests must not wait for rate slots (a test of the budget sets its own).
     settings.UNITALK_RATE_BURST = 1000
     settings.UNITALK_RATE_PER_SECOND = 1000.0
+    # Wrong-secret answers are throttled per client IP; tests of the throttle use their own.
+    settings.UNITALK_WEBHOOK_REFUSALS_BURST = 1000
     settings.RATELIMIT_DIR = tmp_path / "ratelimit"
     settings.APP_BASE_URL = "https://app.example.com"
     selectors.webhook_target_cache_clear()
