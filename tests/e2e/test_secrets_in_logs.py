@@ -16,12 +16,11 @@ import requests
 from bitrixapp.models import Portal
 from integration.calls.models import CallSync
 from integration.unitalk.models import UnitalkConnection
-from tests.e2e.test_calls_pipeline import KEY, call_world
+from tests.e2e.test_calls_pipeline import call_world
 from tests.support.waiting import wait_until
+from tests.support.world import CLIENT_SECRET, KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-CLIENT_SECRET = "sandbox-client-secret"
 
 
 def _portal_secrets(portal: Portal) -> set[str]:
