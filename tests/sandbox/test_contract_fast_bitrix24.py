@@ -49,12 +49,14 @@ def test_get_all_pages_120_leads_each_once(portal, seed_leads):
     assert sorted(int(row["ID"]) for row in rows) == ids
 
 
-def test_call_of_60_items_goes_in_batches_with_results_in_order(portal, seed_leads):
+def test_call_of_60_items_goes_in_batches_with_every_result_once(portal, seed_leads):
     ids = seed_leads(portal, 60)
 
     leads = asyncio.run(_client(portal).call("crm.lead.get", [{"ID": i} for i in ids]))
 
-    assert [int(lead["ID"]) for lead in leads] == ids
+    # The library returns results in the order its batches were answered (user_request.py says
+    # so: the keyed form tells which is which), so only the set and the count are its contract.
+    assert sorted(int(lead["ID"]) for lead in leads) == ids
 
 
 def test_call_batch_with_result_references(portal):
@@ -80,7 +82,7 @@ def test_batch_operating_feeds_the_librarys_velocity_throttler(portal):
     assert history[0].duration > 0
 
 
-def test_150_calls_through_batching_call_under_a_full_bucket(portal, http):
+def test_150_calls_through_batching_call_under_a_full_bucket(sandbox, portal, http):
     """150 calls go as 3 batches; the 50/2 bucket is already full (another client used it).
 
     The library's own throttling (batching, then retrying 503 with its growing back-off) waits
@@ -93,10 +95,8 @@ def test_150_calls_through_batching_call_under_a_full_bucket(portal, http):
 
     results = asyncio.run(bx.call("profile", [{} for _ in range(150)]))
 
-    log = http.get(
-        portal["client_endpoint"].replace("/rest/", "/_sandbox/state"), params={"log": 500}
-    )
-    batches = [e["status"] for e in log.json()["log"] if e["path"] == "/rest/batch"]
+    log = http.get(f"{sandbox.bitrix_url}/_sandbox/state", params={"log": 500})
+    batches = [e["status"] for e in log.json()["log"] if e["path"].endswith("/rest/batch")]
     assert [r.status_code for r in prefill].count(503) == 2  # the bucket was full
     assert [r["ID"] for r in results] == ["1"] * 150
     assert batches.count(200) == 3
