@@ -10,9 +10,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+from sandbox.bitrix.rest import time_block
 from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, json_response
-from sandbox.rest import time_block
 from sandbox.world import SCOPE, World
 
 

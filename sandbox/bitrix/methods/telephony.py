@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox.bitrix.rest import BxError, Call, Page, iso_now, method, paged
 from sandbox.oauth import app_info_result
-from sandbox.rest import BxError, Call, Page, iso_now, method, paged
 
 OWNER_TYPE = {"LEAD": 1, "DEAL": 2, "CONTACT": 3, "COMPANY": 4}
 PLACEMENTS = {

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox import formcodec, methods, pages
+from sandbox import formcodec
+from sandbox.bitrix import pages
+from sandbox.bitrix.methods import telephony
+from sandbox.bitrix.rest import BxError, Call, Engine
 from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, html_response, json_response
-from sandbox.rest import BxError, Call, Engine
 from sandbox.world import World
 
-BX24_JS = Path(__file__).with_name("assets") / "bx24.js"
+BX24_JS = Path(__file__).parent.parent / "assets" / "bx24.js"
 #: A portal's own REST base, `/portal/<member_id>/rest/...` (World.rest_base).
 PORTAL_REST = re.compile(r"/portal/([^/]+)(/rest/.*)")
 
@@ -161,12 +163,12 @@ class PortalApp(App):
             try:
                 if upload["kind"] == "telephony":
                     result: Any = {
-                        "FILE_ID": methods.save_record(
+                        "FILE_ID": telephony.save_record(
                             call, upload["call_id"], upload["filename"], data
                         )
                     }
                 else:
-                    result = methods.disk_store_file(
+                    result = telephony.disk_store_file(
                         call, upload["folder_id"], upload["name"], data, upload["unique"]
                     )
             except BxError as exc:
@@ -314,7 +316,7 @@ class PortalApp(App):
         phone = str(payload.get("phone") or "")
         with self.store.lock:
             call = Call(self.world, portal, portal["users"][0], "", {})
-            lead = methods.crm_create(
+            lead = telephony.crm_create(
                 call,
                 "LEAD",
                 {
@@ -386,7 +388,7 @@ class PortalApp(App):
             if entity_type and entity_id:
                 params.update(CRM_ENTITY_TYPE=entity_type, CRM_ENTITY_ID=entity_id)
             try:
-                registered = methods.register_call(call, params)
+                registered = telephony.register_call(call, params)
             except BxError as exc:
                 return json_response(exc.body(), exc.status)
             self.store.touch()
