@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from sandbox import formcodec
 from sandbox.bitrix import pages
-from sandbox.bitrix.methods import telephony
+from sandbox.bitrix.methods import crm, disk, telephony
 from sandbox.bitrix.rest import BxError, Call, Engine
 from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, html_response, json_response
@@ -168,7 +168,7 @@ class PortalApp(App):
                         )
                     }
                 else:
-                    result = telephony.disk_store_file(
+                    result = disk.disk_store_file(
                         call, upload["folder_id"], upload["name"], data, upload["unique"]
                     )
             except BxError as exc:
@@ -316,7 +316,7 @@ class PortalApp(App):
         phone = str(payload.get("phone") or "")
         with self.store.lock:
             call = Call(self.world, portal, portal["users"][0], "", {})
-            lead = telephony.crm_create(
+            lead = crm.crm_create(
                 call,
                 "LEAD",
                 {
