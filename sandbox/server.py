@@ -16,7 +16,7 @@ from sandbox.bitrix.portal import PortalApp
 from sandbox.httpcore import serve
 from sandbox.oauth import OAuthApp
 from sandbox.store import Store
-from sandbox.unitalk import UnitalkApp
+from sandbox.unitalk.app import UnitalkApp
 from sandbox.world import Settings, World
 
 DEFAULT_STATE = Path("var") / "sandbox" / "state.json"
