@@ -1,39 +1,28 @@
 """The Unitalk cloud PBX simulator (docs/unitalk.md §7): `/api/<path>` (alias `/tracking/api/...`),
 scripted calls that post Standard-JSON webhooks, history, users, autodialer, recordings.
 
-Unitalk answers errors as HTTP 200 + `{"status":"Error","message":...}` (docs/unitalk.md §2.4); the
-`auth_status` setting switches "Authorization invalid" to HTTP 401 for robustness tests.
-Every invented detail (action names, overload wording, outcome causes) sits in a table here.
+This module is the server: routing, API keys (projects), the weighted request budget, settings
+and the control API under `/_sandbox/`. The methods are in api.py, the calls in calls.py, the
+recordings in recordings.py. The `auth_status` setting switches "Authorization invalid" from
+HTTP 200 (as Unitalk answers, docs/unitalk.md §2.4) to HTTP 401 for robustness tests.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import math
 import random
 import re
 import secrets
-import struct
 import threading
 import time
-import wave
 from collections import deque
-from datetime import datetime
 from typing import Any
 
 from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, json_response
+from sandbox.unitalk import recordings
+from sandbox.unitalk.api import API, error
+from sandbox.unitalk.calls import call_start
 from sandbox.world import World
-
-try:
-    from zoneinfo import ZoneInfo
-
-    KYIV: Any = ZoneInfo("Europe/Kyiv")
-except Exception:
-    KYIV = None
-
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "auth_status": 200,  # HTTP status of "Authorization invalid": 200 (real) or 401
@@ -57,14 +46,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "seed": None,
 }
 
-# outcome -> (state, Q.850 cause); only ANSWER is a conversation (docs/unitalk.md §4.3).
-OUTCOMES = {
-    "answer": ("ANSWER", 16),
-    "noanswer": ("NOANSWER", 19),
-    "busy": ("BUSY", 17),
-    "failed": ("FAIL", 38),
-}
-
 # Request weights by expected processing time (docs/unitalk.md §2.5: <50 ms = 1 … >1000 ms = 5).
 WEIGHTS = {"history/get": 3, "autodial/action": 2, "users/list": 1}
 
@@ -86,39 +67,6 @@ DEFAULT_USERS = [
 ]
 
 
-def error(message: str, status: int = 200, data: Any = None) -> Response:
-    body: dict[str, Any] = {"status": "Error", "message": message}
-    if data is not None:
-        body["data"] = data
-    return json_response(body, status)
-
-
-def success(**extra: Any) -> Response:
-    return json_response({"status": "Success", **extra})
-
-
-def local_now() -> datetime:
-    return datetime.now(KYIV) if KYIV else datetime.now()
-
-
-def make_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
-    """A small valid PCM WAV (440 Hz tone) for recordings."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        frames = b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-            for i in range(int(seconds * rate))
-        )
-        out.writeframes(frames)
-    return buffer.getvalue()
-
-
-RECORDING = make_wav()
-
-
 class UnitalkApp(App):
     name = "unitalk"
 
@@ -128,7 +76,7 @@ class UnitalkApp(App):
         self.default_key = default_key
         self._budget: dict[str, deque[tuple[float, int]]] = {}
         self._budget_lock = threading.Lock()
-        self._rng = random.Random()
+        self.rng = random.Random()  # call ids and duplicates (calls.py)
         self.ensure_default_project()
 
     def ensure_default_project(self) -> None:
@@ -178,7 +126,7 @@ class UnitalkApp(App):
             return self.control(request)
         match = re.fullmatch(r"/tracking/rec/([^/]+)/([^/]+)/?", path)
         if match:
-            return self.recording(request, match.group(1))
+            return recordings.recording(self, request, match.group(1))
         match = re.fullmatch(r"/(?:api|tracking/api)/(.+?)/?", path)
         if not match:
             return error("Method not found", 404)
@@ -287,7 +235,8 @@ class UnitalkApp(App):
             number = str(payload.get("from") or payload.get("number") or "")
             if not number:
                 return json_response({"error": "from (the caller's number) is required"}, 400)
-            call = self.call_start(
+            call = call_start(
+                self,
                 project,
                 direction="IN",
                 caller=number,
@@ -308,396 +257,3 @@ class UnitalkApp(App):
         return None if not projects else next(iter(projects.values()))
 
     # ---- calls -----------------------------------------------------------------------------
-    def call_start(
-        self,
-        project: dict[str, Any],
-        *,
-        direction: str,
-        caller: str,
-        callee: list[str],
-        meta: Any = None,
-        outcome: Any = None,
-        talk_time: Any = None,
-        outer: Any = None,
-        source: str = "REGULAR",
-        on_end: Any = None,
-    ) -> dict[str, Any]:
-        """Create a call and play CALL_NEW → CALL_ANSWER? → CALL_END on a thread."""
-        settings = self.settings(project)
-        outcome = str(outcome or settings["outcome"]).lower()
-        state, cause = OUTCOMES.get(outcome, (outcome.upper(), 16))
-        talk = int(talk_time if talk_time is not None else settings["talk_time"])
-        if state != "ANSWER":
-            talk = 0
-        call = {
-            "id": self._rng.randint(1_000_000, 9_999_999),
-            "from": caller,
-            "to": callee,
-            "lastGroupName": settings["group_name"],
-            "outerNumber": str(outer or settings["outer_number"]),
-            "direction": direction,
-            "date": local_now().strftime(DATE_FORMAT),
-            "callback": False,
-            "state": None,
-            "source": source,
-            "meta": None if meta is None else str(meta),
-        }
-        plan = {"state": state, "cause": cause, "talk": talk, "ring": int(settings["ring_time"])}
-        thread = threading.Thread(
-            target=self._play, args=(project, call, plan, on_end), daemon=True, name="unitalk-call"
-        )
-        thread.start()
-        return call
-
-    def _play(self, project: dict[str, Any], call: dict[str, Any], plan: dict[str, Any], on_end):
-        settings = self.settings(project)
-        delay = float(settings["event_delay"])
-        sequence = [("CALL_NEW", dict(call))]
-        if plan["state"] == "ANSWER":
-            sequence.append(("CALL_ANSWER", dict(call)))
-        time.sleep(delay)
-        with self.store.lock:
-            dbid = self.store.next_id("unitalk_dbid")
-        ended = dict(call)
-        uniqueid = f"{int(time.time())}.{dbid}"
-        ended.update(
-            dbid=dbid,
-            state=plan["state"],
-            cause=plan["cause"],
-            secondsTalk=plan["talk"],
-            secondsFullTime=plan["talk"] + plan["ring"],
-            link=(
-                f"{self.base_url}/tracking/rec/{uniqueid}/{call['date'][:10]}"
-                if plan["state"] == "ANSWER"
-                else None
-            ),
-        )
-        sequence.append(("CALL_END", ended))
-        if settings["reorder"]:
-            sequence.reverse()
-        else:
-            for event, body in sequence[:-1]:
-                self.deliver(project, event, body, settings)
-                time.sleep(delay)
-            sequence = sequence[-1:]
-        with self.store.lock:
-            record = dict(
-                ended, project=project["api_key"], uniqueid=uniqueid, ended_at=time.time()
-            )
-            self.store.data["unitalk"]["calls"].append(record)
-            del self.store.data["unitalk"]["calls"][:-5000]
-            self.store.touch()
-        for event, body in sequence:
-            if event == "CALL_END" and settings["drop_call_end"]:
-                continue
-            self.deliver(project, event, body, settings)
-        if on_end:
-            on_end(ended)
-
-    def deliver(
-        self, project: dict[str, Any], event: str, call: dict[str, Any], settings: dict[str, Any]
-    ) -> None:
-        body = json.dumps({"event": event, "call": call}).encode()
-        rng = random.Random(settings["seed"]) if settings["seed"] is not None else self._rng
-        for hook in list(project["webhooks"]):
-            if event not in hook["events"]:
-                continue
-            copies = 2 if rng.random() < float(settings["duplicate_rate"]) else 1
-            for _ in range(copies):
-                if float(settings["webhook_delay"]):
-                    time.sleep(float(settings["webhook_delay"]))
-                status, text = self.world.http_post(
-                    hook["url"], body, "application/json", hook["headers"]
-                )
-                with self.store.lock:
-                    deliveries = self.store.data["unitalk"]["deliveries"]
-                    deliveries.append(
-                        {
-                            "event": event,
-                            "call_id": call["id"],
-                            "url": hook["url"],
-                            "status": status,
-                            "error": text if status is None else "",
-                            "at": time.time(),
-                        }
-                    )
-                    del deliveries[:-2000]
-                    self.store.touch()
-
-    def recording(self, request: Request, uniqueid: str) -> Response:
-        with self.store.lock:
-            call = next(
-                (c for c in self.store.data["unitalk"]["calls"] if c.get("uniqueid") == uniqueid),
-                None,
-            )
-            project = self.store.data["unitalk"]["projects"].get(call["project"]) if call else None
-        if call is None or call["state"] != "ANSWER":
-            return error("Record not found", 404)
-        settings = self.settings(project)
-        if settings["rec_auth"] and self.authenticate(request) is not project:
-            return error("Authorization invalid", 401)
-        expiry = float(settings["rec_expiry"])
-        if expiry and time.time() > call["ended_at"] + expiry:
-            return error("Record expired", 404)
-        return Response(
-            200,
-            RECORDING,
-            "audio/wav",
-            {"Content-Disposition": f'attachment; filename="{uniqueid}.wav"'},
-        )
-
-
-# ---- API methods ------------------------------------------------------------------------------
-def _users(project: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(project["users"])
-
-
-def api_direct_call(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]) -> Response:
-    sip = str(payload.get("sip") or "")
-    number = "".join(ch for ch in str(payload.get("number") or "") if ch.isdigit())
-    if not sip or not any(str(u["line"]) == sip for u in _users(project)):
-        return error("Inner line not found")  # UNCONFIRMED wording
-    if not number:
-        return error("Number is empty")
-    app.call_start(project, direction="OUT", caller=sip, callee=[number], meta=payload.get("meta"))
-    return success()
-
-
-def api_originate(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]) -> Response:
-    if str(payload.get("messageType") or "").upper() == "SMS":
-        if not payload.get("to") or not payload.get("text"):
-            return error("to and text are required")
-        return success()
-    phone = "".join(ch for ch in str(payload.get("phone") or "") if ch.isdigit())
-    if not phone:
-        return error("Phone is null")
-    meta = payload.get("meta")
-    if meta is not None and (not isinstance(meta, str) or len(meta) > 1000):
-        return error("Meta must be a string up to 1000 characters")
-    outer = payload.get("outerLine")
-    app.call_start(
-        project,
-        direction="OUT",
-        caller=str(outer or app.settings(project)["outer_number"]),
-        callee=[phone],
-        meta=meta,
-        outer=outer,
-        source="API",
-    )
-    return success()
-
-
-def _parse_date(value: Any) -> datetime | None:
-    try:
-        return datetime.strptime(str(value), DATE_FORMAT)
-    except ValueError:
-        return None
-
-
-def api_history(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]) -> Response:
-    if not payload:
-        return error("Query null")
-    date_from = _parse_date(payload.get("dateFrom"))
-    if date_from is None:
-        return error("Wrong FROM date")
-    date_to = _parse_date(payload.get("dateTo"))
-    if date_to is None:
-        return error("Wrong TO date")
-    settings = app.settings(project)
-    cap = int(settings["history_cap"])
-    try:
-        raw_limit = payload.get("limit")
-        limit = cap if raw_limit is None else int(raw_limit)
-        offset = int(payload.get("offset") or 0)
-    except (TypeError, ValueError):
-        return error("Wrong limit or offset")
-    if offset < 0:
-        return error("Offset is less than 0")
-    if limit < 1:
-        return error(f"Limit range is 1-{cap}")
-    flt = payload.get("filter") or {}
-    if not isinstance(flt, dict):
-        return error("Wrong filter")
-    with app.store.lock:
-        calls = [
-            c
-            for c in app.store.data["unitalk"]["calls"]
-            if c["project"] == project["api_key"]
-            and date_from <= datetime.strptime(c["date"], DATE_FORMAT) <= date_to
-        ]
-    calls = [c for c in calls if _history_match(c, flt, calls)]
-    calls.sort(key=lambda c: (c["date"], c["dbid"]), reverse=True)
-    page = calls[offset : offset + min(limit, cap)]
-    warning = None
-    if limit > cap and settings["history_warning"] and len(calls) - offset > cap:
-        warning = f"Result is limited to {cap} calls"
-    hidden = {"project", "uniqueid", "ended_at"}
-    return json_response(
-        {
-            "count": len(calls),
-            "calls": [{k: v for k, v in c.items() if k not in hidden} for c in page],
-            "warning": warning,
-        }
-    )
-
-
-def _history_match(call: dict[str, Any], flt: dict[str, Any], calls: list[dict[str, Any]]) -> bool:
-    if "direction" in flt and call["direction"] != str(flt["direction"]).upper():
-        return False
-    if "answered" in flt and (call["state"] == "ANSWER") != bool(flt["answered"]):
-        return False
-    if "lost" in flt:
-        lost = (
-            call["direction"] == "IN"
-            and call["state"] != "ANSWER"
-            and not any(
-                c["direction"] == "OUT"
-                and c["state"] == "ANSWER"
-                and call["from"] in c["to"]
-                and c["date"] > call["date"]
-                for c in calls
-            )
-        )
-        if lost != bool(flt["lost"]):
-            return False
-    for key in ("from", "outerNumber"):
-        if key in flt and isinstance(flt[key], list) and call[key] not in flt[key]:
-            return False
-    wanted_to = flt.get("to")
-    return not isinstance(wanted_to, list) or bool(set(call["to"]) & set(wanted_to))
-
-
-def api_users(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]) -> Response:
-    return json_response({"users": _users(project)})
-
-
-# ---- autodialer (every action name in this one table; only GET_WITH_DATA is confirmed) --------
-def _dialers(app: UnitalkApp, project: dict[str, Any]) -> dict[str, Any]:
-    dialers = app.store.data["unitalk"]["autodialers"].setdefault(project["api_key"], {})
-    if not dialers:
-        dialers["1"] = {"id": 1, "name": "Default autodialer", "state": "STOPPED", "numbers": []}
-    return dialers
-
-
-def _dialer(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]):
-    return _dialers(app, project).get(str(payload.get("id") or ""))
-
-
-def ad_get_with_data(app, project, payload):
-    with app.store.lock:
-        dialers = list(_dialers(app, project).values())
-    return json_response(
-        {
-            "autodialers": dialers,
-            "audios": [{"id": 1, "name": "greeting.wav", "type": "API"}],
-            "outerLines": [app.settings(project)["outer_number"]],
-            "groups": [{"id": 1, "name": app.settings(project)["group_name"]}],
-        }
-    )
-
-
-def ad_add_numbers(app, project, payload):
-    numbers = payload.get("numbers")
-    if not isinstance(numbers, list) or not numbers:
-        return error("Numbers are empty")
-    with app.store.lock:
-        dialer = _dialer(app, project, payload)
-        if dialer is None:
-            return error("Autodialer not found")
-        for item in numbers:
-            phone = item.get("phone") if isinstance(item, dict) else item
-            meta = item.get("meta") if isinstance(item, dict) else None
-            dialer["numbers"].append({"phone": str(phone), "meta": meta, "state": "WAITING"})
-        app.store.touch()
-    return success(added=len(numbers))
-
-
-def ad_delete_numbers(app, project, payload):
-    phones = {str(p) for p in payload.get("numbers") or []}
-    with app.store.lock:
-        dialer = _dialer(app, project, payload)
-        if dialer is None:
-            return error("Autodialer not found")
-        dialer["numbers"] = [n for n in dialer["numbers"] if n["phone"] not in phones]
-        app.store.touch()
-    return success()
-
-
-def ad_start(app, project, payload):
-    with app.store.lock:
-        dialer = _dialer(app, project, payload)
-        if dialer is None:
-            return error("Autodialer not found")
-        dialer["state"] = "RUNNING"
-        waiting = [n for n in dialer["numbers"] if n["state"] == "WAITING"]
-        for number in waiting:
-            number["state"] = "CALLING"
-        app.store.touch()
-
-    def ended(number: dict[str, Any]):
-        def mark(call: dict[str, Any]) -> None:
-            with app.store.lock:
-                number["state"] = call["state"]
-                number["callId"] = call["id"]
-                if all(n["state"] not in ("WAITING", "CALLING") for n in dialer["numbers"]):
-                    dialer["state"] = "FINISHED"
-                app.store.touch()
-
-        return mark
-
-    for number in waiting:
-        app.call_start(
-            project,
-            direction="OUT",
-            caller=app.settings(project)["outer_number"],
-            callee=[number["phone"]],
-            meta=number["meta"],
-            source="AUTODIAL",
-            on_end=ended(number),
-        )
-    return success(calling=len(waiting))
-
-
-def ad_stop(app, project, payload):
-    with app.store.lock:
-        dialer = _dialer(app, project, payload)
-        if dialer is None:
-            return error("Autodialer not found")
-        dialer["state"] = "STOPPED"
-        app.store.touch()
-    return success()
-
-
-def ad_calls_history(app, project, payload):
-    with app.store.lock:
-        dialer = _dialer(app, project, payload)
-        if dialer is None:
-            return error("Autodialer not found")
-        items = [dict(n) for n in dialer["numbers"]]
-    return json_response({"items": items})
-
-
-AUTODIAL_ACTIONS = {
-    "GET_WITH_DATA": ad_get_with_data,
-    "ADD_NUMBERS": ad_add_numbers,
-    "DELETE_NUMBERS": ad_delete_numbers,
-    "START": ad_start,
-    "STOP": ad_stop,
-    "GET_CALLS_HISTORY": ad_calls_history,
-}
-
-
-def api_autodial(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any]) -> Response:
-    action = AUTODIAL_ACTIONS.get(str(payload.get("action") or "").upper())
-    if action is None:
-        return error("Unknown action", 200, sorted(AUTODIAL_ACTIONS))
-    return action(app, project, payload)
-
-
-API = {
-    "phones/directCall": api_direct_call,
-    "calls/originateNew": api_originate,
-    "history/get": api_history,
-    "users/list": api_users,
-    "autodial/action": api_autodial,
-}
