@@ -140,22 +140,6 @@ _AUTH_TEXT = {
 }
 
 
-def app_info_result(portal: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ID": 1,
-        "CODE": portal["client_id"],
-        "VERSION": 1,
-        "STATUS": "L",
-        "INSTALLED": portal["installed"],
-        "PAYMENT_EXPIRED": "N",
-        "DAYS": None,
-        "LANGUAGE_ID": "en",
-        "LICENSE": "en_project",
-        "LICENSE_TYPE": "project",
-        "LICENSE_FAMILY": "project",
-    }
-
-
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
