@@ -16,8 +16,9 @@ import requests
 from bitrixapp.models import Portal
 from integration.calls.models import CallSync
 from integration.unitalk.models import UnitalkConnection
-from tests.e2e.test_calls_pipeline import KEY, call_world
+from tests.e2e.test_calls_pipeline import call_world
 from tests.support.waiting import wait_until
+from tests.support.world import KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
