@@ -10,9 +10,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+from sandbox.bitrix.rest import time_block
 from sandbox.control import control_common
 from sandbox.httpcore import App, Request, Response, json_response
-from sandbox.rest import time_block
 from sandbox.world import SCOPE, World
 
 
@@ -138,22 +138,6 @@ _AUTH_TEXT = {
     "invalid_token": "The access token provided is invalid",
     "expired_token": "The access token provided has expired",
 }
-
-
-def app_info_result(portal: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ID": 1,
-        "CODE": portal["client_id"],
-        "VERSION": 1,
-        "STATUS": "L",
-        "INSTALLED": portal["installed"],
-        "PAYMENT_EXPIRED": "N",
-        "DAYS": None,
-        "LANGUAGE_ID": "en",
-        "LICENSE": "en_project",
-        "LICENSE_TYPE": "project",
-        "LICENSE_FAMILY": "project",
-    }
 
 
 def _bearer(request: Request) -> str:

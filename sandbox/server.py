@@ -12,11 +12,11 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.bitrix.portal import PortalApp
 from sandbox.httpcore import serve
 from sandbox.oauth import OAuthApp
-from sandbox.portal import PortalApp
 from sandbox.store import Store
-from sandbox.unitalk import UnitalkApp
+from sandbox.unitalk.app import UnitalkApp
 from sandbox.world import Settings, World
 
 DEFAULT_STATE = Path("var") / "sandbox" / "state.json"

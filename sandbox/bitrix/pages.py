@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.httpcore import Request, Response, html_response, json_response
 
 if TYPE_CHECKING:
-    from sandbox.portal import PortalApp
+    from sandbox.bitrix.portal import PortalApp
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;background:#eef2f4;color:#333}

@@ -1,7 +1,7 @@
 """The Bitrix24 portal simulator: REST at `/portal/<member_id>/rest/<method>` (each portal's
 own base; the shared `/rest/<method>` of old still answers whoever the token names), the portal's
-own behaviour (install, events, click-to-call), a small portal web UI, `/bx24.js`, and the
-control API under `/_sandbox/`.
+own behaviour (install, events, click-to-call), a small portal web UI (pages.py), `/bx24.js`,
+and the control API under `/_sandbox/` (actions.py).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox import formcodec, methods, pages
-from sandbox.control import control_common, control_payload
+from sandbox.bitrix import actions, pages
+from sandbox.bitrix.methods import disk, telephony
+from sandbox.bitrix.rest import BxError, Call, Engine
 from sandbox.httpcore import App, Request, Response, html_response, json_response
-from sandbox.rest import BxError, Call, Engine
 from sandbox.world import World
 
-BX24_JS = Path(__file__).with_name("assets") / "bx24.js"
+BX24_JS = Path(__file__).parent.parent / "assets" / "bx24.js"
 #: A portal's own REST base, `/portal/<member_id>/rest/...` (World.rest_base).
 PORTAL_REST = re.compile(r"/portal/([^/]+)(/rest/.*)")
 
@@ -161,12 +161,12 @@ class PortalApp(App):
             try:
                 if upload["kind"] == "telephony":
                     result: Any = {
-                        "FILE_ID": methods.save_record(
+                        "FILE_ID": telephony.save_record(
                             call, upload["call_id"], upload["filename"], data
                         )
                     }
                 else:
-                    result = methods.disk_store_file(
+                    result = disk.disk_store_file(
                         call, upload["folder_id"], upload["name"], data, upload["unique"]
                     )
             except BxError as exc:
@@ -218,214 +218,7 @@ class PortalApp(App):
 
     # ---- control ---------------------------------------------------------------------------
     def control(self, request: Request) -> Response:
-        path = request.path.rstrip("/")
-        match = re.fullmatch(r"/_sandbox/files/(\d+)", path)
-        if match:
-            data = self.store.read_file(int(match.group(1)))
-            if data is None:
-                return bx_error("ERROR_NOT_FOUND", "File not found", 404)
-            return Response(200, data, "application/octet-stream")
-        if path in ("/_sandbox/state", "/_sandbox/faults", "/_sandbox/reset"):
-            return control_common(self, request)
-        payload = control_payload(request)
-        if isinstance(payload, Response):
-            return payload
-        if path == "/_sandbox/portals":
-            try:
-                return json_response(self.world.portal_create(payload), 201)
-            except (TypeError, ValueError) as exc:
-                return json_response({"error": f"bad portal settings: {exc}"}, 400)
-        match = re.fullmatch(r"/_sandbox/portals/([^/]+)/([a-z-]+)", path)
-        if not match:
-            return json_response({"error": f"unknown control endpoint {path}"}, 404)
-        member_id, action = match.groups()
-        portal = self.world.portal(member_id)
-        if portal is None:
-            return json_response({"error": f"no portal {member_id}"}, 404)
-        handler = getattr(self, "action_" + action.replace("-", "_"), None)
-        if handler is None:
-            return json_response({"error": f"unknown portal action {action}"}, 404)
-        return handler(portal, payload)
-
-    def action_expire(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        return json_response({"expired": self.world.token_expire(portal["member_id"])})
-
-    def action_tokens(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """A fresh token pair for a user of the portal (as if they opened the app)."""
-        user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
-        return json_response(self.world.tokens_issue(portal["member_id"], user_id=user_id))
-
-    def action_webhook(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """An inbound webhook for a user: `{"user_id": 1}` → its URL `/rest/<user>/<code>/`."""
-        user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
-        if not any(u["ID"] == user_id for u in portal["users"]):
-            return json_response({"error": f"no user {user_id} on this portal"}, 400)
-        code = self.world.webhook_issue(portal["member_id"], user_id=user_id)
-        url = f"{self.world.bitrix_url}/rest/{user_id}/{code}/"
-        return json_response({"url": url, "user_id": user_id, "code": code}, 201)
-
-    def action_code(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        return json_response({"code": self.code_issue(portal["member_id"])})
-
-    def action_install(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """Open the install page as portals do, send ONAPPINSTALL (docs/bitrix24.md §1.2, §1.3)."""
-        user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
-        settings = self.world.settings
-        url, form = self.iframe_request(portal, user_id, settings.install_path, "DEFAULT", None)
-        status, text = self.world.http_post(
-            url, formcodec.encode(form).encode(), "application/x-www-form-urlencoded"
-        )
-        event_url = str(payload.get("event_url") or settings.app_url + settings.events_path)
-        delivery = self.world.event_send(
-            portal,
-            "ONAPPINSTALL",
-            {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
-            user_id=user_id,
-            url=event_url,
-            wait=True,
-        )[0]
-        return json_response(
-            {
-                "install_page": {"url": url, "status": status, "body": text[:4000]},
-                "onappinstall": {
-                    "url": event_url,
-                    "status": delivery["status"],
-                    "error": delivery["error"],
-                },
-            }
-        )
-
-    def action_install_event(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """ONAPPINSTALL alone (the portal UI opens the install page itself in the browser)."""
-        settings = self.world.settings
-        event_url = str(payload.get("event_url") or settings.app_url + settings.events_path)
-        delivery = self.world.event_send(
-            portal,
-            "ONAPPINSTALL",
-            {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
-            user_id=str(payload.get("user_id") or portal["users"][0]["ID"]),
-            url=event_url,
-            wait=True,
-        )[0]
-        return json_response({"status": delivery["status"], "error": delivery["error"]})
-
-    def action_lead(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """Seed a lead (with a phone) as a portal user would create it in the CRM UI."""
-        phone = str(payload.get("phone") or "")
-        with self.store.lock:
-            call = Call(self.world, portal, portal["users"][0], "", {})
-            lead = methods.crm_create(
-                call,
-                "LEAD",
-                {
-                    "TITLE": str(payload.get("title") or f"Lead {phone}"),
-                    "NAME": str(payload.get("name") or ""),
-                    "PHONE": [{"VALUE": phone, "VALUE_TYPE": "WORK"}] if phone else [],
-                },
-            )
-            self.store.touch()
-        return json_response(lead, 201)
-
-    def action_install_finish(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        with self.store.lock:
-            portal["installed"] = True
-            portal["status"] = "installed"
-            self.store.touch()
-        return json_response({"installed": True})
-
-    def action_uninstall(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        clean = 1 if payload.get("clean") else 0
-        deliveries = self.world.event_send(
-            portal, "ONAPPUNINSTALL", {"LANGUAGE_ID": "en", "CLEAN": clean}, wait=True
-        )
-        with self.store.lock:
-            portal.update(
-                installed=False, status="uninstalled", handlers=[], placements=[], lines=[]
-            )
-            for info in self.store.data["access_tokens"].values():
-                if info["member_id"] == portal["member_id"]:
-                    info["revoked"] = True
-            for info in self.store.data["refresh_tokens"].values():
-                if info["member_id"] == portal["member_id"]:
-                    info["used"] = True
-            self.store.touch()
-        return json_response({"uninstalled": True, "deliveries": deliveries})
-
-    def action_events(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """Fire any event with the given `data` to the app's bound handlers."""
-        event = str(payload.get("event") or "").upper()
-        if not event:
-            return json_response({"error": "event is required"}, 400)
-        data = payload.get("data") or {}
-        deliveries = self.world.event_send(
-            portal, event, data, user_id=str(payload.get("user_id") or "1"), wait=True
-        )
-        return json_response({"deliveries": deliveries})
-
-    def action_click_to_call(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        """A user clicks a phone number: register internally, then ONEXTERNALCALLSTART.
-
-        docs/bitrix24.md §5.6.
-        """
-        user_id = str(payload.get("user_id") or portal["users"][0]["ID"])
-        phone = str(payload.get("phone") or "")
-        entity_type = str(payload.get("entity_type") or "").upper()
-        entity_id = str(payload.get("entity_id") or "")
-        line = str(payload.get("line") or (portal["lines"][0]["NUMBER"] if portal["lines"] else ""))
-        with self.store.lock:
-            user = next((u for u in portal["users"] if u["ID"] == user_id), portal["users"][0])
-            call = Call(self.world, portal, user, "", {})
-            params: dict[str, Any] = {
-                "USER_ID": user_id,
-                "PHONE_NUMBER": phone,
-                "TYPE": 1,
-                "CRM_CREATE": 1,
-                "SHOW": 1,
-                "LINE_NUMBER": line,
-            }
-            if entity_type and entity_id:
-                params.update(CRM_ENTITY_TYPE=entity_type, CRM_ENTITY_ID=entity_id)
-            try:
-                registered = methods.register_call(call, params)
-            except BxError as exc:
-                return json_response(exc.body(), exc.status)
-            self.store.touch()
-        data = {
-            "PHONE_NUMBER": phone,
-            "PHONE_NUMBER_INTERNATIONAL": phone,
-            "EXTENSION": "",
-            "USER_ID": user_id,
-            "CALL_LIST_ID": "0",
-            "LINE_NUMBER": line,
-            "IS_MOBILE": "0",
-            "CALL_ID": registered["CALL_ID"],
-            "CRM_ENTITY_TYPE": registered["CRM_ENTITY_TYPE"],
-            "CRM_ENTITY_ID": str(registered["CRM_ENTITY_ID"] or "0"),
-            "CRM_CREATED_LEAD": str(registered["CRM_CREATED_LEAD"] or ""),
-        }
-        deliveries = self.world.event_send(
-            portal, "ONEXTERNALCALLSTART", data, user_id=user_id, wait=bool(payload.get("wait"))
-        )
-        return json_response({"call": registered, "event": data, "deliveries": deliveries})
-
-    def action_users(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        with self.store.lock:
-            user = self.world._user(payload, len(portal["users"]) + 1)
-            portal["users"] = [u for u in portal["users"] if u["ID"] != user["ID"]] + [user]
-            self.store.touch()
-        return json_response(user, 201)
-
-    def action_settings(self, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
-        allowed = {"burst": int, "drain": float, "operating_limit": float, "operating_cost": float}
-        with self.store.lock:
-            try:
-                for key, cast in allowed.items():
-                    if key in payload:
-                        portal[key] = cast(payload[key])
-            except (TypeError, ValueError):
-                return json_response({"error": "burst/drain/operating_* must be numbers"}, 400)
-            self.store.touch()
-        return json_response({k: portal[k] for k in allowed})
+        return actions.control(self, request)
 
     # ---- iframe ----------------------------------------------------------------------------
     def iframe_request(

@@ -17,7 +17,7 @@ from b24pysdk.errors import (
     BitrixAPINotFound,
 )
 
-from tests.sandbox.test_bitrix_telephony import _wav
+from tests.sandbox.bitrix.test_telephony import _wav
 
 
 def _domain(sandbox) -> str:
