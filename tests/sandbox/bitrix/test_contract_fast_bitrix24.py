@@ -143,7 +143,7 @@ def test_expired_token_is_replaced_through_token_func(sandbox, portal, http):
 
 
 def test_register_finish_attach_record(portal):
-    from tests.sandbox.test_bitrix_telephony import _wav
+    from tests.sandbox.bitrix.test_telephony import _wav
 
     bx = _client(portal)
 
