@@ -38,7 +38,7 @@ def call_lists(portal: dict[str, Any]) -> dict[str, Any]:
 
 def _required(call: Call, name: str) -> Any:
     value = call.get(name)
-    if value is None or value == "":
+    if value is None or value in ("", [], {}):  # PHP empty(): an empty array is missing too
         raise BxError("ERROR_ARGUMENT", f"{name} is not found")
     return value
 
