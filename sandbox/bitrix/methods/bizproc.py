@@ -75,6 +75,12 @@ def _properties(properties: Any) -> dict[str, Any]:
     return properties
 
 
+def _user_id(raw: Any) -> int:
+    # PHP's (int) cast: anything that is not a number is 0, "no user of its own" (SRC add).
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() else 0
+
+
 def _handler(url: Any) -> str:
     if not isinstance(url, str) or not url:
         raise BxError("ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
@@ -106,7 +112,7 @@ def robot_add(call: Call) -> Any:
         "HANDLER": handler,
         "NAME": data["NAME"],
         "DESCRIPTION": data.get("DESCRIPTION") or "",
-        "AUTH_USER_ID": int(str(data.get("AUTH_USER_ID") or 0) or 0),
+        "AUTH_USER_ID": _user_id(data.get("AUTH_USER_ID")),
         "USE_SUBSCRIPTION": str(data.get("USE_SUBSCRIPTION") or ""),
         "PROPERTIES": data.get("PROPERTIES") or {},
         "RETURN_PROPERTIES": data.get("RETURN_PROPERTIES") or {},
@@ -151,7 +157,7 @@ def robot_update(call: Call) -> Any:
     if not changes:
         raise BxError(FAILURE, "No fields to update")
     if "AUTH_USER_ID" in changes:
-        changes["AUTH_USER_ID"] = int(str(changes["AUTH_USER_ID"] or 0) or 0)
+        changes["AUTH_USER_ID"] = _user_id(changes["AUTH_USER_ID"])
     robot.update(changes)
     return True
 

@@ -269,3 +269,14 @@ def test_uninstall_removes_the_apps_robots(sandbox, portal, robot):
     control(sandbox, portal, "uninstall")
 
     assert portal_state(sandbox, portal)["robots"] == {}
+
+
+def test_a_non_numeric_auth_user_id_counts_as_none(sandbox, portal, receiver, rest, lead):
+    added = rest("bizproc.robot.add", _robot(receiver, CODE="loose", AUTH_USER_ID="admin"))
+    control(
+        sandbox, portal, "robot-run", code="loose", entity_id=lead, properties={"campaign": "x"}
+    )
+    form = parse_qs(receiver.to("/robot/")[0].body.decode())
+
+    assert added.json()["result"] is True
+    assert form["auth[user_id]"] == ["1"]  # the lead's responsible (UNCONFIRMED fallback)

@@ -291,3 +291,14 @@ def test_new_methods_are_counted_by_the_leaky_bucket(sandbox, portal, rest):
     assert answers[3].status_code == 400  # it ran: the bucket took it
     assert answers[4].status_code == 503
     assert answers[4].json()["error"] == "QUERY_LIMIT_EXCEEDED"
+
+
+def test_a_fault_on_crm_item_list_leaves_other_methods_working(sandbox, http, rest):
+    http.post(f"{sandbox.bitrix_url}/_sandbox/faults",
+              json={"method": "crm.item.list", "kind": "503", "rate": 1})  # fmt: skip
+
+    listed = rest("crm.item.list", {"entityTypeId": 3})
+    statuses = rest("crm.calllist.statuslist")
+
+    assert (listed.status_code, listed.json()["error"]) == (503, "QUERY_LIMIT_EXCEEDED")
+    assert statuses.status_code == 200
