@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sandbox import formcodec
+from sandbox.bitrix import crmactions
 from sandbox.bitrix.methods import crm, telephony
 from sandbox.bitrix.rest import BxError, Call
 from sandbox.control import control_common, control_payload
@@ -157,6 +158,7 @@ def action_uninstall(app: PortalApp, portal: dict[str, Any], payload: dict[str, 
     )
     with app.store.lock:
         portal.update(installed=False, status="uninstalled", handlers=[], placements=[], lines=[])
+        portal["robots"] = {}  # an app's robots go with it (SRC bizproc onRestAppDelete)
         for info in app.store.data["access_tokens"].values():
             if info["member_id"] == portal["member_id"]:
                 info["revoked"] = True
@@ -191,6 +193,8 @@ def action_click_to_call(
     entity_type = str(payload.get("entity_type") or "").upper()
     entity_id = str(payload.get("entity_id") or "")
     line = str(payload.get("line") or (portal["lines"][0]["NUMBER"] if portal["lines"] else ""))
+    # Set when the user dials from a call list (crmactions calllist-dial, docs/agents.md §2.1).
+    call_list_id = str(payload.get("call_list_id") or "0")
     with app.store.lock:
         user = next((u for u in portal["users"] if u["ID"] == user_id), portal["users"][0])
         call = Call(app.world, portal, user, "", {})
@@ -204,6 +208,8 @@ def action_click_to_call(
         }
         if entity_type and entity_id:
             params.update(CRM_ENTITY_TYPE=entity_type, CRM_ENTITY_ID=entity_id)
+        if call_list_id != "0":
+            params["CALL_LIST_ID"] = call_list_id
         try:
             registered = telephony.register_call(call, params)
         except BxError as exc:
@@ -214,7 +220,7 @@ def action_click_to_call(
         "PHONE_NUMBER_INTERNATIONAL": phone,
         "EXTENSION": "",
         "USER_ID": user_id,
-        "CALL_LIST_ID": "0",
+        "CALL_LIST_ID": call_list_id,
         "LINE_NUMBER": line,
         "IS_MOBILE": "0",
         "CALL_ID": registered["CALL_ID"],
@@ -264,4 +270,5 @@ ACTIONS: dict[str, Callable[[PortalApp, dict[str, Any], dict[str, Any]], Respons
     "click-to-call": action_click_to_call,
     "users": action_users,
     "settings": action_settings,
+    **crmactions.ACTIONS,
 }

@@ -14,6 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.bitrix import crmpages
 from sandbox.httpcore import Request, Response, html_response, json_response
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ async function feed() {
   if (!r.ok) return;
   const f = await r.json();
   document.getElementById('cards').innerHTML = f.cards.map(c =>
-    `<div class="card"><b>${c.direction} call</b> ${esc(c.phone)}<br><small>${esc(c.call_id)}</small></div>`
+    `<div class="card"><b>${c.direction} call</b> ${esc(c.phone)}` +
+    `${c.call_list_id !== '0' ? ` · call list #${esc(c.call_list_id)}` : ''}` +
+    `<br><small>${esc(c.call_id)}</small></div>`
   ).join('') || '<small>No active calls</small>';
   document.getElementById('notes').innerHTML = f.notifications.map(n =>
     `<div class="card">${bbcode(n.MESSAGE)}<br><small>${esc(n.DATE)} ${esc(n.TAG)}</small></div>`
@@ -131,6 +134,7 @@ function telephonyLog(f) {
     `<div class="card" data-call-id="${esc(c.call_id)}" data-status="${esc(c.status)}">` +
     `<b>${c.incoming ? 'Incoming' : 'Outgoing'}</b> ${esc(c.phone)} · status ${esc(c.status)} · ` +
     `${esc(c.duration)} s${c.record ? ` · <a class="record" href="${esc(c.record)}">record</a>` : ''}` +
+    `${c.call_list_id !== '0' ? ` · call list #${esc(c.call_list_id)}` : ''}` +
     `<br><small>${esc(c.call_id)}</small></div>`
   ).join('') || '<small>No finished calls yet</small>';
 }
@@ -155,6 +159,10 @@ def render(app: PortalApp, request: Request) -> Response:
     lead = re.fullmatch(r"/lead/(\d+)", rest)
     if lead:
         return _lead(app, portal, user_id, lead.group(1))
+    if rest == "/crm":
+        crm = crmpages.crm_body(app, portal, user_id)
+        body = f"{_header(portal)}<main><section>{crm}</section>{_side(app, portal)}</main>"
+        return _page(app, "CRM", body, portal["member_id"], user_id, {})
     return _home(app, portal, user_id)
 
 
@@ -221,7 +229,8 @@ def _header(portal: dict[str, Any] | None) -> str:
     member = escape(portal["member_id"])
     return (
         f"<header><a href='/'>Bitrix24 sandbox</a> · portal {member} · "
-        f"<a href='/portal/{member}/'>Application</a> · status {escape(portal['status'])}</header>"
+        f"<a href='/portal/{member}/'>Application</a> · <a href='/portal/{member}/crm/'>CRM</a>"
+        f" · status {escape(portal['status'])}</header>"
     )
 
 
@@ -384,7 +393,8 @@ def _lead(app: PortalApp, portal: dict[str, Any], user_id: str, lead_id: str) ->
     body = (
         f"{_header(portal)}<main><section><h2>Lead #{escape(lead_id)}: "
         f"{escape(lead['TITLE'])}</h2><p>{escape(lead['NAME'])} {escape(lead['LAST_NAME'])}</p>"
-        f"<p>Phones (click to call):</p><ul>{phones}</ul>{tabs}</section>{_side(app, portal)}</main>"
+        f"<p>Phones (click to call):</p><ul>{phones}</ul>{tabs}"
+        f"{crmpages.lead_panel(app, portal, user_id, lead_id)}</section>{_side(app, portal)}</main>"
     )
     return _page(app, f"Lead {lead_id}", body, portal["member_id"], user_id, frames)
 
@@ -400,6 +410,7 @@ def _feed(app: PortalApp, portal: dict[str, Any], user_id: str) -> dict[str, Any
                         "call_id": card["CALL_ID"],
                         "phone": active["PHONE_NUMBER"],
                         "direction": "Outgoing" if active["TYPE"] == 1 else "Incoming",
+                        "call_list_id": str(active.get("CALL_LIST_ID") or "0"),
                     }
                 )
         notes = [n for n in portal["notifications"] if n["USER_ID"] == user_id][-10:]
@@ -412,6 +423,7 @@ def _feed(app: PortalApp, portal: dict[str, Any], user_id: str) -> dict[str, Any
                 "status": str(record["CALL_FAILED_CODE"]),
                 "duration": record["CALL_DURATION"],
                 "record": records.get(call_id, ""),
+                "call_list_id": str(record.get("CALL_LIST_ID") or "0"),
             }
             for call_id, record in list(portal["finished"].items())[-8:]
         ]

@@ -53,6 +53,8 @@ class Page:
     items: list[Any]
     next: int | None
     total: int | None
+    #: `result` is `{key: items}` when set (crm.item.list answers `{"items": [...]}`).
+    key: str | None = None
 
 
 @dataclass
@@ -90,7 +92,7 @@ def method(*names: str) -> Callable[[Method], Method]:
     return register
 
 
-def paged(items: list[Any], call: Call) -> Page:
+def paged(items: list[Any], call: Call, key: str | None = None) -> Page:
     raw = call.get("start", 0)
     try:
         start = int(raw or 0)
@@ -98,11 +100,11 @@ def paged(items: list[Any], call: Call) -> Page:
         start = 0
     if start == -1:
         # start=-1 skips the COUNT query: no `total`, no `next` (docs/bitrix24.md §2.4).
-        return Page(items[:PAGE_SIZE], None, None)
+        return Page(items[:PAGE_SIZE], None, None, key)
     start = max(start, 0)
     chunk = items[start : start + PAGE_SIZE]
     more = start + PAGE_SIZE < len(items)
-    return Page(chunk, start + PAGE_SIZE if more else None, len(items))
+    return Page(chunk, start + PAGE_SIZE if more else None, len(items), key)
 
 
 def iso_now() -> str:
@@ -277,7 +279,8 @@ class Engine:
             finally:
                 store.touch()
         if isinstance(result, Page):
-            body: dict[str, Any] = {"result": php_json(result.items)}
+            items = php_json(result.items)
+            body: dict[str, Any] = {"result": {result.key: items} if result.key else items}
             if result.next is not None:
                 body["next"] = result.next
             if result.total is not None:

@@ -8,7 +8,20 @@ here plus one line below.
 
 from __future__ import annotations
 
-from sandbox.bitrix.methods import app, crm, disk, events, im, placement, telephony, users
+from sandbox.bitrix.methods import (
+    app,
+    bizproc,
+    calllist,
+    crm,
+    crmitem,
+    disk,
+    events,
+    im,
+    placement,
+    telephony,
+    users,
+)
 from sandbox.bitrix.rest import METHODS
 
 __all__ = ["METHODS", "app", "crm", "disk", "events", "im", "placement", "telephony", "users"]
+__all__ += ["bizproc", "calllist", "crmitem"]

@@ -159,6 +159,8 @@ def register_call(call: Call, params: dict[str, Any] | None = None) -> dict[str,
         "CRM_ENTITY_TYPE": entity_type,
         "CRM_ENTITY_ID": response["CRM_ENTITY_ID"],
         "CALL_START_DATE": str(start or iso_now()),
+        # Kept so the telephony log shows which call list a call belongs to (docs/agents.md §2.1).
+        "CALL_LIST_ID": str(call.get("CALL_LIST_ID") or "0"),
         "CREATED": now,
         "RESPONSE": response,
     }
@@ -238,7 +240,7 @@ def call_finish(call: Call) -> Any:
         "ID": call.next_id("statistic"),
     }
     del call.portal["calls"][call_id]
-    call.portal["finished"][call_id] = record
+    call.portal["finished"][call_id] = {**record, "CALL_LIST_ID": active.get("CALL_LIST_ID", "0")}
     _card(call, call_id, [active["PORTAL_USER_ID"]], False)
     return record
 
