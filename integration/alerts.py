@@ -37,8 +37,13 @@ def notification_raise(
     severity: str = Notification.Severity.ERROR,
     user_id: int | None = None,
     context: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Notification:
-    """Record a problem for the portal's admins (or one user when `user_id` is given)."""
+    """Record a problem for the portal's admins (or one user when `user_id` is given).
+
+    `kind` is the message code and `params` its parameters (integration/messages.py renders
+    them in the reader's language); `message` is the technical detail for logs and "details".
+    """
     tag = tag or (f"{kind}:user:{user_id}" if user_id else kind)
     fields = {
         "audience": Notification.Audience.USER if user_id else Notification.Audience.ADMINS,
@@ -46,6 +51,7 @@ def notification_raise(
         "kind": kind,
         "severity": severity,
         "message": message,
+        "params": params or {},
         "context": context or {},
     }
     with transaction.atomic():
@@ -78,6 +84,7 @@ def notification_raise_once(
     tag: str,
     severity: str = Notification.Severity.ERROR,
     context: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Notification:
     """Like `notification_raise` for the admins, but a repeat while the row is open only counts.
 
@@ -92,7 +99,13 @@ def notification_raise_once(
             logger.info("notification repeated (not sent again)", extra={"kind": kind, "tag": tag})
             return Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
         return notification_raise(
-            portal=portal, kind=kind, message=message, tag=tag, severity=severity, context=context
+            portal=portal,
+            kind=kind,
+            message=message,
+            tag=tag,
+            severity=severity,
+            context=context,
+            params=params,
         )
 
 

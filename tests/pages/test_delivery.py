@@ -43,12 +43,13 @@ def stakeholders(portal):
     return options
 
 
-def raise_credentials(portal, message="Unitalk refused the API key ****1234."):
+def raise_credentials(portal, key="****1234"):
     return alerts.notification_raise(
         portal=portal,
         kind="unitalk.credentials_invalid",
         tag="unitalk:credentials-invalid",
-        message=message,
+        message=f"unitalk users/list: Authorization invalid ({key})",
+        params={"key": key},
     )
 
 
@@ -65,6 +66,8 @@ def test_admin_problem_is_sent_to_the_chosen_users_with_its_tag(portal, notify_o
     assert [s["USER_ID"] for s in sent] == [1, 4]
     assert {s["TAG"] for s in sent} == {"unitalk:unitalk:credentials-invalid"}
     assert "****1234" in sent[0]["MESSAGE"]
+    # the technical detail stays out of the notice (logs and the page's "details" only)
+    assert "users/list" not in sent[0]["MESSAGE"]
     row.refresh_from_db()
     assert row.delivered_at is not None
 
@@ -86,13 +89,13 @@ def test_a_users_own_problem_goes_to_that_user_only(portal, notify_ok):
 def test_a_repeat_is_delivered_again_under_the_same_tag(portal, notify_ok):
     portal.installed_by_user_id = 1
     portal.save()
-    raise_credentials(portal, "first")
+    raise_credentials(portal, "****aaaa")
     run(delivery.KIND_DELIVER)
-    raise_credentials(portal, "second")
+    raise_credentials(portal, "****bbbb")
     run(delivery.KIND_DELIVER)
     sent = notices(notify_ok)
     assert [s["TAG"] for s in sent] == ["unitalk:unitalk:credentials-invalid"] * 2
-    assert "second" in sent[1]["MESSAGE"]
+    assert "****bbbb" in sent[1]["MESSAGE"]
     assert Notification.objects.filter(portal=portal).count() == 1
 
 
