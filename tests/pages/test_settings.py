@@ -187,7 +187,9 @@ def test_mapping_rows_are_redrawn_from_the_stored_mappings(client, portal):
     response = client.get("/bitrix/actions/operators/rows/", **token(portal))
     assert response.status_code == 200
     html = response.json()["html"]
-    assert 'data-line="102"' in html and "Oleg" in html and 'data-unmap="2"' in html
+    assert 'data-line="102"' in html
+    assert "Oleg" in html
+    assert 'data-unmap="2"' in html
     assert (
         client.get("/bitrix/actions/operators/rows/", **token(portal, admin=False)).status_code
         == 403
