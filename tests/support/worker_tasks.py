@@ -28,3 +28,14 @@ def touch(job: Any) -> dict[str, str]:
     """A job that leaves a mark, so tests can see a real worker ran it."""
     Path(job.payload["path"]).write_text(f"job {job.pk} pid {os.getpid()}\n")
     return {"touched": job.payload["path"]}
+
+
+@app.task(name="tests.busy")
+def busy(journal: str, seconds: float) -> None:
+    """Holds a worker slot (a slow Bitrix24 call, say) so a shutdown has a running task."""
+    import time
+
+    Path(journal).write_text("started\n")
+    time.sleep(seconds)
+    with Path(journal).open("a") as fh:
+        fh.write("finished\n")
