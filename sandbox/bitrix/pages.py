@@ -67,10 +67,12 @@ window.addEventListener('message', async (event) => {
     if (el && d.params.height) el.style.height = Math.max(200, d.params.height) + 'px';
     reply(true);
   } else if (d.cmd === 'installFinish') {
-    // Once per page: a second call must not start a request the reload below would abort.
+    // Once per page, and the answer read to its end: fetch() resolves on the headers, and a
+    // reload while the body is still coming aborts the request (seen as ERR_ABORTED).
     if (finishing) return;
     finishing = true;
-    await fetch('/_sandbox/portals/' + MEMBER + '/install-finish', {method: 'POST'});
+    const done = await fetch('/_sandbox/portals/' + MEMBER + '/install-finish', {method: 'POST'});
+    await done.text();
     reply(true);
     location.reload();
   } else if (d.cmd === 'phoneTo') {
