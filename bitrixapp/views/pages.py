@@ -146,17 +146,17 @@ def app_page(request: HttpRequest) -> HttpResponse:
 
 @auth.frame_entry
 def failed_page(request: HttpRequest) -> HttpResponse:
-    """Failed-call lists; the table is filled by actions.failed_list (filters, pages)."""
+    """Missed calls (their own list: people to call back) or failed calls (work to retry:
+    not placed, CRM not updated); the table is filled by actions.failed_list."""
     kind = request.POST.get("kind", "")
-    kinds = [(value, label) for value, label in _kind_labels().items()]
+    kind = kind if kind in FailedCall.Kind.values else FailedCall.Kind.DIAL_FAILED
+    labels = _kind_labels()
+    shown = [kind] if kind == FailedCall.Kind.MISSED else list(labels)[1:]
     return _render(
         request,
         "pages/failed.html",
-        {
-            "kind": kind if kind in FailedCall.Kind.values else FailedCall.Kind.MISSED,
-            "kinds": kinds,
-        },
-        page="failed",
+        {"kind": kind, "kinds": [(value, labels[value]) for value in shown]},
+        page="missed" if kind == FailedCall.Kind.MISSED else "failed",
     )
 
 

@@ -51,6 +51,14 @@
     });
   }
   function setBadge(el, n) { if (!el) return; el.textContent = n; el.classList.toggle("zero", !n); }
+  // The tab badges: each sums the lists named in its data-total.
+  function setTotals(counts) {
+    $$("[data-total]").forEach(function (el) {
+      var n = 0;
+      el.getAttribute("data-total").split(" ").forEach(function (k) { n += counts[k] || 0; });
+      setBadge(el, n);
+    });
+  }
   // Banners follow their causes: redrawn from the server after every change and every 15 s,
   // so a fixed problem disappears without a reload (docs/pages.md "Banners").
   function refreshBanners() {
@@ -58,9 +66,7 @@
     api("GET", "overview/?page=" + encodeURIComponent(PAGE)).then(function (r) {
       if (!r.ok) return;
       bannersBox.innerHTML = r.data.banners_html;
-      var c = r.data.counts || {}; var total = 0;
-      Object.keys(c).forEach(function (k) { total += c[k]; });
-      setBadge($("#badge-total"), total);
+      setTotals(r.data.counts || {});
       fit();
     });
   }
@@ -145,8 +151,7 @@
         Object.keys(r.data.counts).forEach(function (k) {
           setBadge($('[data-count="' + k + '"]'), r.data.counts[k]);
         });
-        var total = 0; Object.keys(r.data.counts).forEach(function (k) { total += r.data.counts[k]; });
-        setBadge($("#badge-total"), total);
+        setTotals(r.data.counts);
         fit();
       });
     }

@@ -250,7 +250,7 @@ def test_lead_tab_for_a_user_is_rich_fits_and_calls_back_through_unitalk(sandbox
     )
     page.goto(f"{sandbox.bitrix_url}/portal/{portal.member_id}/?user=1")
     app = page.frame_locator("iframe")
-    app.locator("#tab-failed").click()
+    app.locator("#tab-missed").click()
     row = app.locator("#failed-rows tr[data-phone='380671234567']")
     row.wait_for()
     # (item 10) nothing to select among missed calls, so no "Retry selected"
