@@ -212,7 +212,7 @@ def failed_filters_parse(query: Any) -> FailedFilters:
 
 def failed_reason_text(kind: str) -> str:
     """What happened, in people's words; the stored reason is the technical detail."""
-    texts = {
+    texts: dict[str, str] = {
         FailedCall.Kind.MISSED: _("Nobody answered. Call the customer back."),
         FailedCall.Kind.DIAL_FAILED: _("The call could not be placed through Unitalk."),
         FailedCall.Kind.CRM_SYNC_FAILED: _("The call could not be saved in the Bitrix24 CRM."),
