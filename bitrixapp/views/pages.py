@@ -220,6 +220,7 @@ def placement(request: HttpRequest) -> HttpResponse:
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
         entity_id = inputs.parse_int_or_none(options.get("ID"), field="PLACEMENT_OPTIONS.ID") or 0
+        services.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
         with translation.override(_lang(request, portal)):
             calls = selectors.crm_calls_list(
                 portal=portal, entity_type=entity_type, entity_id=entity_id

@@ -73,6 +73,7 @@ window.addEventListener('message', async (event) => {
     finishing = true;
     const done = await fetch('/_sandbox/portals/' + MEMBER + '/install-finish', {method: 'POST'});
     await done.text();
+    if (window.INSTALL_EVENT) await window.INSTALL_EVENT.catch(() => null);
     reply(true);
     location.reload();
   } else if (d.cmd === 'phoneTo') {
@@ -383,8 +384,10 @@ def _home(app: PortalApp, portal: dict[str, Any], user_id: str) -> Response:
         content = (
             "<p><small>Installing… (ONAPPINSTALL sent; waiting for BX24.installFinish)</small></p>"
             + _iframe(app, portal, user_id, frames, path=settings.install_path, placement="DEFAULT")
-            + f"<script>fetch('/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
-            " {method: 'POST'})</script>"
+            # Kept as a promise: installFinish waits for it, so its reload aborts nothing.
+            + "<script>window.INSTALL_EVENT = fetch("
+            f"'/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
+            " {method: 'POST'}).then(r => r.text())</script>"
         )
     body = f"{_header(portal)}<main><section>{content}</section>{_side(app, portal)}</main>"
     return _page(app, "Application", body, portal["member_id"], user_id, frames)
