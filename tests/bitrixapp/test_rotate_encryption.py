@@ -7,8 +7,8 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
-from bitrixapp import crypto
 from bitrixapp.models import Portal
+from integration.core import crypto
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
 from tests.integration.bitrix.fixtures import *  # noqa: F403

@@ -16,7 +16,6 @@ from django.core.cache import cache
 from bitrixapp import services
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
-from integration.bitrix import handlers  # noqa: F401  (registers the bitrix.event job kind)
 from integration.models import Job, Notification
 
 # Fixtures of the Bitrix24-side tests, scoped to this module.

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bitrixapp import services
-from bitrixapp.log import ContextFilter, JsonFormatter
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions
 from integration.calls import failed
 from integration.calls.models import FailedCall
+from integration.core.log import ContextFilter, JsonFormatter
 from integration.models import Job, Notification
 from integration.unitalk import selectors as unitalk_selectors
 from integration.unitalk import services as unitalk_services

@@ -1,6 +1,6 @@
 from django.core.management import call_command
 
-from integration.errors import IntegrationError
+from integration.core.errors import IntegrationError
 from integration.management.commands import errors_doc
 
 

@@ -9,9 +9,11 @@ import pytest
 from django.core import mail
 
 from bitrixapp.models import PortalOptions, portal_options
-from integration import alerts, delivery, jobs
-from integration.errors import PermanentError
+from integration import jobs
+from integration.core import alerts
+from integration.core.errors import PermanentError
 from integration.models import Job, Notification
+from integration.notifications import delivery
 from tests.integration.bitrix.fixtures import REST, ok, rest_body
 from tests.pages.conftest import open_item, test_work_outcome
 

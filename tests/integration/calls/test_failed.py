@@ -4,7 +4,7 @@ from bitrixapp.models import Portal
 from integration import jobs
 from integration.calls import failed
 from integration.calls.models import FailedCall
-from integration.errors import PermanentError
+from integration.core.errors import PermanentError
 from integration.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from integration.calls import merge
 from integration.calls.models import Call
 from integration.unitalk import services
 
@@ -22,7 +23,7 @@ EVENTS = ["call_new_in", "call_answer_in", "call_end_in"]
 def hook_calls(monkeypatch):
     seen: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
-        services,
+        merge,
         "call_changed",
         lambda *, call, event: seen.append((call.unitalk_call_id, event, call.status)),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from integration.calls import reconcile
 from integration.calls.models import Call
 from integration.unitalk import client, services
 from integration.unitalk.models import UnitalkEvent
@@ -64,7 +65,7 @@ def test_reconciliation_recovers_calls_whose_call_end_was_dropped(sandbox, porta
     assert not UnitalkEvent.objects.filter(event="CALL_END").exists()
 
     # then: reconciliation finishes them from history/get
-    result = services.reconcile_portal(portal=portal)
+    result = reconcile.reconcile_portal(portal=portal)
 
     assert result["recovered"] == 3
     calls = Call.objects.order_by("client_number")
