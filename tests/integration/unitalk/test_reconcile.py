@@ -23,6 +23,7 @@ NOW = datetime(2026, 7, 9, 16, 0, tzinfo=UTC)  # 19:00 in Kyiv
 @pytest.fixture
 def hook_calls(monkeypatch):
     seen: list[tuple[str, str]] = []
+
     def watch(*, call, event):
         seen.append((call.unitalk_call_id, event))
 
