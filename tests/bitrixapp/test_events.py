@@ -13,8 +13,13 @@ from integration.calls import dial
 from integration.models import Job
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import payload_body
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    _bitrix_settings,
+    payload_body,
+    portal,
+    rsps,
+    sent,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,12 @@ from bitrixapp.models import Portal
 from integration.core import crypto
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    _bitrix_settings,
+    portal,
+    rsps,
+    sent,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,8 +13,16 @@ from bitrixapp.models import BitrixEvent
 from integration.calls import dial, services, sync
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.models import Job, JobAttempt, Notification
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import UNITALK, make_call, run_jobs
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    UNITALK,
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db
 

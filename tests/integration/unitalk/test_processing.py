@@ -11,6 +11,7 @@ import pytest
 from integration.calls import merge
 from integration.calls.models import Call
 from integration.unitalk import services
+from tests.support.factories import PortalFactory
 
 from .conftest import payload, run_jobs
 
@@ -140,11 +141,7 @@ def test_times_follow_the_connection_timezone(client, connection, hook_calls):
 
 
 def test_same_call_on_two_portals_stays_two_calls(client, connection, hook_calls, db):
-    from bitrixapp.models import Portal
-
-    other = Portal.objects.create(
-        member_id="other", domain="o.bitrix24.ua", client_endpoint="https://o.bitrix24.ua/rest/"
-    )
+    other = PortalFactory(domain="o.bitrix24.ua")
     other_connection = services.connection_create(portal=other, api_key="other-key")
 
     deliver(client, connection, "call_new_in")

@@ -12,6 +12,7 @@ from integration.calls.models import Call
 from integration.models import Job
 from integration.unitalk import services
 from integration.unitalk.models import UnitalkConnection
+from tests.support.factories import PortalFactory
 
 from .conftest import API, payload, run_jobs
 
@@ -111,14 +112,7 @@ def test_backfill_never_reaches_beyond_its_limit(connection, settings):
 
 
 def test_beat_enqueues_one_job_per_usable_connection_per_interval(connection, portal, db):
-    from bitrixapp.models import Portal
-
-    refused = Portal.objects.create(
-        member_id="refused",
-        domain="r.bitrix24.ua",
-        client_endpoint="https://r/rest/",
-        status=Portal.Status.ACTIVE,
-    )
+    refused = PortalFactory(domain="r.bitrix24.ua")
     UnitalkConnection.objects.filter(
         pk=services.connection_create(portal=refused, api_key="x").pk
     ).update(status="credentials_invalid")

@@ -11,6 +11,7 @@ from integration.calls.models import Call
 from integration.unitalk import client, services
 from integration.unitalk.models import UnitalkEvent
 from sandbox import server as sandbox_server
+from tests.support.factories import PortalFactory
 from tests.support.waiting import wait_until
 
 from .conftest import run_jobs
@@ -87,7 +88,7 @@ def test_operators_are_mapped_from_the_sandbox_portal_users_and_unitalk_lines(sa
     from integration.unitalk import selectors
 
     created = requests.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}, timeout=5).json()
-    portal = Portal.objects.create(
+    portal = PortalFactory(
         member_id=created["member_id"],
         domain=created["domain"],
         client_endpoint=created["client_endpoint"],
