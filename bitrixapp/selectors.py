@@ -18,9 +18,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from bitrixapp.models import Portal, portal_options
-from integration import messages
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
+from integration.core import messages
 from integration.models import Job, Notification
 
 

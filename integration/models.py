@@ -108,7 +108,7 @@ class Notification(models.Model):
     # in Bitrix24 via im.notify TAG) instead of piling up.
     tag = models.CharField(max_length=128)
     # `kind` is the message code; `params` fill it in the reader's language when shown
-    # (integration/messages.py). `message` is the technical detail: logs and "details" only.
+    # (integration/core/messages.py). `message` is the technical detail: logs and "details" only.
     message = models.TextField()
     params = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)

@@ -1,7 +1,7 @@
 """Notifications store a message code (`kind`) and parameters; the sentence is rendered when read.
 
 Existing rows get the parameters their English text and context held, so open banners are
-shown in the reader's language after the upgrade (integration/messages.py).
+shown in the reader's language after the upgrade (integration/core/messages.py).
 """
 
 import re

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from bitrixapp.models import Portal
-from integration import alerts
+from integration.core import alerts
 from integration.models import Notification
 from integration.unitalk.models import OperatorMapping
 

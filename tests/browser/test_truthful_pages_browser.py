@@ -13,8 +13,8 @@ import pytest
 
 from bitrixapp import services
 from bitrixapp.models import Portal
-from integration import alerts
 from integration.calls.models import CallSync
+from integration.core import alerts
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
 from tests.browser.test_pages_browser import control, install
 from tests.support import browser as shared

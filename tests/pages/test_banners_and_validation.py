@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from integration import alerts
 from integration.calls.models import FailedCall
+from integration.core import alerts
 from integration.models import Notification
 from integration.unitalk import services as unitalk_services
 from integration.unitalk.models import OperatorMapping

@@ -1,6 +1,6 @@
 """Stored messages are codes + parameters, rendered in the reader's language (issue 21 item 4).
 
-Every code in `integration.messages.MESSAGES` is rendered in uk and ru with counts 1, 2 and 5:
+Every code in `integration.core.messages.MESSAGES` is rendered in uk and ru with counts 1, 2 and 5:
 it must not be English, must carry its parameters, must not leak the technical detail, and
 its counted words must take the plural form the language needs (1 / 2 / 5 differ in uk, ru).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from integration import alerts, messages
+from integration.core import alerts, messages
 from integration.models import Notification
 from tests.pages.conftest import token, users
 
