@@ -133,3 +133,27 @@ def test_existing_rows_get_their_parameters_from_the_old_text(portal):
         "bitrix.install_refused", "Bitrix24 user 7, who is not an administrator, ...", {}
     ) == {"user": "7"}
     assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("lang", "words"), [("uk", "2 лінії Unitalk без користувача"), ("ru", "2 линии Unitalk без")]
+)
+def test_a_bitrix24_notice_is_written_in_the_portals_language(portal, lang, words):
+    from integration.notifications import delivery
+
+    # given: the portal's admins use the app in `lang`
+    portal.lang = lang
+    portal.save()
+    row = alerts.notification_raise(
+        portal=portal,
+        kind="unitalk.unmapped_lines",
+        tag="unitalk:unmapped-lines",
+        message="lines without UF_PHONE_INNER: 101, 102",
+        params={"lines": ["101", "102"]},
+    )
+    # when
+    text = delivery.notification_text(notification=row)
+    # then: translated, plural right, no field names
+    assert words in text
+    assert "UF_PHONE_INNER" not in text
