@@ -281,11 +281,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A cold shutdown (SIGQUIT, or SIGTERM under REMAP_SIGTERM=SIGQUIT as `make run` starts the
-# worker) first lets running tasks finish for this long, then cancels them; a cancelled job's
-# row is claimed again when its lease expires (integration/jobs.py). Cancelling and stopping
-# the pool take ~2 s more, so 1 s keeps the whole stop inside honcho's 5 s.
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 1.0
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
