@@ -283,7 +283,12 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "bitrixapp.log.ContextFilter"}},
+    "filters": {
+        "context": {"()": "bitrixapp.log.ContextFilter"},
+        # Celery's per-task and beat's per-tick lines: DEBUG (bitrixapp/log.py, Routine).
+        "celery_task_routine": {"()": "bitrixapp.log.Routine", "prefixes": ("Task ",)},
+        "beat_routine": {"()": "bitrixapp.log.Routine", "prefixes": ("Scheduler: Sending",)},
+    },
     "formatters": {"json": {"()": "bitrixapp.log.JsonFormatter"}},
     "handlers": {
         "stdout": {
@@ -300,6 +305,9 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        "celery.worker.strategy": {"filters": ["celery_task_routine"]},
+        "celery.app.trace": {"filters": ["celery_task_routine"]},
+        "celery.beat": {"filters": ["beat_routine"]},
         "urllib3": {"level": "WARNING"},
     },
 }
