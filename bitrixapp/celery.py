@@ -98,6 +98,9 @@ app = App("bitrixapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Connects the worker's heartbeat thread to worker_ready (beat's is its scheduler class).
+from bitrixapp import heartbeats as _heartbeats  # noqa: E402, F401
+
 
 @setup_logging.connect
 def configure_logging(**_: Any) -> None:

@@ -332,6 +332,19 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "schedule": JOB_DISPATCH_INTERVAL_S,
 }
 
+# --- Heartbeats and readiness (docs/operations.md, "Readiness") -------------------------------
+# Workers and beat write a heartbeat this often (bitrixapp/heartbeats.py); /readyz fails a part
+# whose heartbeat is older than READY_HEARTBEAT_MAX_AGE_S.
+HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
+READY_HEARTBEAT_MAX_AGE_S = env.float("READY_HEARTBEAT_MAX_AGE_S", default=30.0)
+CELERY_BEAT_SCHEDULER = "bitrixapp.heartbeats:HeartbeatScheduler"
+# /readyz fails when the oldest due job of a queue has waited longer than this (seconds); per
+# queue: READY_BACKLOG_MAX_AGE_BY_QUEUE=interactive=30,background=900.
+READY_BACKLOG_MAX_AGE_S = env.float("READY_BACKLOG_MAX_AGE_S", default=120.0)
+READY_BACKLOG_MAX_AGE_BY_QUEUE: dict[str, float] = env.dict(
+    "READY_BACKLOG_MAX_AGE_BY_QUEUE", cast={"value": float}, default={}
+)
+
 # --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
 INSTALLED_APPS += ["integration.unitalk", "integration.calls"]
 # Request budget per Unitalk API key, shared by every process. Unitalk does not publish its quota
