@@ -9,7 +9,6 @@ waited too long. Each part is named in the answer; a 503 lists the failing ones.
 from __future__ import annotations
 
 import logging
-
 import threading
 from typing import Any
 
@@ -151,7 +150,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "worker": _safely(_check_workers),
         "beat": _safely(lambda: _heartbeat("beat")),
         # Without the database there is no backlog to read; its failure is named already.
-        "backlog": _safely(_check_backlog) if database is None else {"ok": False, "error": "no database"},
+        "backlog": _safely(_check_backlog)
+        if database is None
+        else {"ok": False, "error": "no database"},
     }
     failed = [name for name, check in checks.items() if not check["ok"]]
     _log_transition(failed, checks)
