@@ -320,8 +320,13 @@ if DEBUG:
 JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
 JOB_BACKOFF_CAP_S = env.float("JOB_BACKOFF_CAP_S", default=600.0)
 JOB_RETRY_HORIZON_S = env.int("JOB_RETRY_HORIZON_S", default=6 * 3600)
-# How long a running attempt may go silent before another worker may take the job over.
-JOB_LEASE_S = env.int("JOB_LEASE_S", default=CELERY_TASK_TIME_LIMIT + 30)
+# How long a running attempt may go silent before another worker may take the job over. The
+# worker renews it every JOB_LEASE_RENEW_S while the attempt runs (integration/lease.py), so a
+# killed worker's job is taken over within JOB_LEASE_S + JOB_DISPATCH_INTERVAL_S; a job whose
+# attempts died with their worker JOB_MAX_ABANDONED times is given up (dead).
+JOB_LEASE_S = env.float("JOB_LEASE_S", default=10.0)
+JOB_LEASE_RENEW_S = env.float("JOB_LEASE_RENEW_S", default=2.0)
+JOB_MAX_ABANDONED = env.int("JOB_MAX_ABANDONED", default=3)
 # Retries due within this many seconds go to the broker with a countdown; later ones wait in the
 # job row for beat's dispatcher, so the broker never holds a message longer than this plus a run
 # (docs/operations.md, "RabbitMQ").
