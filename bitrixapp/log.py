@@ -95,6 +95,7 @@ def _note_settings() -> None:
         values = [
             settings.SECRET_KEY,
             getattr(settings, "BITRIX24_CLIENT_SECRET", ""),
+            getattr(settings, "METRICS_TOKEN", ""),
             *getattr(settings, "FIELD_ENCRYPTION_KEYS", []),
             getattr(settings, "EMAIL_HOST_PASSWORD", ""),
             _url_password(getattr(settings, "REDIS_URL", "")),

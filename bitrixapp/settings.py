@@ -350,6 +350,19 @@ READY_BACKLOG_MAX_AGE_BY_QUEUE: dict[str, float] = env.dict(
     "READY_BACKLOG_MAX_AGE_BY_QUEUE", cast={"value": float}, default={}
 )
 
+# --- Metrics (/metrics; docs/operations.md, "Metrics") ------------------------------------------
+# Off unless one of these is set: a bearer token scrapers send, and/or client networks that may
+# scrape without it (comma-separated addresses or CIDRs, e.g. 10.0.0.0/8,127.0.0.1).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_IPS = env.list("METRICS_ALLOW_IPS", default=[])
+# A folder every web and worker process of the host writes its counters into (prometheus-client
+# multiprocess mode), under APP_VAR_DIR; empty: each process counts alone and /metrics shows the
+# web process's own. Emptied by the release step (counts restart with the processes).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    writable_dir(Path(PROMETHEUS_MULTIPROC_DIR))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
 # --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
 INSTALLED_APPS += ["integration.unitalk", "integration.calls"]
 # Request budget per Unitalk API key, shared by every process. Unitalk does not publish its quota
