@@ -51,35 +51,37 @@ def _say_json(msg: str, f: IO[str] = sys.__stdout__) -> None:  # type: ignore[as
         os.write(f.fileno(), (json.dumps(line) + "\n").encode())
 
 
-celery.apps.worker.safe_say = _say_json
+setattr(celery.apps.worker, "safe_say", _say_json)  # noqa: B010 (celery-types omits it)
 
 
-class JsonBannerWorker(Worker):  # type: ignore[misc]
+class JsonBannerWorker(Worker):
     def emit_banner(self) -> None:
+        me: Any = self  # attributes set by Celery at run time, not in the stubs
         logger.info(
             "worker starting",
             extra={
-                "hostname": self.hostname,
-                "concurrency": self.concurrency,
-                "queues": sorted(self.app.amqp.queues),
-                "broker": self.app.connection().as_uri(),  # password masked by kombu
+                "hostname": me.hostname,
+                "concurrency": me.concurrency,
+                "queues": sorted(me.app.amqp.queues),
+                "broker": me.app.connection().as_uri(),  # password masked by kombu
             },
         )
 
 
-class JsonBannerBeat(Beat):  # type: ignore[misc]
+class JsonBannerBeat(Beat):
     def run(self) -> None:
         self.quiet = True  # the text banners; one JSON line below instead
         super().run()
 
     def setup_logging(self, colorize: bool | None = None) -> None:
         super().setup_logging(colorize=colorize)
+        me: Any = self
         logger.info(
             "beat starting",
             extra={
-                "schedule_file": str(self.schedule),
-                "broker": self.app.connection().as_uri(),
-                "max_interval_s": self.max_interval,
+                "schedule_file": str(me.schedule),
+                "broker": me.app.connection().as_uri(),
+                "max_interval_s": me.max_interval,
             },
         )
 

@@ -105,7 +105,7 @@ def _worker_heartbeat_stop(**_: Any) -> None:
         _worker_thread.stopped.set()
 
 
-class HeartbeatScheduler(PersistentScheduler):  # type: ignore[misc]
+class HeartbeatScheduler(PersistentScheduler):
     """Celery's default scheduler, beating on every tick (CELERY_BEAT_SCHEDULER)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -70,7 +70,7 @@ def registry() -> CollectorRegistry:
     if not _MULTIPROC_DIR:
         return _PROCESS_REGISTRY
     combined = CollectorRegistry()
-    multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(combined)
     return combined
 
 
