@@ -35,7 +35,8 @@ def test_every_dashboard_query_uses_exposed_metrics(exposed):
     panels = json.loads(DASHBOARD.read_text())["panels"]
     used = {n for p in panels for t in p["targets"] for n in NAME.findall(t["expr"])}
     assert len(panels) >= 12
-    assert used and used <= exposed, used - exposed
+    assert used
+    assert used <= exposed, used - exposed
 
 
 def test_every_alert_uses_exposed_metrics_and_has_a_runbook_entry(exposed):
