@@ -102,31 +102,34 @@ def lease_kept(*, job_id: int, attempt: int) -> Iterator[None]:
 def attempts_abandon(*, job: Job, number: int) -> int:
     """Close the attempts before `number` that are still `running`: their worker is gone (the job
     was claimable, so their lease ran out). Returns how many attempts of the job were abandoned
-    in all."""
+    in all when this claim is a takeover, else 0."""
+    if number <= 1:
+        return 0  # a first attempt has nothing before it: no query on the common path
     now = timezone.now()
     lost = list(
         JobAttempt.objects.filter(
             job=job, outcome=JobAttempt.Outcome.RUNNING, number__lt=number
         ).values_list("number", "started_at")
     )
-    if lost:
-        JobAttempt.objects.filter(
-            job=job, outcome=JobAttempt.Outcome.RUNNING, number__lt=number
-        ).update(
-            outcome=JobAttempt.Outcome.ABANDONED,
-            finished_at=now,
-            error_class="WorkerLost",
-            error="its worker stopped renewing the lease (killed, out of memory or cut off)",
-            decision="retry",
+    if not lost:
+        return 0  # not a takeover: earlier losses were judged when they were taken over
+    JobAttempt.objects.filter(
+        job=job, outcome=JobAttempt.Outcome.RUNNING, number__lt=number
+    ).update(
+        outcome=JobAttempt.Outcome.ABANDONED,
+        finished_at=now,
+        error_class="WorkerLost",
+        error="its worker stopped renewing the lease (killed, out of memory or cut off)",
+        decision="retry",
+    )
+    for lost_number, started_at in lost:
+        logger.warning(
+            "job taken over from a lost worker",
+            extra={
+                "kind": job.kind,
+                "abandoned_attempt": lost_number,
+                "attempt": number,
+                "abandoned_after_s": round((now - started_at).total_seconds(), 3),
+            },
         )
-        for lost_number, started_at in lost:
-            logger.warning(
-                "job taken over from a lost worker",
-                extra={
-                    "kind": job.kind,
-                    "abandoned_attempt": lost_number,
-                    "attempt": number,
-                    "abandoned_after_s": round((now - started_at).total_seconds(), 3),
-                },
-            )
     return JobAttempt.objects.filter(job=job, outcome=JobAttempt.Outcome.ABANDONED).count()
