@@ -23,7 +23,7 @@ from celery.apps.beat import Beat
 from celery.apps.worker import Worker
 from celery.signals import beat_init, celeryd_after_setup, setup_logging
 
-from bitrixapp.log import JsonFormatter
+from integration.core.log import JsonFormatter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bitrixapp.settings")
 
@@ -114,13 +114,13 @@ def configure_logging(**_: Any) -> None:
 
 @celeryd_after_setup.connect
 def _worker_says_where_settings_came_from(**_: Any) -> None:
-    from bitrixapp.log import settings_source_log
+    from integration.core.log import settings_source_log
 
     settings_source_log(role="worker")
 
 
 @beat_init.connect
 def _beat_says_where_settings_came_from(**_: Any) -> None:
-    from bitrixapp.log import settings_source_log
+    from integration.core.log import settings_source_log
 
     settings_source_log(role="beat")

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from integration.errors import PermanentError
+from integration.core.errors import PermanentError
 from integration.models import Job, JobAttempt
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Metrics read from the database at scrape time: jobs, attempts, backlog, latencies, webhook
-events, portals (integration/metrics.py says why these come from rows).
+events, portals (integration/core/metrics.py says why these come from rows).
 
 Rows are never pruned by the app, so counts of rows that only grow (attempts, finished calls)
 are exposed as counters and histograms; counts by current state are gauges. Each scrape runs a
@@ -23,7 +23,7 @@ from prometheus_client.core import (
 
 from bitrixapp.models import BitrixEvent, Portal
 from integration.backlog import jobs_backlog
-from integration.metrics import PREFIX
+from integration.core.metrics import PREFIX
 from integration.models import Job, JobAttempt
 
 # Seconds. A click-to-call is worth watching from ~1 s (the user waits on the phone); a call end

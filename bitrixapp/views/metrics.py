@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from integration.metrics import exposition
+from integration.core.metrics import exposition
 from integration.metrics_rows import RowsCollector
 
 

@@ -2,7 +2,7 @@ import json
 import logging
 import uuid
 
-from bitrixapp.log import (
+from integration.core.log import (
     ContextFilter,
     JsonFormatter,
     log_context,

@@ -10,8 +10,8 @@ import responses
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from integration import http
-from integration.errors import TransientError
+from integration.core import http
+from integration.core.errors import TransientError
 from integration.models import Job, JobAttempt
 
 pytestmark = [pytest.mark.django_db]

@@ -89,7 +89,7 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
         CELERY_TASK_DEFAULT_QUEUE=f"ro-{uuid.uuid4().hex[:8]}",
         JOB_DISPATCH_INTERVAL_S="1",
         PYTHONUNBUFFERED="1",
-        # Celery's per-task "succeeded" lines, seen below, are DEBUG (bitrixapp/log.py, Routine).
+        # Celery's per-task "succeeded" lines, seen below, are DEBUG (integration/core/log.py, Routine).
         LOG_LEVEL="DEBUG",
         **SECRETS,
     )
@@ -151,7 +151,7 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
 
 
 _RATE_LIMIT_AND_CACHE = (
-    "from django.core.cache import cache; from integration import ratelimit; "
+    "from django.core.cache import cache; from integration.core import ratelimit; "
     "cache.set('ro-check', 1); ratelimit.acquire('ro-check', burst=1, per_second=1.0)"
 )
 

@@ -66,7 +66,7 @@ def test_the_production_install_runs_web_worker_and_beat_without_test_extras(tmp
         DJANGO_STATIC_ROOT=str(app / "staticfiles"),
         CELERY_TASK_DEFAULT_QUEUE=f"prod-{uuid.uuid4().hex[:8]}",
         PYTHONUNBUFFERED="1",
-        # Celery's per-task "succeeded" lines, waited for below, are DEBUG (bitrixapp/log.py).
+        # Celery's per-task "succeeded" lines, waited for below, are DEBUG (integration/core/log.py).
         LOG_LEVEL="DEBUG",
         **SECRETS,
     )

@@ -26,8 +26,8 @@ from typing import Any
 
 from django.conf import settings
 
-from integration import metrics
-from integration.errors import RateLimitedError
+from integration.core import metrics
+from integration.core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from integration import metrics
-from integration.errors import TransientError
+from integration.core import metrics
+from integration.core.errors import TransientError
 
 logger = logging.getLogger(__name__)
 
