@@ -114,7 +114,7 @@ def test_banner_is_rendered_in_the_pages_language_with_the_detail_apart(client, 
 def test_existing_rows_get_their_parameters_from_the_old_text(portal):
     import importlib
 
-    migration = importlib.import_module("integration.migrations.0002_notification_params")
+    migration = importlib.import_module("integration.migrations.0003_notification_params")
     # given: rows as the app stored them before (English sentence, context)
     assert migration.params_from_text(
         "unitalk.credentials_invalid",

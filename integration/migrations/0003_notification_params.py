@@ -43,7 +43,7 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("integration", "0001_initial")]
+    dependencies = [("integration", "0002_jobattempt_abandoned")]
 
     operations = [
         migrations.AddField(
