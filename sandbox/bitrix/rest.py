@@ -81,6 +81,20 @@ class Call:
 
 Method = Callable[[Call], Any]
 METHODS: dict[str, Method] = {}
+#: Predicates (portal, name) → True when a portal lacks the method's module (timeman switch).
+HIDDEN: list[Callable[[dict[str, Any], str], bool]] = []
+
+
+def known(portal: dict[str, Any], name: str) -> bool:
+    return name in METHODS and not any(hidden(portal, name) for hidden in HIDDEN)
+
+
+class BatchFault(Exception):
+    """A fault on a command inside `batch` that takes the whole HTTP answer (timeout, reset)."""
+
+    def __init__(self, kind: str, seconds: float) -> None:
+        super().__init__(kind)
+        self.kind, self.seconds = kind, seconds
 
 
 def method(*names: str) -> Callable[[Method], Method]:
@@ -194,9 +208,11 @@ class Limits:
 
 
 class Engine:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, faults: Any = None) -> None:
         self.world = world
         self.limits = Limits()
+        #: The portal's `Faults`: rules naming a method also hit it inside `batch`.
+        self.faults = faults
 
     def run(self, name: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
         """One REST call over HTTP with an OAuth access token: (status, envelope)."""
@@ -235,7 +251,7 @@ class Engine:
         """The call once its credentials are known: bucket, method, operating budget."""
         if not self.limits.admit(portal):
             return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
-        if name != "batch" and name not in METHODS:
+        if name != "batch" and not known(portal, name):
             return 404, {
                 "error": "ERROR_METHOD_NOT_FOUND",
                 "error_description": "Method not found!",
@@ -367,12 +383,15 @@ class Engine:
                 },
                 None,
             )
-        if name not in METHODS:
+        if not known(portal, name):
             return (
                 404,
                 {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"},
                 None,
             )
+        fault = self._batch_fault(name)
+        if fault is not None:
+            return fault[0], fault[1], None
         used, _ = self.limits.operating(portal, name)
         if used >= float(portal["operating_limit"]):
             return (
@@ -390,6 +409,25 @@ class Engine:
         status, body = self.execute(portal, info, token, name, params)
         self.limits.spend(portal, name)
         return status, body, self.limits.operating(portal, name)
+
+    def _batch_fault(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """A fault rule for this very method (not `*`) inside `batch` (docs/sandbox.md).
+
+        Error kinds become this command's `result_error` entry, the others run on; latency
+        waits; timeout, reset and down take the whole batch answer.
+        """
+        picked = self.faults.pick(name, exact=True) if self.faults is not None else None
+        if picked is None:
+            return None
+        kind, seconds = picked
+        if kind == "latency":
+            time.sleep(seconds)
+            return None
+        if kind in ("timeout", "reset", "down", "expired_token"):
+            raise BatchFault(kind, seconds)
+        if kind == "503":
+            return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+        return 500, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}
 
 
 _REF = re.compile(r"\$result((?:\[[^\]]*\])+)")
