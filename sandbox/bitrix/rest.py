@@ -9,20 +9,18 @@ and run under the store lock with a `Call`; they return a result, a `Page`, or r
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox import formcodec
+from sandbox.bitrix.limits import Limits
 from sandbox.world import World
 
 PAGE_SIZE = 50
 BATCH_MAX = 50
-OPERATING_WINDOW = 600.0
 
 
 class BxError(Exception):
@@ -160,51 +158,6 @@ def php_array(entries: dict[str, Any]) -> Any:
     if entries and list(entries) == [str(i) for i in range(len(entries))]:
         return [php_json(v) for v in entries.values()]
     return php_json(entries)
-
-
-class Limits:
-    """Leaky bucket per portal and operating seconds per (portal, method).
-
-    docs/bitrix24.md §4.1, §4.2.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[str, list[float]] = {}
-        self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = {}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
-            self._operating.clear()
-
-    def admit(self, portal: dict[str, Any]) -> bool:
-        """Count one HTTP request; False when the bucket would overflow."""
-        now = time.monotonic()
-        with self._lock:
-            level, last = self._buckets.get(portal["member_id"], [0.0, now])
-            level = max(0.0, level - (now - last) * float(portal["drain"]))
-            if level + 1 > float(portal["burst"]) + 1e-9:
-                self._buckets[portal["member_id"]] = [level, now]
-                return False
-            self._buckets[portal["member_id"]] = [level + 1, now]
-            return True
-
-    def operating(self, portal: dict[str, Any], name: str) -> tuple[float, float]:
-        """(seconds used in the window, unix time the oldest basket drops)."""
-        now = time.time()
-        with self._lock:
-            entries = self._operating.setdefault((portal["member_id"], name), deque())
-            while entries and entries[0][0] < now - OPERATING_WINDOW:
-                entries.popleft()
-            used = sum(cost for _, cost in entries)
-            reset_at = (entries[0][0] if entries else now) + OPERATING_WINDOW
-            return used, reset_at
-
-    def spend(self, portal: dict[str, Any], name: str) -> None:
-        with self._lock:
-            entries = self._operating.setdefault((portal["member_id"], name), deque())
-            entries.append((time.time(), float(portal["operating_cost"])))
 
 
 class Engine:
