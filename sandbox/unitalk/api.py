@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox.httpcore import Response, json_response
+from sandbox.unitalk import operators
 from sandbox.unitalk.calls import DATE_FORMAT, call_start
 
 if TYPE_CHECKING:
@@ -282,4 +283,7 @@ API = {
     "history/get": api_history,
     "users/list": api_users,
     "autodial/action": api_autodial,
+    # Absent unless the `status_api` setting is on (docs/agents.md §3, UNCONFIRMED).
+    operators.SET_PATH: operators.api_status_set,
+    operators.GET_PATH: operators.api_status_get,
 }

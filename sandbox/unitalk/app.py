@@ -19,7 +19,7 @@ from typing import Any
 
 from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, json_response
-from sandbox.unitalk import recordings
+from sandbox.unitalk import operators, recordings
 from sandbox.unitalk.api import API, error
 from sandbox.unitalk.calls import call_start
 from sandbox.world import World
@@ -44,6 +44,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "outer_number": "380441234567",
     "group_name": "Sales managers",
     "seed": None,
+    # The operator-status API (operators.py, UNCONFIRMED): absent unless switched on.
+    "status_api": False,
+    "status_api_fault": "",  # "" | error | 500 | 502 | 503 | timeout | slow
+    "status_api_fault_seconds": 10.0,  # how long timeout/slow hold the answer
 }
 
 # Request weights by expected processing time (docs/unitalk.md §2.5: <50 ms = 1 … >1000 ms = 5).
@@ -198,6 +202,14 @@ class UnitalkApp(App):
             unknown = set(payload) - set(DEFAULT_SETTINGS) - {"api_key"}
             if unknown:
                 return json_response({"error": f"unknown settings {sorted(unknown)}"}, 400)
+            if str(payload.get("status_api_fault") or "") not in operators.FAULTS:
+                return json_response(
+                    {"error": f"status_api_fault must be one of {operators.FAULTS}"}, 400
+                )
+            try:
+                float(payload.get("status_api_fault_seconds", 0))
+            except (TypeError, ValueError):
+                return json_response({"error": "status_api_fault_seconds must be a number"}, 400)
             values = {k: v for k, v in payload.items() if k != "api_key"}
             with self.store.lock:
                 if project is not None:
@@ -210,6 +222,8 @@ class UnitalkApp(App):
             return json_response(
                 {"error": "unknown api_key (create one: POST /_sandbox/keys)"}, 404
             )
+        if path == "/_sandbox/operator-status":
+            return operators.control(self, project, payload)
         if path == "/_sandbox/webhooks":
             url = str(payload.get("url") or "")
             if not url.startswith(("http://", "https://")):
