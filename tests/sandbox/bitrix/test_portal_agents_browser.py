@@ -97,3 +97,45 @@ def test_agents_page_drives_the_work_day_presence_and_heads(sandbox, portal, res
     assert page.locator("#timeman-module").inner_text() == "not installed"
     assert rest("timeman.status", {"USER_ID": 1}).status_code == 404
     assert _cell(page, "1", ".search") == "NOT_INSTALLED"
+
+
+def test_agents_page_switches_unitalks_operator_status_api(sandbox, portal, page, http):
+    def read(path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": "SandboxKey01"}
+        return http.post(f"{sandbox.unitalk_url}/api/{path}", json=body or {}, headers=headers)
+
+    page.goto(f"{sandbox.bitrix_url}/portal/{portal['member_id']}/agents/")
+    page.locator("#operator-table").wait_for(timeout=SLOW_MS)
+    assert page.locator("#status-api").inner_text() == "absent"
+    assert read("phones/inner").status_code == 404
+
+    # when: the API is switched on and line 102 is paused from the cabinet buttons
+    with page.expect_navigation():
+        page.locator("button.status-api").click()
+    assert page.locator("#status-api").inner_text() == "on"
+    with page.expect_navigation():
+        page.locator("tr[data-line='102'] button.op-set", has_text="PAUSE").click()
+    assert page.locator("tr[data-line='102'] .operator-status").inner_text() == "PAUSE"
+    assert read("phones/inner", {"number": "102"}).json()["phones"] == [
+        {"number": "102", "status": "PAUSE"}
+    ]
+
+    # when: the fault knob is set to 503
+    page.locator("#status-api-fault").select_option("503")
+    with page.expect_navigation():
+        page.locator("button.status-fault").click()
+    assert read("phones/inner/setStatus", {"number": "101", "status": "PAUSE"}).status_code == 503
+    assert page.locator("#status-api-fault").input_value() == "503"
+    shot(page, "sandbox-portal-agents-unitalk")
+
+
+def test_the_pages_copy_of_unitalks_names_matches_the_simulator():
+    from sandbox.bitrix import agentpages
+    from sandbox.unitalk import app, operators
+
+    assert agentpages.OPERATOR_STATUSES == operators.STATUSES
+    assert agentpages.OPERATOR_DEFAULT == operators.DEFAULT_STATUS
+    assert agentpages.OPERATOR_FAULTS == operators.FAULTS
+    assert {k: app.DEFAULT_SETTINGS[k] for k in agentpages.DEFAULT_UNITALK} == (
+        agentpages.DEFAULT_UNITALK
+    )
