@@ -25,6 +25,10 @@ DEFAULT_UNITALK = {"status_api": False, "status_api_fault": ""}
 OPERATOR_STATUSES = ("ONLINE", "PAUSE", "OFFLINE")
 OPERATOR_DEFAULT = "ONLINE"
 OPERATOR_FAULTS = ("", "error", "500", "502", "503", "timeout", "slow")
+LINE_STATES = ("registered", "unregistered", "dnd")  # sandbox/unitalk/lines.py
+OPERATOR_OUTCOMES = ("answer", "noanswer", "busy", "chanunavail")
+BUSY_MODES = ("allow", "reject", "busy_leg")
+DEFAULT_LINES = {"operator_outcome": "answer", "busy_mode": "allow", "answer_lost": 0.0}
 
 STYLE = """
 .agents table{border-collapse:collapse;font-size:13px;margin:4px 0 8px}
@@ -58,6 +62,15 @@ async function operatorApi(body) {
   if (r.ok) { location.reload(); return; }
   const el = document.getElementById('agents-status');
   el.textContent = 'Error: ' + r.data.error; el.className = 'error';
+}
+async function lineState(line, state) {
+  const r = await unitalk('lines', {api_key: AGENTS.key, line, state});
+  if (r.ok) location.reload();
+}
+function lineKnobs() {
+  operatorApi({operator_outcome: document.getElementById('operator-outcome').value,
+    busy_mode: document.getElementById('busy-mode').value,
+    answer_lost: document.getElementById('answer-lost').checked ? 1 : 0});
 }
 async function operatorStatus(number, status) {
   const r = await unitalk('operator-status', {api_key: AGENTS.key, number, status});
@@ -175,6 +188,7 @@ def agents_body(app: PortalApp, portal: dict[str, Any], user_id: str) -> str:
         + "".join(body)
         + "</table>"
         + _operator_panel(app)
+        + _lines_panel(app)
         + "</div>"
         + _script(portal, _project(app).get("api_key", ""))
     )
@@ -235,4 +249,47 @@ def _operator_panel(app: PortalApp) -> str:
         + "</p><table id='operator-table'><tr><th>Line</th><th>Status</th><th></th></tr>"
         + rows
         + "</table>"
+    )
+
+
+def _options(choices: tuple[str, ...], selected: str) -> str:
+    return "".join(
+        f"<option value='{c}'{' selected' if c == selected else ''}>{c}</option>" for c in choices
+    )
+
+
+def _lines_panel(app: PortalApp) -> str:
+    """Unitalk's lines for issue 15 (sandbox/unitalk/lines.py): each line registered,
+    unregistered or DND, how operator legs end, what a busy line does, lost directCall answers.
+    """
+    project = _project(app)
+    if not project:
+        return ""
+    with app.store.lock:
+        settings = {**DEFAULT_LINES, **app.store.data["unitalk"].get("settings", {})}
+        settings.update(project.get("settings", {}))
+        states = dict(project.get("line_state") or {})
+        known = [str(u["line"]) for u in project["users"] if u.get("line")]
+    rows = "".join(
+        f"<tr data-line='{escape(line)}'><td>{escape(line)}</td>"
+        f"<td class='line-state'>{escape(states.get(line, 'registered'))}</td><td>"
+        + "".join(
+            _button(state, f"lineState({json.dumps(line)}, {json.dumps(state)})", "line-set")
+            for state in LINE_STATES
+        )
+        + "</td></tr>"
+        for line in known
+    )
+    lost = " checked" if float(settings["answer_lost"]) >= 1 else ""
+    return (
+        "<h3>Unitalk lines <small>(registration, operator leg, busy lines; UNCONFIRMED)</small>"
+        "</h3><table id='line-table'><tr><th>Line</th><th>State</th><th></th></tr>"
+        + rows
+        + "</table><p>Operator leg "
+        f"<select id='operator-outcome'>{_options(OPERATOR_OUTCOMES, settings['operator_outcome'])}"
+        f"</select> · busy line <select id='busy-mode'>"
+        f"{_options(BUSY_MODES, settings['busy_mode'])}</select> · "
+        f"<label><input type='checkbox' id='answer-lost'{lost}> lose directCall answers</label> "
+        + _button("Apply", "lineKnobs()", "line-knobs")
+        + "</p>"
     )
