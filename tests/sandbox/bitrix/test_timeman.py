@@ -262,3 +262,32 @@ def test_a_batch_polls_fifty_users_in_one_request(sandbox, portal, rest):
     assert statuses["u7"] == "OPENED"
     assert statuses["u9"] == "PAUSED"
     assert {v for k, v in statuses.items() if k not in ("u7", "u9")} == {"CLOSED"}
+
+
+def test_repeated_or_out_of_order_calls_leave_the_day_as_it_is(clock, rest):
+    paused_closed = _ok(rest("timeman.pause"))
+    closed_closed = _ok(rest("timeman.close"))
+    _ok(rest("timeman.open"))
+    clock(shift_seconds=60)
+    open_again = _ok(rest("timeman.open"))
+    _ok(rest("timeman.pause"))
+    clock(shift_seconds=120)
+    _ok(rest("timeman.pause"))  # a second pause does not restart the break
+    clock(shift_seconds=60)
+    resumed = _ok(rest("timeman.open"))
+
+    assert (paused_closed["STATUS"], paused_closed["TIME_START"]) == ("CLOSED", None)
+    assert (closed_closed["STATUS"], closed_closed["TIME_START"]) == ("CLOSED", None)
+    assert (open_again["STATUS"], open_again["TIME_START"]) == ("OPENED", MORNING)
+    assert resumed["TIME_LEAKS"] == "00:03:00"
+
+
+def test_a_day_opened_late_in_another_zone_expires_at_its_own_midnight(clock, rest):
+    # 23:30 in Kyiv summer time (+03:00) is 22:30 at the portal's +02:00: the day's own zone
+    # decides when midnight comes.
+    clock(now="2026-03-02T23:30:00+03:00")
+    _ok(rest("timeman.open", {"TIME": "2026-03-02T23:30:00+03:00", "REPORT": "night shift"}))
+    clock(shift_seconds=20 * 60)
+    assert _ok(rest("timeman.status"))["STATUS"] == "OPENED"
+    clock(shift_seconds=20 * 60)
+    assert _ok(rest("timeman.status"))["STATUS"] == "EXPIRED"
