@@ -184,10 +184,46 @@ def action_timeman_module(
         return json_response({"installed": timeman.tm_state(portal)["installed"]})
 
 
+SEED_MAX = 5000
+
+
+def action_users_seed(app: PortalApp, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
+    """`{"count": 200, "first_id": 3, "inner_from": 201, "name": "Agent {n}"}`: many
+    non-admin users at once (agents for a benchmark), replacing any with the same IDs.
+    """
+    try:
+        count = int(payload.get("count") or 0)
+        first = int(payload.get("first_id") or len(portal["users"]) + 1)
+        inner = int(payload.get("inner_from") or 0)
+    except (TypeError, ValueError):
+        return _error("count, first_id and inner_from must be numbers")
+    if not 1 <= count <= SEED_MAX or first < 1 or inner < 0:
+        return _error(f"count must be within 1..{SEED_MAX}, first_id ≥ 1, inner_from ≥ 0")
+    name = str(payload.get("name") or "Agent {n}")
+    made = [
+        app.world._user(
+            {
+                "ID": str(first + i),
+                "NAME": name.replace("{n}", str(first + i)),
+                "UF_PHONE_INNER": str(inner + i) if inner else "",
+                "ADMIN": False,
+            },
+            first + i,
+        )
+        for i in range(count)
+    ]
+    ids = {u["ID"] for u in made}
+    with app.store.lock:
+        portal["users"] = [u for u in portal["users"] if u["ID"] not in ids] + made
+        app.store.touch()
+    return json_response({"ids": [u["ID"] for u in made]}, 201)
+
+
 ACTIONS: dict[str, Callable[[PortalApp, dict[str, Any], dict[str, Any]], Response]] = {
     "clock": action_clock,
     "workday": action_workday,
     "user-state": action_user_state,
     "department": action_department,
     "timeman-module": action_timeman_module,
+    "users-seed": action_users_seed,
 }

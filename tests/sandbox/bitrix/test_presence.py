@@ -205,3 +205,24 @@ def test_control_actions_refuse_bad_input_and_change_nothing(
     assert answer.json()["error"]
     assert _ok(rest("user.get", {"ID": 2}))["result"][0] == before
     assert _ok(rest("timeman.status", {"USER_ID": 2}))["result"]["STATUS"] == "CLOSED"
+
+
+def test_users_seed_makes_many_agents_that_poll_in_batches(sandbox, portal, rest):
+    made = control(sandbox, portal, "users-seed", count=200, first_id=3, inner_from=201)
+    control(sandbox, portal, "workday", user_id=150, op="open")
+    cmd = {f"u{n}": f"timeman.status?USER_ID={n}" for n in range(130, 180)}
+
+    pages = _ok(rest("user.get", {"FILTER": {"ACTIVE": True}}))
+    polled = _ok(rest("batch", {"cmd": cmd}))["result"]
+
+    assert made.status_code == 201
+    assert made.json()["ids"][:2] == ["3", "4"]
+    assert len(made.json()["ids"]) == 200
+    assert pages["total"] == 202
+    assert pages["next"] == 50
+    agent = _ok(rest("user.get", {"ID": 150}))["result"][0]
+    assert (agent["NAME"], agent["UF_PHONE_INNER"], agent["ADMIN"]) == ("Agent 150", "348", False)
+    assert polled["result"]["u150"]["STATUS"] == "OPENED"
+    assert polled["result_error"] == []
+    assert control(sandbox, portal, "users-seed", count=0).status_code == 400
+    assert control(sandbox, portal, "users-seed", count=9999).status_code == 400
