@@ -42,10 +42,12 @@ def api_direct_call(app: UnitalkApp, project: dict[str, Any], payload: dict[str,
         return error("Number is empty")
     # Issue 15's line knobs (lines.py): a busy line, the operator leg, a lost answer.
     settings = app.settings(project)
-    busy = app.live.busy(project["api_key"], sip)
-    if busy and settings["busy_mode"] == "reject":
+    mode = settings["busy_mode"]
+    # None: the line has a live call (never under `allow`); a busy leg does not occupy it.
+    on_end = app.live.begin(project["api_key"], sip, unless_busy=mode != "allow")
+    if on_end is None and mode == "reject":
         return error(lines.BUSY_MESSAGE)
-    leg = lines.OPERATOR_LEGS["busy"] if busy and settings["busy_mode"] == "busy_leg" else None
+    leg = lines.OPERATOR_LEGS["busy"] if on_end is None else None
     call_start(
         app,
         project,
@@ -53,7 +55,7 @@ def api_direct_call(app: UnitalkApp, project: dict[str, Any], payload: dict[str,
         caller=sip,
         callee=[number],
         meta=payload.get("meta"),
-        on_end=app.live.begin(project["api_key"], sip),
+        on_end=on_end,
         operator=leg or lines.operator_leg(app, project, sip),
     )
     lost = float(settings["answer_lost"])

@@ -45,13 +45,13 @@ class LiveCalls:
         with self._lock:
             self._live.clear()
 
-    def busy(self, key: str, line: str) -> bool:
+    def begin(self, key: str, line: str, *, unless_busy: bool = False) -> Any:
+        """Count a call on the line; returns the `on_end` callback that uncounts it, or None
+        when `unless_busy` and the line already has one (checked and counted atomically).
+        """
         with self._lock:
-            return self._live.get((key, line), 0) > 0
-
-    def begin(self, key: str, line: str) -> Any:
-        """Count a call on the line; returns the `on_end` callback that uncounts it."""
-        with self._lock:
+            if unless_busy and self._live.get((key, line), 0) > 0:
+                return None
             self._live[(key, line)] = self._live.get((key, line), 0) + 1
 
         def end(_call: dict[str, Any]) -> None:
@@ -63,6 +63,10 @@ class LiveCalls:
                     self._live.pop((key, line), None)
 
         return end
+
+    def busy(self, key: str, line: str) -> bool:
+        with self._lock:
+            return self._live.get((key, line), 0) > 0
 
     def listing(self, key: str) -> dict[str, int]:
         with self._lock:

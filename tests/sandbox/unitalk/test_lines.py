@@ -158,3 +158,14 @@ def test_line_knobs_refuse_bad_values(unitalk, path, body):
     _, _, control = unitalk
     assert control(path, **body).status_code == 400
     assert control("lines").json()["lines"] == {"101": "registered", "102": "registered"}
+
+
+def test_concurrent_direct_calls_on_one_line_let_exactly_one_through(unitalk):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dial, events, control = unitalk
+    control("settings", busy_mode="reject", event_delay=0.5)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: dial("101", f"38050000000{n}").json(), range(8)))
+    assert sorted(a["status"] for a in answers) == ["Error"] * 7 + ["Success"]
+    assert len(_ended(events, 1)) == 1
