@@ -4,6 +4,7 @@ from bitrixapp.views import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("bitrix/actions/agents/", include("integration.agents.urls")),
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
 ]

@@ -63,6 +63,7 @@ def js_strings() -> dict[str, Any]:
         "attempts": _("attempts"),
         "times": _("times"),
         "saving": _("Saving…"),
+        "retry_sync": _("Retry sync"),
         "stages": stage_labels(),
     }
 
@@ -106,8 +107,39 @@ def _render(
 
 @auth.frame_entry
 def app_page(request: HttpRequest) -> HttpResponse:
-    """Overview: open failed-call counts, problem banners, links to the other pages."""
-    return _render(request, "pages/overview.html", {}, page="overview")
+    """Overview: open failed-call counts, problem banners, presence, links to the other pages."""
+    return _render(request, "pages/overview.html", _presence(request), page="overview")
+
+
+def _presence(request: HttpRequest) -> dict[str, Any]:
+    """The user's own status and the portal's presence counts (overview, call card)."""
+    from integration.agents import selectors as agent_selectors
+
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    with translation.override(_lang(request, portal)):
+        me = agent_selectors.agent_for_user(portal=portal, user_id=identity.user_id)
+        return {
+            "me": agent_selectors.agent_dict(me) if me else None,
+            "presence": agent_selectors.presence_summary(portal=portal),
+        }
+
+
+@auth.frame_entry
+def agents_page(request: HttpRequest) -> HttpResponse:
+    """Agents panel: who can take calls now and why not; the user's own toggle on top."""
+    from integration.agents import selectors as agent_selectors
+
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    with translation.override(_lang(request, portal)):
+        me = agent_selectors.agent_for_user(portal=portal, user_id=identity.user_id)
+        context = {
+            "agents": agent_selectors.agent_rows(portal=portal),
+            "me": agent_selectors.agent_dict(me) if me else None,
+            "sync": agent_selectors.sync_settings(portal=portal),
+        }
+    return _render(request, "pages/agents.html", context, page="agents")
 
 
 @auth.frame_entry
@@ -201,6 +233,6 @@ def placement(request: HttpRequest) -> HttpResponse:
         if card is not None:
             with translation.override(_lang(request, portal)):
                 card["stage_label"] = stage_labels().get(card["stage"], card["stage"])
-        context |= {"call_id": call_id, "call": card}
+        context |= {"call_id": call_id, "call": card} | _presence(request)
         return _render(request, "pages/call_card.html", context, page="call_card")
     return _render(request, "pages/overview.html", context, page="overview")

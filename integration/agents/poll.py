@@ -244,3 +244,14 @@ def agents_poll_enqueue_all(*, now: datetime | None = None) -> int:
         )
         count += 1
     return count
+
+
+def poll_now_enqueue(*, portal: Portal) -> Any:
+    """A person asked for a fresh reading (retry on the panel): one poll job now."""
+    return jobs.job_enqueue(
+        kind=KIND_POLL,
+        key=f"{KIND_POLL}:{portal.pk}:now:{timezone.now().timestamp():.0f}",
+        portal=portal,
+        subject=f"portal:{portal.pk}",
+        payload={"portal_id": portal.pk},
+    )

@@ -43,17 +43,19 @@ def _without_push_failure(inputs: Any) -> Any:
     return replace(inputs, push_failed=False)
 
 
-def push_enqueue(*, agent: AgentState, sync: AgentSync | None = None) -> bool:
-    """Queue a push when the switch is on and Unitalk does not already show the value."""
+def push_enqueue(*, agent: AgentState, sync: AgentSync | None = None, force: bool = False) -> bool:
+    """Queue a push when the switch is on and Unitalk does not already show the value
+    (`force`: a person asked to retry, a fresh job even for the same value)."""
     sync = sync or services.agent_sync_get(portal=agent.portal)
     if not sync.push_enabled or not agent.line:
         return False
     value = desired_value(agent=agent, sync=sync)
-    if value == agent.pushed_state and not agent.push_failed:
+    if value == agent.pushed_state and not agent.push_failed and not force:
         return False
+    stamp = timezone.now().timestamp() if force else agent.since.timestamp()
     jobs.job_enqueue(
         kind=KIND_PUSH,
-        key=f"{KIND_PUSH}:{agent.pk}:{value}:{agent.since.timestamp():.3f}",
+        key=f"{KIND_PUSH}:{agent.pk}:{value}:{stamp:.3f}",
         portal=agent.portal,
         subject=f"agent:{agent.bitrix_user_id}",
         payload={"agent_id": agent.pk},
