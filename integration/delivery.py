@@ -66,6 +66,8 @@ def _title(kind: str) -> str:
         "bitrix.auth": _("The portal suspended the app"),
         "bitrix.install": _("The app installation did not finish"),
         DEAD_JOBS_KIND: _("Some work failed for good"),
+        "agents.sync_failed": _("Agent status sync failed"),
+        "agents.poll_failed": _("Agent status could not be read"),
     }
     return titles.get(kind, _("Unitalk integration"))
 

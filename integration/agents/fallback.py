@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from bitrixapp.models import Portal
-from integration import alerts, jobs
+from integration import alerts, delivery, jobs
 from integration.agents.models import AgentState, AgentSync
 from integration.bitrix import notify
 from integration.models import Job, Notification
@@ -115,12 +114,10 @@ def _clear_enqueue(row: Notification) -> None:
 
 def notice_clear(*, notification_id: int) -> dict[str, Any]:
     """Job: replace the problem notice (same TAG) with "working again" for its recipients."""
-    from integration.delivery import notification_recipients
-
     row = Notification.objects.select_related("portal").get(pk=notification_id)
     if row.resolved_at is None:
         return {"skipped": "open again"}
-    users = notification_recipients(notification=row)
+    users = delivery.notification_recipients(notification=row)
     with translation.override(row.portal.lang or "en"):
         text = _("Unitalk status sync works again; the autodialer includes this agent again.")
     for user_id in users:
@@ -145,11 +142,3 @@ def poll_problem_raise(*, portal: Portal, sync: AgentSync) -> None:
 
 def poll_problem_resolve(*, portal: Portal) -> None:
     alerts.notification_resolve(portal=portal, tag=TAG_POLL)
-
-
-def agent_problem_sync(*, agent: AgentState, error: str = "") -> None:
-    """Keep the notices in step with the agent's push health (after commit of a change)."""
-    if agent.push_failed:
-        transaction.on_commit(lambda: sync_problem_raise(agent=agent, error=error))
-    else:
-        transaction.on_commit(lambda: sync_problem_resolve(agent=agent))

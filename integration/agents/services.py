@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -197,8 +196,9 @@ def _apply(
         )
         agent.state, agent.reason, agent.since = presence.state, presence.reason, now
         agent.wrap_up_until = wrap_up_until
-        for hook in _on_change:
-            transaction.on_commit(partial(hook, agent, *before))
+    # Hooks enqueue durable jobs (handed to the broker after commit by integration.jobs).
+    for hook in _on_change:
+        hook(agent, *before)
     logger.info(
         "agent state changed",
         extra={
