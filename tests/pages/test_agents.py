@@ -30,7 +30,8 @@ def test_panel_lists_the_portals_agents_with_state_reason_and_since(client, port
     assert [a["user_id"] for a in data["agents"]] == [2]
     row = data["agents"][0]
     assert row["summary"].startswith("Paused: work day not open in Bitrix24 since ")
-    assert row["line"] == "102" and row["last_sync_label"] != "—"
+    assert row["line"] == "102"
+    assert row["last_sync_label"] != "—"
 
 
 def test_an_agent_sets_their_own_toggle(client, portal):
@@ -120,7 +121,9 @@ def test_agents_page_and_overview_show_presence(client, portal, rsps):
     make_agent(portal, 2, state=State.AVAILABLE)
     fake_profile(rsps)
     html = enter(client, portal, "/bitrix/app/agents/").content.decode()
-    assert 'id="agents-table"' in html and "work day not open in Bitrix24" in html
+    assert 'id="agents-table"' in html
+    assert "work day not open in Bitrix24" in html
     assert 'id="push-enabled"' in html  # admin sees the switches
     html = enter(client, portal, "/bitrix/app/").content.decode()
-    assert 'id="presence-available"' in html and 'id="toggle-break"' in html
+    assert 'id="presence-available"' in html
+    assert 'id="toggle-break"' in html

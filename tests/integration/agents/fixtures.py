@@ -18,7 +18,7 @@ from integration.unitalk import names
 from integration.unitalk.models import OperatorMapping
 from tests.integration.calls.fixtures import REST, UNITALK
 
-__all__ = ["FakeAgentsPortal", "FakeUnitalkStatus", "agents_portal", "unitalk_status", "mapped"]
+__all__ = ["FakeAgentsPortal", "FakeUnitalkStatus", "agents_portal", "mapped", "unitalk_status"]
 
 
 @dataclass

@@ -104,7 +104,8 @@ def test_deactivated_and_deleted_users_are_inactive_never_an_error(mapped, agent
     result = poll.agents_poll(portal=mapped)
     assert "failed" not in result
     assert agent(5).state == State.INACTIVE
-    assert agent(6).state == State.INACTIVE and agent(6).user_missing
+    assert agent(6).state == State.INACTIVE
+    assert agent(6).user_missing
 
 
 def test_a_mapping_removed_leaves_the_agent_without_a_line(mapped, agents_portal):

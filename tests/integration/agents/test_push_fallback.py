@@ -87,7 +87,8 @@ def test_push_failure_pauses_notifies_agent_and_manager_once_and_recovery_clears
     unitalk_status.fault = ""
     run_jobs()
     a5 = agent(5)
-    assert a5.state == State.AVAILABLE and not a5.push_failed
+    assert a5.state == State.AVAILABLE
+    assert not a5.push_failed
     assert services.agent_can_take_dialer_call(agent=a5)
     assert open_notices(5) == []
     # Both Bitrix24 notices were replaced (same TAG) by the "works again" notice.
@@ -102,7 +103,7 @@ def test_without_a_department_head_the_problem_recipients_are_told(
     unitalk_status.fault = "error"
     services.agent_toggle_set(agent=agent(5), toggle=Toggle.BREAK)
     run_jobs(rounds=2)
-    manager_row = [r for r in open_notices(5) if r.tag.endswith(":manager")][0]
+    manager_row = next(r for r in open_notices(5) if r.tag.endswith(":manager"))
     assert manager_row.audience == Notification.Audience.ADMINS
     assert agents_portal.notices["unitalk:unitalk-status:5:manager"]["USER_ID"] == 1  # installer
 
