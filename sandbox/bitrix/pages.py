@@ -14,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.bitrix import crmpages
+from sandbox.bitrix import agentpages, crmpages
 from sandbox.httpcore import Request, Response, html_response, json_response
 
 if TYPE_CHECKING:
@@ -159,10 +159,12 @@ def render(app: PortalApp, request: Request) -> Response:
     lead = re.fullmatch(r"/lead/(\d+)", rest)
     if lead:
         return _lead(app, portal, user_id, lead.group(1))
-    if rest == "/crm":
-        crm = crmpages.crm_body(app, portal, user_id)
-        body = f"{_header(portal)}<main><section>{crm}</section>{_side(app, portal)}</main>"
-        return _page(app, "CRM", body, portal["member_id"], user_id, {})
+    section = {"/crm": ("CRM", crmpages.crm_body), "/agents": ("Agents", agentpages.agents_body)}
+    if rest in section:
+        title, fragment = section[rest]
+        inner = fragment(app, portal, user_id)
+        body = f"{_header(portal)}<main><section>{inner}</section>{_side(app, portal)}</main>"
+        return _page(app, title, body, portal["member_id"], user_id, {})
     return _home(app, portal, user_id)
 
 
@@ -230,6 +232,7 @@ def _header(portal: dict[str, Any] | None) -> str:
     return (
         f"<header><a href='/'>Bitrix24 sandbox</a> · portal {member} · "
         f"<a href='/portal/{member}/'>Application</a> · <a href='/portal/{member}/crm/'>CRM</a>"
+        f" · <a href='/portal/{member}/agents/'>Agents</a>"
         f" · status {escape(portal['status'])}</header>"
     )
 
