@@ -127,3 +127,16 @@ def test_agents_page_and_overview_show_presence(client, portal, rsps):
     html = enter(client, portal, "/bitrix/app/").content.decode()
     assert 'id="presence-available"' in html
     assert 'id="toggle-break"' in html
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("uk", "Пауза: робочий день не відкрито в Бітрікс24 з "),
+        ("ru", "Пауза: рабочий день не открыт в Битрикс24 с "),
+    ],
+)
+def test_the_reason_reads_in_the_users_language(client, portal, lang, text):
+    make_agent(portal, 2, state=State.PAUSED, reason=Reason.DAY_CLOSED)
+    r = client.get("/bitrix/actions/agents/", HTTP_X_APP_LANG=lang, **token(portal))
+    assert r.json()["agents"][0]["summary"].startswith(text)
