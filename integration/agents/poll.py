@@ -112,7 +112,8 @@ def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: 
             name=agent.name,
             users_checked_at=now,
         )
-    heads = timeman.department_heads(portal, {d for ids in departments.values() for d in ids})
+    wanted = {d for ids in departments.values() for d in ids}
+    heads = timeman.department_heads(portal, wanted)
     for agent in agents:
         if agent.pk not in departments:
             continue
@@ -127,6 +128,7 @@ def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: 
         AgentState.objects.filter(pk=agent.pk).update(manager_user_id=manager)
         agent.manager_user_id = manager
     sync.users_polled_at = now
+    return len(wanted)
 
 
 def _read_status(portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime):
@@ -173,7 +175,7 @@ def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any
             _read_settings(portal, sync, due_settings, now)
             read["settings"] = len(due_settings)
         if agents and _due(sync.users_polled_at, settings.AGENT_USERS_EVERY_S, now):
-            _read_users(portal, sync, agents, now)
+            read["departments"] = _read_users(portal, sync, agents, now)
             read["users"] = len(agents)
         if agents:
             _read_status(portal, sync, agents, now)
@@ -195,7 +197,9 @@ def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any
     if recovered:
         fallback.poll_problem_resolve(portal=portal)
     changed = services.agents_refresh(portal=portal, source="poll", now=now)
-    return {"agents": len(agents), "read": read, "changed": changed}
+    # Request slots spent: one per batch of 50 commands (docs/bitrix24.md §2.5).
+    slots = sum(-(-n // timeman.MAX_COMMANDS) for n in read.values())
+    return {"agents": len(agents), "read": read, "requests": slots, "changed": changed}
 
 
 # --- scheduling -------------------------------------------------------------------------------
@@ -225,6 +229,8 @@ def agents_poll_enqueue_all(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     count = 0
+    if not settings.AGENT_POLL_ENABLED:
+        return 0
     portals = Portal.objects.filter(
         status=Portal.Status.ACTIVE, operator_mappings__isnull=False
     ).distinct()

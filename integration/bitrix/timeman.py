@@ -15,6 +15,8 @@ from typing import Any
 from bitrixapp.models import Portal
 from integration.bitrix import batch, client
 
+MAX_COMMANDS = batch.MAX_COMMANDS
+
 #: Error codes meaning the time-tracking module or the app's `timeman` scope is missing
 #: (docs/agents.md §8 q.7: assumed, UNCONFIRMED on a live portal).
 MODULE_MISSING_CODES = frozenset({"insufficient_scope", "ERROR_METHOD_NOT_FOUND"})

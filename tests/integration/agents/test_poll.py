@@ -29,7 +29,8 @@ def test_first_poll_creates_agents_and_reads_day_presence_settings_and_manager(
 ):
     agents_portal.days[6] = "CLOSED"
     result = poll.agents_poll(portal=mapped)
-    assert result["read"] == {"settings": 2, "users": 2, "status": 2}
+    assert result["read"] == {"settings": 2, "departments": 1, "users": 2, "status": 2}
+    assert result["requests"] == 4
     a5, a6 = agent(5), agent(6)
     assert (a5.state, a5.line, a5.name, a5.manager_user_id) == (
         State.AVAILABLE,
