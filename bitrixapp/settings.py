@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue as KombuQueue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -265,15 +264,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 # A separate queue name lets test stacks share a broker with a running `make run`.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# Periodic background reads (agent status polling) have a queue of their own; every worker
-# consumes both (task_queues), so neither a call backlog nor the polls wait on each other.
-CELERY_BACKGROUND_QUEUE = env.str(
-    "CELERY_BACKGROUND_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.background"
-)
-CELERY_TASK_QUEUES = (
-    KombuQueue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
-    KombuQueue(CELERY_BACKGROUND_QUEUE, routing_key=CELERY_BACKGROUND_QUEUE),
-)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

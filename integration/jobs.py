@@ -93,35 +93,18 @@ def _lease() -> timedelta:
     return timedelta(seconds=getattr(settings, "JOB_LEASE_S", settings.CELERY_TASK_TIME_LIMIT + 30))
 
 
-def queue_name(kind: str) -> str | None:
-    """The broker queue of a job kind: None for the default one, else its settings name.
-
-    A kind registered with `queue="background"` (periodic reads such as agent polling) goes to
-    CELERY_BACKGROUND_QUEUE: workers consume both queues in turn, so a backlog of call work
-    neither delays it by the whole backlog nor is crowded out by it.
-    """
-    entry = _registry.get(kind)
-    if entry is None or not entry.queue:
-        return None
-    return str(settings.CELERY_BACKGROUND_QUEUE) if entry.queue == "background" else entry.queue
-
-
-def _send(job_ids: Iterable[int], *, countdown: float = 0, queue: str | None = None) -> None:
+def _send(job_ids: Iterable[int], *, countdown: float = 0) -> None:
     from integration.tasks import job_run
 
-    options: dict[str, Any] = {"queue": queue} if queue else {}
-    if countdown > 0:
-        options["countdown"] = countdown
     for job_id in job_ids:
-        job_run.apply_async(args=(job_id,), **options)
+        if countdown > 0:
+            job_run.apply_async(args=(job_id,), countdown=countdown)
+        else:
+            job_run.apply_async(args=(job_id,))
 
 
-def _send_after_commit(job_id: int, countdown: float = 0, kind: str = "") -> None:
-    queue = queue_name(kind) if kind else None
-    # Only kinds with a queue of their own pass it (keeps `_send`'s two-argument form for
-    # everything else).
-    extra: dict[str, Any] = {"queue": queue} if queue else {}
-    transaction.on_commit(lambda: _send([job_id], countdown=countdown, **extra))
+def _send_after_commit(job_id: int, countdown: float = 0) -> None:
+    transaction.on_commit(lambda: _send([job_id], countdown=countdown))
 
 
 def job_enqueue(
@@ -154,7 +137,7 @@ def job_enqueue(
     )
     if created:
         logger.info("job enqueued", extra={"job": job.pk, "kind": kind, "subject": subject})
-        _send_after_commit(job.pk, countdown=delay_s, kind=kind)
+        _send_after_commit(job.pk, countdown=delay_s)
     return job
 
 
@@ -256,7 +239,7 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
     if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
-        _send_after_commit(job.pk, countdown=decision.delay_s, kind=job.kind)
+        _send_after_commit(job.pk, countdown=decision.delay_s)
     if decision.action == retry.DEAD:
         job.refresh_from_db()
         try:
@@ -280,22 +263,14 @@ def jobs_dispatch(*, limit: int = 500) -> int:
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
     abandoned = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
-    rows = list(
+    ids = list(
         Job.objects.filter(due | abandoned)
         .order_by("next_attempt_at")
-        .values_list("pk", "kind")[:limit]
+        .values_list("pk", flat=True)[:limit]
     )
-    ids = [pk for pk, _ in rows]
     if ids:
         Job.objects.filter(pk__in=ids).update(enqueued_at=now)
-        by_queue: dict[str | None, list[int]] = {}
-        for pk, kind in rows:
-            by_queue.setdefault(queue_name(kind), []).append(pk)
-        for queue, queued in by_queue.items():
-            if queue:
-                _send(queued, queue=queue)
-            else:
-                _send(queued)
+        _send(ids)
         logger.info("dispatched due jobs", extra={"count": len(ids)})
     return len(ids)
 
@@ -345,6 +320,6 @@ def job_retry_now(*, job: Job) -> Job:
         finished_at=None,
         updated_at=now,
     )
-    _send_after_commit(job.pk, kind=job.kind)
+    _send_after_commit(job.pk)
     job.refresh_from_db()
     return job

@@ -23,22 +23,22 @@ from integration.unitalk.models import UnitalkEvent
 logger = logging.getLogger(__name__)
 
 
-@jobs.register(poll.KIND_POLL, queue="background")
+@jobs.register(poll.KIND_POLL)
 def agents_poll(job: Job) -> dict[str, Any]:
     return poll.agents_poll(portal=Portal.objects.get(pk=job.payload["portal_id"]))
 
 
-@jobs.register(push.KIND_PUSH, queue="background")
+@jobs.register(push.KIND_PUSH)
 def agent_push(job: Job) -> dict[str, Any]:
     return push.agent_push(agent_id=int(job.payload["agent_id"]))
 
 
-@jobs.register(push.KIND_PROBE, queue="background")
+@jobs.register(push.KIND_PROBE)
 def push_probe(job: Job) -> dict[str, Any]:
     return push.push_probe(portal=job.portal)
 
 
-@jobs.register(reverse.KIND_DAY, queue="background")
+@jobs.register(reverse.KIND_DAY)
 def workday_follow(job: Job) -> dict[str, Any]:
     return reverse.workday_follow(agent_id=int(job.payload["agent_id"]), op=job.payload["op"])
 

@@ -60,7 +60,7 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
         "--loglevel",
         "INFO",
         "--queues",
-        f"{queue},{queue}.background",
+        queue,
         "--concurrency",
         str(concurrency),
         "--without-gossip",

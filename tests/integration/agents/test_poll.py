@@ -212,20 +212,3 @@ def test_outside_working_hours_the_period_is_longer(mapped, settings):
     assert poll.poll_period(portal=mapped, now=timezone.now()) == settings.AGENT_POLL_OFF_S
     settings.AGENT_WORK_START_HOUR, settings.AGENT_WORK_END_HOUR = 0, 24
     assert poll.poll_period(portal=mapped, now=timezone.now()) == settings.AGENT_POLL_WORK_S
-
-
-def test_poll_jobs_go_to_the_background_queue_call_work_to_the_default(
-    mapped, agents_portal, settings, monkeypatch
-):
-    from integration import jobs
-
-    routed: list[tuple[list[int], str | None]] = []
-    monkeypatch.setattr(
-        jobs, "_send", lambda ids, countdown=0, queue=None: routed.append((list(ids), queue))
-    )
-    assert jobs.queue_name(poll.KIND_POLL) == settings.CELERY_BACKGROUND_QUEUE
-    assert jobs.queue_name("call.sync") is None
-    job = poll.poll_now_enqueue(portal=mapped)
-    Job.objects.filter(pk=job.pk).update(enqueued_at=None)
-    jobs.jobs_dispatch()
-    assert ([job.pk], settings.CELERY_BACKGROUND_QUEUE) in routed
