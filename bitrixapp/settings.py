@@ -83,8 +83,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "bitrixapp",
     "integration",
-    "sandbox",
 ]
+# The simulators (sandbox/, docs/sandbox.md) are a development and test tool: installed only where
+# they are switched on, which is the default only with DEBUG on (make run, the test suite). A
+# production deployment never ships them as an app, and asking for them there is a mistake.
+# Empty counts as unset, so the line in .env.example changes nothing.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED") if env.str("SANDBOX_ENABLED", default="") else DEBUG
+if SANDBOX_ENABLED and not DEBUG:
+    raise ImproperlyConfigured(
+        "SANDBOX_ENABLED is on with DJANGO_DEBUG off: the simulators are for development and tests "
+        "only (docs/sandbox.md)."
+    )
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

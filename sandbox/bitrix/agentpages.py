@@ -19,6 +19,17 @@ from sandbox.bitrix.methods.users import departments
 if TYPE_CHECKING:
     from sandbox.bitrix.portal import PortalApp
 
+# Unitalk's side as sandbox/unitalk/operators.py and app.py DEFAULT_SETTINGS define it, repeated
+# because bitrix/ and unitalk/ never import each other (docs/sandbox.md); a test keeps them equal.
+DEFAULT_UNITALK = {"status_api": False, "status_api_fault": ""}
+OPERATOR_STATUSES = ("ONLINE", "PAUSE", "OFFLINE")
+OPERATOR_DEFAULT = "ONLINE"
+OPERATOR_FAULTS = ("", "error", "500", "502", "503", "timeout", "slow")
+LINE_STATES = ("registered", "unregistered", "dnd")  # sandbox/unitalk/lines.py
+OPERATOR_OUTCOMES = ("answer", "noanswer", "busy", "chanunavail")
+BUSY_MODES = ("allow", "reject", "busy_leg")
+DEFAULT_LINES = {"operator_outcome": "answer", "busy_mode": "allow", "answer_lost": 0.0}
+
 STYLE = """
 .agents table{border-collapse:collapse;font-size:13px;margin:4px 0 8px}
 .agents td,.agents th{padding:3px 8px 3px 0;text-align:left;vertical-align:top}
@@ -45,11 +56,31 @@ const userState = (user, body) => agentAction('user-state', {user_id: user, ...b
 function makeHead(user) {
   agentAction('department', {id: document.getElementById('head-of-' + user).value, head: user});
 }
+// Unitalk's side (its control API, CORS *): unitalk() comes from the portal page's script.
+async function operatorApi(body) {
+  const r = await unitalk('settings', {api_key: AGENTS.key, ...body});
+  if (r.ok) { location.reload(); return; }
+  const el = document.getElementById('agents-status');
+  el.textContent = 'Error: ' + r.data.error; el.className = 'error';
+}
+async function lineState(line, state) {
+  const r = await unitalk('lines', {api_key: AGENTS.key, line, state});
+  if (r.ok) location.reload();
+}
+function lineKnobs() {
+  operatorApi({operator_outcome: document.getElementById('operator-outcome').value,
+    busy_mode: document.getElementById('busy-mode').value,
+    answer_lost: document.getElementById('answer-lost').checked ? 1 : 0});
+}
+async function operatorStatus(number, status) {
+  const r = await unitalk('operator-status', {api_key: AGENTS.key, number, status});
+  if (r.ok) location.reload();
+}
 """
 
 
-def _script(portal: dict[str, Any]) -> str:
-    text = json.dumps({"member": portal["member_id"]}).replace("</", "<\\/")
+def _script(portal: dict[str, Any], key: str) -> str:
+    text = json.dumps({"member": portal["member_id"], "key": key}).replace("</", "<\\/")
     return f"<script>{SCRIPT % {'agents': text}}</script>"
 
 
@@ -155,6 +186,110 @@ def agents_body(app: PortalApp, portal: dict[str, Any], user_id: str) -> str:
         "<th>Since</th><th>Breaks</th><th>searchCrmEntities</th><th>Online</th><th>Active</th>"
         "<th>Time tracking</th><th>Departments</th><th></th></tr>"
         + "".join(body)
-        + "</table></div>"
-        + _script(portal)
+        + "</table>"
+        + _operator_panel(app)
+        + _lines_panel(app)
+        + "</div>"
+        + _script(portal, _project(app).get("api_key", ""))
+    )
+
+
+def _project(app: PortalApp) -> dict[str, Any]:
+    with app.store.lock:
+        projects = list(app.store.data["unitalk"]["projects"].values())
+        return dict(projects[0]) if projects else {}
+
+
+def _operator_panel(app: PortalApp) -> str:
+    """Unitalk's UNCONFIRMED operator-status API for the first key: the switch, the fault knob,
+    each line's status with the cabinet's buttons (sandbox/unitalk/operators.py).
+    """
+    project = _project(app)
+    if not project:
+        return ""
+    with app.store.lock:
+        settings = {**DEFAULT_UNITALK, **app.store.data["unitalk"].get("settings", {})}
+        settings.update(project.get("settings", {}))
+        stored = dict(project.get("operator_status") or {})
+        current = {
+            str(u["line"]): stored.get(str(u["line"]), OPERATOR_DEFAULT)
+            for u in project["users"]
+            if u.get("line")
+        }
+    enabled = bool(settings["status_api"])
+    fault = str(settings["status_api_fault"] or "")
+    switch = _button(
+        "Switch off" if enabled else "Switch on",
+        f"operatorApi({{status_api: {json.dumps(not enabled)}}})",
+        "status-api",
+    )
+    faults = "".join(
+        f"<option value='{f}'{' selected' if f == fault else ''}>{f or 'no fault'}</option>"
+        for f in OPERATOR_FAULTS
+    )
+    rows = "".join(
+        f"<tr data-line='{escape(line)}'><td>{escape(line)}</td>"
+        f"<td class='operator-status'>{escape(status)}</td><td>"
+        + "".join(
+            _button(value, f"operatorStatus({json.dumps(line)}, {json.dumps(value)})", "op-set")
+            for value in OPERATOR_STATUSES
+        )
+        + "</td></tr>"
+        for line, status in current.items()
+    )
+    return (
+        "<h3>Unitalk operator status API <small>(UNCONFIRMED: may not exist)</small></h3>"
+        f"<p>API: <b id='status-api'>{'on' if enabled else 'absent'}</b> {switch} · fault "
+        f"<select id='status-api-fault'>{faults}</select> "
+        + _button(
+            "Set fault",
+            "operatorApi({status_api_fault: document.getElementById('status-api-fault').value})",
+            "status-fault",
+        )
+        + "</p><table id='operator-table'><tr><th>Line</th><th>Status</th><th></th></tr>"
+        + rows
+        + "</table>"
+    )
+
+
+def _options(choices: tuple[str, ...], selected: str) -> str:
+    return "".join(
+        f"<option value='{c}'{' selected' if c == selected else ''}>{c}</option>" for c in choices
+    )
+
+
+def _lines_panel(app: PortalApp) -> str:
+    """Unitalk's lines for issue 15 (sandbox/unitalk/lines.py): each line registered,
+    unregistered or DND, how operator legs end, what a busy line does, lost directCall answers.
+    """
+    project = _project(app)
+    if not project:
+        return ""
+    with app.store.lock:
+        settings = {**DEFAULT_LINES, **app.store.data["unitalk"].get("settings", {})}
+        settings.update(project.get("settings", {}))
+        states = dict(project.get("line_state") or {})
+        known = [str(u["line"]) for u in project["users"] if u.get("line")]
+    rows = "".join(
+        f"<tr data-line='{escape(line)}'><td>{escape(line)}</td>"
+        f"<td class='line-state'>{escape(states.get(line, 'registered'))}</td><td>"
+        + "".join(
+            _button(state, f"lineState({json.dumps(line)}, {json.dumps(state)})", "line-set")
+            for state in LINE_STATES
+        )
+        + "</td></tr>"
+        for line in known
+    )
+    lost = " checked" if float(settings["answer_lost"]) >= 1 else ""
+    return (
+        "<h3>Unitalk lines <small>(registration, operator leg, busy lines; UNCONFIRMED)</small>"
+        "</h3><table id='line-table'><tr><th>Line</th><th>State</th><th></th></tr>"
+        + rows
+        + "</table><p>Operator leg "
+        f"<select id='operator-outcome'>{_options(OPERATOR_OUTCOMES, settings['operator_outcome'])}"
+        f"</select> · busy line <select id='busy-mode'>"
+        f"{_options(BUSY_MODES, settings['busy_mode'])}</select> · "
+        f"<label><input type='checkbox' id='answer-lost'{lost}> lose directCall answers</label> "
+        + _button("Apply", "lineKnobs()", "line-knobs")
+        + "</p>"
     )

@@ -79,7 +79,11 @@ def department_get(call: Call) -> Any:
     `api-reference/departments/department-get.md`), `sort`/`order`, 50 per page.
     """
     fields = ("ID", "NAME", "SORT", "PARENT", "UF_HEAD")
-    items = [dict(d) for d in departments(call.portal)]
+    # A department without a head has no UF_HEAD at all (DOC example answer).
+    items = [
+        {k: v for k, v in d.items() if k != "UF_HEAD" or v not in ("", "0", None)}
+        for d in departments(call.portal)
+    ]
     for name in fields:
         # Upper-case filter keys only: `call.get` ignores case, and `sort`/`order` are lower.
         wanted = call.params.get(name)

@@ -97,3 +97,78 @@ def test_agents_page_drives_the_work_day_presence_and_heads(sandbox, portal, res
     assert page.locator("#timeman-module").inner_text() == "not installed"
     assert rest("timeman.status", {"USER_ID": 1}).status_code == 404
     assert _cell(page, "1", ".search") == "NOT_INSTALLED"
+
+
+def test_agents_page_switches_unitalks_operator_status_api(sandbox, portal, page, http):
+    def read(path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": "SandboxKey01"}
+        return http.post(f"{sandbox.unitalk_url}/api/{path}", json=body or {}, headers=headers)
+
+    page.goto(f"{sandbox.bitrix_url}/portal/{portal['member_id']}/agents/")
+    page.locator("#operator-table").wait_for(timeout=SLOW_MS)
+    assert page.locator("#status-api").inner_text() == "absent"
+    assert read("phones/inner").status_code == 404
+
+    # when: the API is switched on and line 102 is paused from the cabinet buttons
+    with page.expect_navigation():
+        page.locator("button.status-api").click()
+    assert page.locator("#status-api").inner_text() == "on"
+    with page.expect_navigation():
+        page.locator("tr[data-line='102'] button.op-set", has_text="PAUSE").click()
+    assert page.locator("tr[data-line='102'] .operator-status").inner_text() == "PAUSE"
+    assert read("phones/inner", {"number": "102"}).json()["phones"] == [
+        {"number": "102", "status": "PAUSE"}
+    ]
+
+    # when: the fault knob is set to 503
+    page.locator("#status-api-fault").select_option("503")
+    with page.expect_navigation():
+        page.locator("button.status-fault").click()
+    assert read("phones/inner/setStatus", {"number": "101", "status": "PAUSE"}).status_code == 503
+    assert page.locator("#status-api-fault").input_value() == "503"
+    shot(page, "sandbox-portal-agents-unitalk")
+
+
+def test_the_pages_copy_of_unitalks_names_matches_the_simulator():
+    from sandbox.bitrix import agentpages
+    from sandbox.unitalk import app, lines, operators
+
+    assert agentpages.OPERATOR_STATUSES == operators.STATUSES
+    assert agentpages.OPERATOR_DEFAULT == operators.DEFAULT_STATUS
+    assert agentpages.OPERATOR_FAULTS == operators.FAULTS
+    assert agentpages.LINE_STATES == lines.LINE_STATES
+    assert tuple(lines.OPERATOR_LEGS) == agentpages.OPERATOR_OUTCOMES
+    assert agentpages.BUSY_MODES == lines.BUSY_MODES
+    assert {k: app.DEFAULT_SETTINGS[k] for k in agentpages.DEFAULT_LINES} == (
+        agentpages.DEFAULT_LINES
+    )
+    assert {k: app.DEFAULT_SETTINGS[k] for k in agentpages.DEFAULT_UNITALK} == (
+        agentpages.DEFAULT_UNITALK
+    )
+
+
+def test_agents_page_sets_unitalk_line_states_and_knobs(sandbox, portal, page, http):
+    def control(path: str, **body: Any) -> Any:
+        return http.post(f"{sandbox.unitalk_url}/_sandbox/{path}", json=body).json()
+
+    page.goto(f"{sandbox.bitrix_url}/portal/{portal['member_id']}/agents/")
+    page.locator("#line-table").wait_for(timeout=SLOW_MS)
+
+    # when: line 102 is unregistered, and the knobs set to a no-answer operator leg, busy reject
+    with page.expect_navigation():
+        page.locator("tr[data-line='102'] button.line-set", has_text="unregistered").click()
+    page.locator("#operator-outcome").select_option("noanswer")
+    page.locator("#busy-mode").select_option("reject")
+    page.locator("#answer-lost").check()
+    with page.expect_navigation():
+        page.locator("button.line-knobs").click()
+
+    # then: Unitalk has them, and the page shows them after the reload
+    assert control("lines")["lines"] == {"101": "registered", "102": "unregistered"}
+    settings = control("settings", api_key="SandboxKey01")
+    assert (settings["operator_outcome"], settings["busy_mode"]) == ("noanswer", "reject")
+    assert settings["answer_lost"] == 1
+    assert page.locator("tr[data-line='102'] .line-state").inner_text() == "unregistered"
+    assert page.locator("#busy-mode").input_value() == "reject"
+    assert page.locator("#answer-lost").is_checked()
+    shot(page, "sandbox-portal-agents-lines")

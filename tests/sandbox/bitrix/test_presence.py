@@ -84,11 +84,13 @@ def test_department_get_with_heads_filters_order_and_paging(sandbox, portal, res
     assert "next" not in second
 
 
-def test_department_control_refuses_unknown_heads_and_parents(sandbox, portal):
+def test_department_control_refuses_unknown_heads_and_parents(sandbox, portal, rest):
     assert control(sandbox, portal, "department", id=2, head=99).status_code == 400
     assert control(sandbox, portal, "department", id=2, parent=77).status_code == 400
     assert control(sandbox, portal, "department", id="x").status_code == 400
     assert control(sandbox, portal, "department", id=2, head=None).json()["UF_HEAD"] == "0"
+    headless = rest("department.get", {"ID": 2}).json()["result"]
+    assert headless == [{"ID": "2", "NAME": "Department 2", "SORT": 500, "PARENT": "1"}]
 
 
 def _search(rest, phone: str) -> str:
