@@ -85,12 +85,13 @@ def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: 
     for agent in agents:
         rows = answer.results.get(agent.bitrix_user_id)
         user = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else None
-        if user is None:
-            # Deleted (no row), or an answer we do not understand: not someone to dial.
-            agent.user_missing = agent.bitrix_user_id not in answer.errors or _not_found(
-                answer.errors[agent.bitrix_user_id]
-            )
-            agent.user_active = None if not agent.user_missing else agent.user_active
+        error = answer.errors.get(agent.bitrix_user_id)
+        if user is None and error is not None and not _not_found(error):
+            # An error we do not understand: keep what we knew (the next reading decides).
+            logger.warning("user.get failed for one agent: %s", error.get("error"))
+        elif user is None:
+            # No such user any more (deleted, or left): never someone to dial.
+            agent.user_missing = True
         else:
             agent.user_missing = False
             agent.user_active = _bool(user.get("ACTIVE"))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from bitrixapp import auth
-from bitrixapp import selectors as app_selectors
 from integration import inputs
 from integration.agents import poll, push, reverse, selectors, services
 from integration.agents.models import AgentSync, Toggle
@@ -28,8 +28,14 @@ def _identity(request: HttpRequest) -> auth.PageIdentity:
 
 
 def _lang(request: HttpRequest) -> str:
+    """The page's language (X-App-Lang, Bitrix24's codes: `ua` is Ukrainian), else the portal's."""
     portal = _identity(request).portal
-    return app_selectors.page_lang(request.headers.get("X-App-Lang"), fallback=portal.lang)
+    code = (request.headers.get("X-App-Lang") or "").strip().lower()[:8]
+    code = {"ua": "uk"}.get(code, code)
+    supported = {c for c, _ in settings.LANGUAGES}
+    if code in supported:
+        return code
+    return portal.lang if portal.lang in supported else "en"
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class FakeAgentsPortal:
     #: Whole requests answered with this (status, body) while set.
     down: tuple[int, dict[str, Any]] | None = None
     module_missing: bool = False
+    #: method -> users whose command fails with an error the app does not know.
+    odd_errors: dict[str, set[int]] = field(default_factory=dict)
 
     def install(self) -> FakeAgentsPortal:
         self.rsps.add_callback(
@@ -83,6 +85,8 @@ class FakeAgentsPortal:
 
     def run(self, method: str, params: dict[str, Any]) -> Any:
         uid = int(params.get("USER_ID") or params.get("ID") or 0)
+        if uid in self.odd_errors.get(method, set()):
+            raise self._error("SOMETHING_ODD", "Unexpected failure")
         if method.startswith("timeman.") and self.module_missing:
             raise self._error("ERROR_METHOD_NOT_FOUND", "Method not found!")
         if method == "timeman.status":

@@ -212,3 +212,16 @@ def test_outside_working_hours_the_period_is_longer(mapped, settings):
     assert poll.poll_period(portal=mapped, now=timezone.now()) == settings.AGENT_POLL_OFF_S
     settings.AGENT_WORK_START_HOUR, settings.AGENT_WORK_END_HOUR = 0, 24
     assert poll.poll_period(portal=mapped, now=timezone.now()) == settings.AGENT_POLL_WORK_S
+
+
+def test_unknown_per_user_errors_give_defined_states(mapped, agents_portal):
+    poll.agents_poll(portal=mapped)
+    AgentSync.objects.update(users_polled_at=None)
+    agents_portal.odd_errors = {"user.get": {5}, "timeman.status": {6}}
+    result = poll.agents_poll(portal=mapped)
+    assert "failed" not in result
+    a5, a6 = agent(5), agent(6)
+    assert a5.state == State.AVAILABLE  # user.get said nothing new: what we knew stays
+    assert not a5.user_missing
+    assert (a6.state, a6.reason) == (State.PAUSED, Reason.DAY_CLOSED)  # day unknown: not open
+    assert "UNKNOWN" in a6.transitions.first().detail
