@@ -28,6 +28,8 @@ BANNER_FIX = {
     "bitrix.auth": "",
     "bitrix.install": "",
     "jobs.dead": "failed",
+    "agents.sync_failed": "agents",
+    "agents.poll_failed": "agents",
 }
 
 

@@ -140,3 +140,16 @@ def test_the_reason_reads_in_the_users_language(client, portal, lang, text):
     make_agent(portal, 2, state=State.PAUSED, reason=Reason.DAY_CLOSED)
     r = client.get("/bitrix/actions/agents/", HTTP_X_APP_LANG=lang, **token(portal))
     assert r.json()["agents"][0]["summary"].startswith(text)
+
+
+def test_a_sync_problem_is_on_the_problems_list_with_the_way_to_retry(client, portal, rsps):
+    from integration import alerts
+
+    alerts.notification_raise(
+        portal=portal, kind="agents.sync_failed", tag="unitalk-status:2:manager", message="x"
+    )
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/").content.decode()
+    assert 'data-kind="agents.sync_failed"' in html
+    assert "Agent status sync failed" in html
+    assert 'data-go="/bitrix/app/agents/"' in html
