@@ -48,6 +48,8 @@ POLL_S = float(os.environ.get("BENCH_POLL_S", "20"))
 FLIP_S = float(os.environ.get("BENCH_FLIP_S", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 TICK_S = 1.0
+#: How long after phase 2 polling goes on for flips the app has not seen yet.
+STALE_WAIT_S = float(os.environ.get("BENCH_STALE_WAIT_S", "300"))
 WARMUP_S = 10.0
 
 
@@ -230,14 +232,17 @@ def measure(handle, portal) -> None:
     rate_off = phase(PHASE_S)
     log(f"  calls_per_s={rate_off:.1f}")
     staleness: list[float] = []
+    unresolved: list[tuple[int, str, float]] = []
     stop = threading.Event()
+    flipped = threading.Event()  # every flip seen (or given up)
     first_poll_done = threading.Event()
 
     def play_beat(deadline: float) -> None:
+        deadline += STALE_WAIT_S  # keep polling until the flips are seen (after the phase)
         from django.conf import settings
 
         settings.AGENT_POLL_ENABLED = True  # this process only; beat's stays off
-        while not stop.is_set() and time.monotonic() < deadline:
+        while not (stop.is_set() and flipped.is_set()) and time.monotonic() < deadline:
             try:
                 poll.agents_poll_enqueue_all()
             except Exception as exc:  # a bench bug must show, not silently stop polling
@@ -250,7 +255,8 @@ def measure(handle, portal) -> None:
 
     def flip(deadline: float) -> None:
         rng = random.Random(13)
-        first_poll_done.wait(timeout=60)
+        # Flip only agents the app has read once (else "no change" would look instant).
+        first_poll_done.wait(timeout=STALE_WAIT_S)
         pending: list[tuple[int, str, float]] = []
         next_flip = time.monotonic()
         while time.monotonic() < deadline - POLL_S * 1.5 or pending:
@@ -278,9 +284,11 @@ def measure(handle, portal) -> None:
                 if status == item[1]:
                     staleness.append(time.monotonic() - item[2])
                     pending.remove(item)
-            if time.monotonic() > deadline + POLL_S * 3:
-                break
+            if time.monotonic() > deadline + STALE_WAIT_S:
+                break  # a flip still unseen by then is left out (reported as unresolved)
             time.sleep(0.1)
+        unresolved.extend(pending)
+        flipped.set()
         connections.close_all()
 
     def during(deadline: float) -> None:
@@ -295,15 +303,19 @@ def measure(handle, portal) -> None:
     rate_on = phase(PHASE_S, during)
     elapsed_min = (time.monotonic() - started) / 60
     stop.set()
+    polls_in_phase = list(
+        Job.objects.filter(kind=poll.KIND_POLL, state="succeeded").values_list("result", flat=True)
+    )
+    spent = sum(int((r or {}).get("requests", 0)) for r in polls_in_phase)
     for t in during.threads:  # type: ignore[attr-defined]
-        t.join(timeout=POLL_S * 4)
+        t.join(timeout=STALE_WAIT_S + 60)
     polls = list(Job.objects.filter(kind=poll.KIND_POLL).values_list("state", "result"))
-    spent = sum(int((r or {}).get("requests", 0)) for _, r in polls)
     staleness.sort()
     p95 = staleness[max(0, int(len(staleness) * 0.95 + 0.5) - 1)] if staleness else float("nan")
     log(
         f"  calls_per_s={rate_on:.1f} polls={len(polls)} states={sorted({s for s, _ in polls})}"
-        f" poll_requests={spent} flips_measured={len(staleness)}"
+        f" poll_requests_in_phase={spent} flips_measured={len(staleness)}"
+        f" flips_unresolved={len(unresolved)}"
         f" staleness_max_s={max(staleness) if staleness else float('nan'):.1f}"
         f" backlog_left={CALLS - synced()}"
     )
