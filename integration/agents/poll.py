@@ -29,6 +29,17 @@ from integration.unitalk.models import UnitalkConnection
 logger = logging.getLogger(__name__)
 
 KIND_POLL = "agents.poll"
+#: The AgentSync fields a poll owns: saved alone, so an admin's switch set meanwhile stays.
+POLL_FIELDS = [
+    "timeman_missing",
+    "poll_failures",
+    "last_poll_at",
+    "last_poll_ok_at",
+    "last_poll_error",
+    "users_polled_at",
+    "settings_polled_at",
+    "updated_at",
+]
 
 
 def _bool(value: Any) -> bool | None:
@@ -184,7 +195,7 @@ def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any
     except IntegrationError as exc:
         sync.poll_failures += 1
         sync.last_poll_error = str(exc)[:2000]
-        sync.save()
+        sync.save(update_fields=POLL_FIELDS)
         logger.warning("agent poll failed (%d in a row): %s", sync.poll_failures, exc)
         changed = services.agents_refresh(portal=portal, source="stale", now=now)
         if services.sync_stale(sync=sync):
@@ -194,7 +205,7 @@ def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any
     sync.poll_failures = 0
     sync.last_poll_error = ""
     sync.last_poll_ok_at = now
-    sync.save()
+    sync.save(update_fields=POLL_FIELDS)
     if recovered:
         fallback.poll_problem_resolve(portal=portal)
     changed = services.agents_refresh(portal=portal, source="poll", now=now)

@@ -225,3 +225,17 @@ def test_unknown_per_user_errors_give_defined_states(mapped, agents_portal):
     assert not a5.user_missing
     assert (a6.state, a6.reason) == (State.PAUSED, Reason.DAY_CLOSED)  # day unknown: not open
     assert "UNKNOWN" in a6.transitions.first().detail
+
+
+def test_a_poll_does_not_undo_a_switch_set_while_it_ran(mapped, agents_portal, monkeypatch):
+    from integration.bitrix import timeman
+
+    real = timeman.status_many
+
+    def admin_switches_push_on_meanwhile(portal, user_ids):
+        AgentSync.objects.filter(portal=portal).update(push_enabled=True)
+        return real(portal, user_ids)
+
+    monkeypatch.setattr(timeman, "status_many", admin_switches_push_on_meanwhile)
+    poll.agents_poll(portal=mapped)
+    assert AgentSync.objects.get(portal=mapped).push_enabled is True
