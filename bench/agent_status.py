@@ -18,8 +18,8 @@ sync_ratio = calls synced per second in phase 2 / phase 1 (target >= 0.9).
 Last line: `agent_status: requests_per_min=.. staleness_p95_s=.. sync_ratio=..`.
 
 Environment: BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL
-(redis://127.0.0.1:6379/12), BENCH_AGENTS (200), BENCH_CALLS (12000), BENCH_PHASE_S (60),
-BENCH_POLL_S (20), BENCH_FLIP_S (2), BENCH_CONCURRENCY (4).
+(redis://127.0.0.1:6379/12), BENCH_AGENTS (200), BENCH_CALLS (4000), BENCH_PHASE_S (30),
+BENCH_POLL_S (60), BENCH_FLIP_S (2), BENCH_CONCURRENCY (4).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -42,14 +41,14 @@ BIN = Path(PY).parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 AGENTS = int(os.environ.get("BENCH_AGENTS", "200"))
-CALLS = int(os.environ.get("BENCH_CALLS", "12000"))
-PHASE_S = float(os.environ.get("BENCH_PHASE_S", "60"))
-POLL_S = float(os.environ.get("BENCH_POLL_S", "20"))
+CALLS = int(os.environ.get("BENCH_CALLS", "4000"))
+PHASE_S = float(os.environ.get("BENCH_PHASE_S", "30"))
+POLL_S = float(os.environ.get("BENCH_POLL_S", "60"))
 FLIP_S = float(os.environ.get("BENCH_FLIP_S", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 TICK_S = 1.0
 #: How long after phase 2 polling goes on for flips the app has not seen yet.
-STALE_WAIT_S = float(os.environ.get("BENCH_STALE_WAIT_S", "300"))
+STALE_WAIT_S = float(os.environ.get("BENCH_STALE_WAIT_S", "600"))
 WARMUP_S = 10.0
 
 
@@ -88,7 +87,7 @@ def main() -> None:
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
         "JOB_DISPATCH_INTERVAL_S": "1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "APP_BASE_URL": "http://127.0.0.1:9",
         "ALLOWED_HOSTS": "127.0.0.1",
         # Beat never polls; this process plays its agents-poll entry in phase 2 only.
@@ -207,21 +206,69 @@ def synced() -> int:
     return CallSync.objects.filter(stage=CallSync.Stage.FINISHED).count()
 
 
-def phase(seconds: float, during=None) -> float:
-    """Calls synced per second over `seconds`, running `during(deadline)` meanwhile."""
+def phase(seconds: float, tick=None) -> float:
+    """Calls synced per second over `seconds`, calling `tick()` every 0.1 s meanwhile."""
     start_n, start = synced(), time.monotonic()
-    if during is not None:
-        during(start + seconds)
     while time.monotonic() < start + seconds:
-        time.sleep(0.5)
+        if tick is not None:
+            tick()
+        time.sleep(0.1)
     return (synced() - start_n) / (time.monotonic() - start)
 
 
+class Poller:
+    """Plays beat's agents-poll entry (this process only) and flips work days in the portal.
+
+    Single-threaded on purpose: Celery's current app is per thread, and a job enqueued from
+    another thread would be published with the default app's settings.
+    """
+
+    def __init__(self, handle, portal) -> None:
+        self.handle, self.portal = handle, portal
+        self.rng = random.Random(13)
+        self.next_tick = self.next_flip = 0.0
+        self.flipping = True
+        self.pending: list[tuple[int, str, float]] = []
+        self.staleness: list[float] = []
+        self.truth: dict[int, str] = {}  # every agent's day was opened by seed()
+
+    def tick(self) -> None:
+        from integration.agents import poll
+        from integration.agents.models import AgentState
+
+        now = time.monotonic()
+        if now >= self.next_tick:
+            poll.agents_poll_enqueue_all()
+            self.next_tick = now + TICK_S
+        if self.flipping and now >= self.next_flip:
+            # The portal's truth is tracked here: a flip counts once the app shows it.
+            user = self.rng.randint(1, AGENTS)
+            if all(p[0] != user for p in self.pending):
+                want = "CLOSED" if self.truth.get(user, "OPENED") == "OPENED" else "OPENED"
+                op = "close" if want == "CLOSED" else "reopen"
+                control(
+                    self.handle,
+                    f"portals/{self.portal.member_id}/workday",
+                    {"user_id": user, "op": op},
+                )
+                self.truth[user] = want
+                self.pending.append((user, want, time.monotonic()))
+            self.next_flip = now + FLIP_S
+        for item in list(self.pending):
+            status = (
+                AgentState.objects.filter(portal=self.portal, bitrix_user_id=item[0])
+                .values_list("timeman_status", flat=True)
+                .first()
+            )
+            if status == item[1]:
+                self.staleness.append(time.monotonic() - item[2])
+                self.pending.remove(item)
+
+
 def measure(handle, portal) -> None:
-    from django.db import connections
+    from django.conf import settings
 
     from integration.agents import poll
-    from integration.agents.models import AgentState
     from integration.models import Job
 
     wait_until = time.monotonic() + 120
@@ -231,99 +278,52 @@ def measure(handle, portal) -> None:
     log("phase 1: polling off")
     rate_off = phase(PHASE_S)
     log(f"  calls_per_s={rate_off:.1f}")
-    staleness: list[float] = []
-    unresolved: list[tuple[int, str, float]] = []
-    stop = threading.Event()
-    flipped = threading.Event()  # every flip seen (or given up)
-    first_poll_done = threading.Event()
-
-    def play_beat(deadline: float) -> None:
-        deadline += STALE_WAIT_S  # keep polling until the flips are seen (after the phase)
-        from django.conf import settings
-
-        settings.AGENT_POLL_ENABLED = True  # this process only; beat's stays off
-        while not (stop.is_set() and flipped.is_set()) and time.monotonic() < deadline:
-            try:
-                poll.agents_poll_enqueue_all()
-            except Exception as exc:  # a bench bug must show, not silently stop polling
-                log(f"  poll enqueue failed: {exc!r}")
-                raise
-            if AgentState.objects.filter(polled_at__isnull=False).exists():
-                first_poll_done.set()
-            time.sleep(TICK_S)
-        connections.close_all()
-
-    def flip(deadline: float) -> None:
-        rng = random.Random(13)
-        # Flip only agents the app has read once (else "no change" would look instant).
-        first_poll_done.wait(timeout=STALE_WAIT_S)
-        pending: list[tuple[int, str, float]] = []
-        next_flip = time.monotonic()
-        while time.monotonic() < deadline - POLL_S * 1.5 or pending:
-            now = time.monotonic()
-            if now >= next_flip and now < deadline - POLL_S * 1.5:
-                user = rng.randint(1, AGENTS)
-                if all(p[0] != user for p in pending):
-                    row = AgentState.objects.get(portal=portal, bitrix_user_id=user)
-                    op, want = (
-                        ("close", "CLOSED")
-                        if row.timeman_status == "OPENED"
-                        else ("reopen", "OPENED")
-                    )
-                    control(
-                        handle, f"portals/{portal.member_id}/workday", {"user_id": user, "op": op}
-                    )
-                    pending.append((user, want, time.monotonic()))
-                next_flip = now + FLIP_S
-            for item in list(pending):
-                status = (
-                    AgentState.objects.filter(portal=portal, bitrix_user_id=item[0])
-                    .values_list("timeman_status", flat=True)
-                    .first()
-                )
-                if status == item[1]:
-                    staleness.append(time.monotonic() - item[2])
-                    pending.remove(item)
-            if time.monotonic() > deadline + STALE_WAIT_S:
-                break  # a flip still unseen by then is left out (reported as unresolved)
-            time.sleep(0.1)
-        unresolved.extend(pending)
-        flipped.set()
-        connections.close_all()
-
-    def during(deadline: float) -> None:
-        threads = [threading.Thread(target=play_beat, args=(deadline,), daemon=True),
-                   threading.Thread(target=flip, args=(deadline,), daemon=True)]  # fmt: skip
-        for t in threads:
-            t.start()
-        during.threads = threads  # type: ignore[attr-defined]
 
     log("phase 2: polling on")
+    settings.AGENT_POLL_ENABLED = True  # this process only; beat's stays off
+    poller = Poller(handle, portal)
     started = time.monotonic()
-    rate_on = phase(PHASE_S, during)
-    elapsed_min = (time.monotonic() - started) / 60
-    stop.set()
-    polls_in_phase = list(
-        Job.objects.filter(kind=poll.KIND_POLL, state="succeeded").values_list("result", flat=True)
+    rate_on = phase(PHASE_S, poller.tick)
+    backlog_left = CALLS - synced()
+    # Polling goes on (no new flips) until every flip is seen, or STALE_WAIT_S.
+    poller.flipping = False
+    give_up = time.monotonic() + STALE_WAIT_S
+    while poller.pending and time.monotonic() < give_up:
+        poller.tick()
+        time.sleep(0.1)
+    # REST slots the polls spent, per minute of polling (phase 2 and the tail after it).
+    polling_min = (time.monotonic() - started) / 60
+    results = Job.objects.filter(kind=poll.KIND_POLL, state="succeeded").values_list(
+        "result", flat=True
     )
-    spent = sum(int((r or {}).get("requests", 0)) for r in polls_in_phase)
-    for t in during.threads:  # type: ignore[attr-defined]
-        t.join(timeout=STALE_WAIT_S + 60)
-    polls = list(Job.objects.filter(kind=poll.KIND_POLL).values_list("state", "result"))
-    staleness.sort()
+    spent = sum(int((r or {}).get("requests", 0)) for r in results)
+    polls = list(Job.objects.filter(kind=poll.KIND_POLL).values_list("state", flat=True))
+    if os.environ.get("BENCH_VERBOSE"):
+        import redis
+        from django.db import connection
+
+        queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+        from bitrixapp.celery import app as celery_app
+
+        log(f"  in_atomic={connection.in_atomic_block} llen={redis.Redis.from_url(REDIS).llen(queue)}"
+            f" conf_queue={celery_app.conf.task_default_queue} queue={queue}")  # fmt: skip
+        for job in Job.objects.filter(kind=poll.KIND_POLL)[:3]:
+            log(f"  {job.pk} {job.state} attempts={job.attempts} next={job.next_attempt_at}"
+                f" enq={job.enqueued_at} err={job.last_error[:200]}")  # fmt: skip
+    staleness = sorted(poller.staleness)
     p95 = staleness[max(0, int(len(staleness) * 0.95 + 0.5) - 1)] if staleness else float("nan")
     log(
-        f"  calls_per_s={rate_on:.1f} polls={len(polls)} states={sorted({s for s, _ in polls})}"
-        f" poll_requests_in_phase={spent} flips_measured={len(staleness)}"
-        f" flips_unresolved={len(unresolved)}"
+        f"  calls_per_s={rate_on:.1f} polls={len(polls)} states={sorted(set(polls))}"
+        f" poll_requests={spent} polling_min={polling_min:.1f} flips_measured={len(staleness)}"
+        f" flips_unresolved={len(poller.pending)}"
         f" staleness_max_s={max(staleness) if staleness else float('nan'):.1f}"
-        f" backlog_left={CALLS - synced()}"
+        f" backlog_left_after_phase={backlog_left}"
     )
-    if CALLS - synced() <= 0:
+    if backlog_left <= 0:
         log("WARNING: the backlog ran out during the run; raise BENCH_CALLS")
     ratio = rate_on / rate_off if rate_off else float("nan")
     log(
-        f"agent_status: requests_per_min={spent / elapsed_min:.1f}"
+        f"agent_status: requests_per_min={spent / polling_min:.1f}"
         f" staleness_p95_s={p95:.1f} sync_ratio={ratio:.2f}"
     )
 
