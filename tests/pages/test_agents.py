@@ -132,8 +132,8 @@ def test_agents_page_and_overview_show_presence(client, portal, rsps):
 @pytest.mark.parametrize(
     ("lang", "text"),
     [
-        ("uk", "Пауза: робочий день не відкрито в Бітрікс24 з "),
-        ("ru", "Пауза: рабочий день не открыт в Битрикс24 с "),
+        ("uk", "Пауза: робочий день не відкрито в Бітрікс24 з "),  # noqa: RUF001
+        ("ru", "Пауза: рабочий день не открыт в Битрикс24 с "),  # noqa: RUF001
     ],
 )
 def test_the_reason_reads_in_the_users_language(client, portal, lang, text):
