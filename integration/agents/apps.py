@@ -7,5 +7,6 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        # Registers the agent job kinds and the call-event listener in every process at start-up.
-        from integration.agents import handlers  # noqa: F401
+        # Importing the flow table registers the agent job kinds and what follows other work,
+        # so every worker process knows them at start-up.
+        from integration.agents import flow  # noqa: F401

@@ -18,10 +18,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from bitrixapp.models import Portal
-from integration import alerts, delivery, jobs
+from integration import jobs
 from integration.agents.models import AgentState, AgentSync
 from integration.bitrix import notify
+from integration.core import alerts
 from integration.models import Job, Notification
+from integration.notifications import delivery
 
 logger = logging.getLogger(__name__)
 

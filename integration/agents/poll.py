@@ -19,11 +19,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from bitrixapp.models import Portal
-from integration import inputs, jobs
+from integration import jobs
 from integration.agents import fallback, services
 from integration.agents.models import AgentState, AgentSync
 from integration.bitrix import timeman
-from integration.errors import IntegrationError
+from integration.core import inputs
+from integration.core.errors import IntegrationError
 from integration.unitalk.models import UnitalkConnection
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from integration import jobs
 from integration.agents import fallback, services
 from integration.agents.models import AgentState, AgentSync
 from integration.agents.presence import presence_compute
-from integration.errors import IntegrationError
+from integration.core.errors import IntegrationError
 from integration.unitalk import client as unitalk_client
 from integration.unitalk import names
 from integration.unitalk import services as unitalk_services

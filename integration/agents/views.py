@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from bitrixapp import auth
-from integration import inputs
 from integration.agents import poll, push, reverse, selectors, services
 from integration.agents.models import AgentSync, Toggle
+from integration.core import inputs
 
 NOTE_MAX = 255
 

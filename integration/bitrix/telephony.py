@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bitrixapp.models import Portal
-from integration import inputs
 from integration.bitrix import client
 from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string, merge_answer
+from integration.core import inputs
 
 logger = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from bitrixapp.log import log_context
 from bitrixapp.models import BitrixEvent
-from integration import inputs
 from integration.bitrix import telephony
 from integration.calls import failed, statuses, sync
 from integration.calls.models import CallSync, FailedCall
-from integration.errors import PermanentError, RateLimitedError, TransientError
+from integration.core import inputs
+from integration.core.errors import PermanentError, RateLimitedError, TransientError
+from integration.core.log import log_context
 from integration.models import Job
 from integration.unitalk import client as unitalk_client
 from integration.unitalk import selectors as unitalk_selectors
@@ -210,3 +210,15 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
 
 
 __all__ = ["KIND_DIAL", "call_dial", "callback_start", "click_to_call_start", "dial_failed"]
+
+
+def dial_event_route(*, event: Any) -> None:
+    """A stored Bitrix24 telephony event (job `bitrix.event`): start a click-to-call or a
+    callback. Repeats are no-ops; other events are not the call pipeline's."""
+    name = event.event.upper()
+    if name == "ONEXTERNALCALLSTART":
+        click_to_call_start(event=event)
+    elif name == "ONEXTERNALCALLBACKSTART":
+        callback_start(event=event)
+    else:
+        logger.info("event not for the call pipeline", extra={"event": name})

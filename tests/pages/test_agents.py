@@ -143,7 +143,7 @@ def test_the_reason_reads_in_the_users_language(client, portal, lang, text):
 
 
 def test_a_sync_problem_is_on_the_problems_list_with_the_way_to_retry(client, portal, rsps):
-    from integration import alerts
+    from integration.core import alerts
 
     alerts.notification_raise(
         portal=portal, kind="agents.sync_failed", tag="unitalk-status:2:manager", message="x"

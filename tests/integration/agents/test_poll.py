@@ -13,9 +13,18 @@ from integration.agents.models import AgentState, AgentSync, AgentTransition, Re
 from integration.bitrix import telephony
 from integration.models import Job, Notification
 from integration.unitalk.models import OperatorMapping
-from tests.integration.agents.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import REST, make_call
+from tests.integration.agents.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    agents_portal,
+    mapped,
+    unitalk_status,
+)
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    REST,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,17 @@ from integration import jobs
 from integration.agents import fallback, poll, push, services
 from integration.agents.models import AgentState, AgentSync, Reason, State, Toggle
 from integration.models import Job, Notification
-from tests.integration.agents.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import run_jobs
+from tests.integration.agents.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    agents_portal,
+    mapped,
+    unitalk_status,
+)
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    call_settings,
+    connection,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

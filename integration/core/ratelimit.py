@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
-from integration.errors import RateLimitedError
+from integration.core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,18 @@
-"""Job kinds and listeners of agent status (registered at start-up by AgentsConfig.ready).
+"""Agent status as one table: job kind → the service it runs, what follows, what happens when
+it dies (docs/agents.md §5.1.1). Handlers are thin: ids in, one service.
 
-Thin: ids in, one service each. The listeners keep presence in step with work that other parts
-already do: a processed Unitalk webhook (a call started or ended on a line), a searchCrmEntities
-answer (a free TIMEMAN_STATUS), a state change (push to Unitalk when switched on).
+| kind                | runs                   | on success / follows                     | when it dies                  |
+|---------------------|------------------------|------------------------------------------|-------------------------------|
+| agents.poll         | poll.agents_poll       | transitions; push jobs when switched on  | — (failures counted inside: stale after 3) |
+| agents.push         | push.agent_push        | sync failure cleared, notices replaced   | agent stays PAUSED(sync_failed), notices stay |
+| agents.probe        | push.push_probe        | capability present / absent; pushes      | capability stays unknown      |
+| agents.workday      | reverse.workday_follow | work day read back into the state        | —                             |
+| agents.notice_clear | fallback.notice_clear  | "works again" replaces the notice        | —                             |
+| (unitalk.webhook)   | _call_event_settled on settling | the line's agent recomputed     | —                             |
+| (searchCrmEntities) | _search_seen           | TIMEMAN_STATUS refreshes that agent      | —                             |
+| (state change)      | _push_on_change        | agents.push when the switch is on        | —                             |
+
+Importing this module is the registration (AgentsConfig.ready).
 """
 
 from __future__ import annotations
@@ -53,8 +63,7 @@ def _push_on_change(agent: AgentState, before_state: str, before_reason: str) ->
     push.push_enqueue(agent=agent)
 
 
-@jobs.job_settled.connect
-def _call_event_settled(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
+def _call_event_settled(job: Job, state: str) -> None:
     """A webhook was merged into its Call: the line's agent may be busy or free now."""
     if job.kind != intake.KIND or state != Job.State.SUCCEEDED or job.portal_id is None:
         return
@@ -91,4 +100,5 @@ def _search_seen(portal: Portal, rows: list[dict[str, Any]]) -> None:
         services.agent_refresh(agent=agent, source="search")
 
 
+jobs.on_settled(_call_event_settled)
 telephony.search_observers.append(_search_seen)
