@@ -117,7 +117,7 @@ def test_unitalk_status_api_faults_pause_notify_once_and_recovery_clears(tmp_pat
         # then: he is paused for sync_failed, and he and his manager are told once each
         wait_until(
             lambda: state_is(2, State.PAUSED, Reason.SYNC_FAILED),
-            timeout=POLL_S + 15,
+            timeout=POLL_S + 30,
             message="Oleg paused: sync failed",
         )
         wait_until(
@@ -142,7 +142,7 @@ def test_unitalk_status_api_faults_pause_notify_once_and_recovery_clears(tmp_pat
         # then: the retry succeeds, the pause reason is the real one again, both notices cleared
         wait_until(
             lambda: state_is(2, State.PAUSED, Reason.DAY_CLOSED),
-            timeout=60,
+            timeout=90,  # backoff with JOB_BACKOFF_CAP_S=30 between attempts
             message="the push retry to succeed",
         )
         assert world.ut("operator-status")["lines"]["102"] == "PAUSE"
