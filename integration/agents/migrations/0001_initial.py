@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('bitrixapp', '0004_event_dedupe_key_hash'),
+        ('bitrixapp', '0001_initial'),
     ]
 
     operations = [
