@@ -423,6 +423,32 @@ CELERY_BEAT_SCHEDULE["unitalk-operators-sync"] = {
     "schedule": UNITALK_OPERATORS_SYNC_EVERY_S,
 }
 
+# --- Agent status (issue 13, docs/agents.md §5.1) ----------------------------------------------
+INSTALLED_APPS += ["integration.agents"]
+# Bitrix24 sends no time-tracking event (docs/agents.md §1.1): timeman.status is polled per
+# portal, in batches of 50 users (one request slot each), this often in working hours
+# (AGENT_WORK_*_HOUR, the portal's Unitalk time zone) and this often outside them.
+AGENT_POLL_WORK_S = env.float("AGENT_POLL_WORK_S", default=60.0)
+AGENT_POLL_OFF_S = env.float("AGENT_POLL_OFF_S", default=300.0)
+AGENT_WORK_START_HOUR = env.int("AGENT_WORK_START_HOUR", default=8)
+AGENT_WORK_END_HOUR = env.int("AGENT_WORK_END_HOUR", default=20)
+# user.get (ACTIVE, IS_ONLINE, departments) and timeman.settings (UF_TIMEMAN) refresh intervals.
+AGENT_USERS_EVERY_S = env.float("AGENT_USERS_EVERY_S", default=300.0)
+AGENT_SETTINGS_EVERY_S = env.float("AGENT_SETTINGS_EVERY_S", default=86400.0)
+# Polls failed in a row before the agents count as stale (PAUSED(sync_failed) for the dialer).
+AGENT_STALE_PERIODS = env.int("AGENT_STALE_PERIODS", default=3)
+# A call without CALL_END older than this no longer holds its agent busy (reconciliation
+# completes it from history/get), the wrap-up after an answered call, and how many operator-leg
+# failures in a row mark a line failing.
+AGENT_BUSY_MAX_S = env.int("AGENT_BUSY_MAX_S", default=4 * 3600)
+AGENT_WRAP_UP_S = env.int("AGENT_WRAP_UP_S", default=15)
+AGENT_LINE_FAIL_COUNT = env.int("AGENT_LINE_FAIL_COUNT", default=3)
+# Off: beat starts no agent polls (the last states stay; a kill switch for operations).
+AGENT_POLL_ENABLED = env.bool("AGENT_POLL_ENABLED", default=True)
+# How often beat looks for portals whose poll is due (a poll job is keyed per period).
+AGENT_POLL_TICK_S = env.float("AGENT_POLL_TICK_S", default=15.0)
+CELERY_BEAT_SCHEDULE["agents-poll"] = {"task": "agents.poll_all", "schedule": AGENT_POLL_TICK_S}
+
 # --- Bitrix24 side (issue #4: install, events, REST client, token refresh) ---------------------
 # BX24.js for app pages; the sandbox serves its own at http://127.0.0.1:8001/bx24.js.
 BITRIX24_JS_URL = env.str("BITRIX24_JS_URL", default="//api.bitrix24.com/api/v1/")

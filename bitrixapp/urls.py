@@ -6,6 +6,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
+    path("bitrix/actions/agents/", include("integration.agents.urls")),
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
 ]

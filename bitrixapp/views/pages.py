@@ -82,6 +82,7 @@ def js_strings() -> dict[str, Any]:
         "missed": _("Missed call"),
         "crm_sync_failed": _("CRM not updated"),
         "saving": _("Saving…"),
+        "retry_sync": _("Retry sync"),
         "stages": stage_labels(),
     }
 
@@ -134,14 +135,41 @@ def banners_context(*, identity: auth.PageIdentity, portal: Portal, page: str) -
 
 @auth.frame_entry
 def app_page(request: HttpRequest) -> HttpResponse:
-    """Overview: open failed-call counts, problem banners, what is not set up yet, tabs."""
+    """Overview: what is not set up yet, open failed-call counts, problem banners, presence."""
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
-    return _render(
-        request,
-        "pages/overview.html",
-        {"setup": selectors.setup_steps(portal=portal)},
-        page="overview",
-    )
+    context = {"setup": selectors.setup_steps(portal=portal), **_presence(request)}
+    return _render(request, "pages/overview.html", context, page="overview")
+
+
+def _presence(request: HttpRequest) -> dict[str, Any]:
+    """The user's own status and the portal's presence counts (overview, call card)."""
+    from integration.agents import selectors as agent_selectors
+
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    with translation.override(_lang(request, portal)):
+        me = agent_selectors.agent_for_user(portal=portal, user_id=identity.user_id)
+        return {
+            "me": agent_selectors.agent_dict(me) if me else None,
+            "presence": agent_selectors.presence_summary(portal=portal),
+        }
+
+
+@auth.frame_entry
+def agents_page(request: HttpRequest) -> HttpResponse:
+    """Agents panel: who can take calls now and why not; the user's own toggle on top."""
+    from integration.agents import selectors as agent_selectors
+
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    with translation.override(_lang(request, portal)):
+        me = agent_selectors.agent_for_user(portal=portal, user_id=identity.user_id)
+        context = {
+            "agents": agent_selectors.agent_rows(portal=portal),
+            "me": agent_selectors.agent_dict(me) if me else None,
+            "sync": agent_selectors.sync_settings(portal=portal),
+        }
+    return _render(request, "pages/agents.html", context, page="agents")
 
 
 @auth.frame_entry
@@ -239,6 +267,6 @@ def placement(request: HttpRequest) -> HttpResponse:
         if card is not None:
             with translation.override(_lang(request, portal)):
                 card["stage_label"] = stage_labels().get(card["stage"], card["stage"])
-        context |= {"call_id": call_id, "call": card}
+        context |= {"call_id": call_id, "call": card} | _presence(request)
         return _render(request, "pages/call_card.html", context, page="call_card")
     return _render(request, "pages/overview.html", context, page="overview")

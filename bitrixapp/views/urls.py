@@ -25,6 +25,7 @@ urlpatterns = [
     path("install/status/", install.install_status, name="bitrix-install-status"),
     path("app/", pages.app_page, name="bitrix-app"),
     path("app/failed/", pages.failed_page, name="bitrix-app-failed"),
+    path("app/agents/", pages.agents_page, name="bitrix-app-agents"),
     path("app/settings/", pages.settings_page, name="bitrix-app-settings"),
     path("placement/", pages.placement, name="bitrix-placement"),
     path("events/", events.events, name="bitrix-events"),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from bitrixapp.models import Portal
 from integration.bitrix import client
 from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string, merge_answer
 from integration.core import inputs
+
+logger = logging.getLogger(__name__)
 
 
 def external_line_command(*, number: str, name: str) -> tuple[str, dict[str, Any]]:
@@ -139,12 +143,24 @@ def card_hide(portal: Portal, *, call_id: str, user_ids: list[int]) -> bool:
     )
 
 
+#: Callables(portal, rows) told of every searchCrmEntities answer: its ASSIGNED_BY carries the
+#: responsible's TIMEMAN_STATUS, a free status reading (docs/agents.md §1.2). Registered at start-up
+#: (agents); an observer's failure is logged and never fails the caller.
+search_observers: list[Callable[[Portal, list[dict[str, Any]]], None]] = []
+
+
 def search_crm_entities(portal: Portal, *, phone_number: str) -> list[dict[str, Any]]:
     """CRM entities with this number, contacts first, and ASSIGNED_BY_ID (docs/bitrix24.md §5.5)."""
     result = client.call(
         portal, "telephony.externalCall.searchCrmEntities", {"PHONE_NUMBER": phone_number}
     )
-    return [row for row in result if isinstance(row, dict)] if isinstance(result, list) else []
+    rows = [row for row in result if isinstance(row, dict)] if isinstance(result, list) else []
+    for observer in search_observers:
+        try:
+            observer(portal, rows)
+        except Exception:  # an observer must never fail call work
+            logger.exception("searchCrmEntities observer failed")
+    return rows
 
 
 def is_call_not_found(error: Exception | dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 #: Which page fixes the problem ("" = nothing in the app can).
 FIX_SETTINGS = "settings"
 FIX_FAILED = "failed"
+FIX_AGENTS = "agents"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,37 @@ def _call_crm_sync_failed(p: dict[str, Any]) -> Rendered:
     )
 
 
+def _agent_sync_failed(p: dict[str, Any]) -> Rendered:
+    """Told to the agent (no `name`) and to their manager (`name` of the agent)."""
+    if p.get("name"):
+        text = _(
+            "The status of %(name)s could not be sent to Unitalk, so the autodialer skips them "
+            "until it works again. The app keeps trying; see Agents."
+        ) % {"name": p["name"]}
+    else:
+        text = _(
+            "Your status could not be sent to Unitalk, so the autodialer will not call you "
+            "until it works again. The app keeps trying."
+        )
+    return Rendered(_("Agent status sync failed"), text, FIX_AGENTS)
+
+
+def _agent_poll_failed(p: dict[str, Any]) -> Rendered:
+    n = _n(p)
+    return Rendered(
+        _("Agent status could not be read"),
+        ngettext(
+            "Bitrix24 did not give the agents' work-day status %(n)d time in a row; the "
+            "autodialer gives agents no new calls until it does.",
+            "Bitrix24 did not give the agents' work-day status %(n)d times in a row; the "
+            "autodialer gives agents no new calls until it does.",
+            n,
+        )
+        % {"n": n},
+        FIX_AGENTS,
+    )
+
+
 #: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
 MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "unitalk.credentials_invalid": _credentials_invalid,
@@ -148,6 +180,8 @@ MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "call.missed": _call_missed,
     "call.dial_failed": _call_dial_failed,
     "call.crm_sync_failed": _call_crm_sync_failed,
+    "agents.sync_failed": _agent_sync_failed,
+    "agents.poll_failed": _agent_poll_failed,
 }
 
 

@@ -381,3 +381,27 @@ __all__ = [
     "recording_download",
     "users_list",
 ]
+
+
+def operator_status_get(creds: Credentials, *, line: str) -> dict[str, Any]:
+    """Read an operator's status (the capability probe). UNCONFIRMED API: names.py."""
+    body = {names.OPERATOR_STATUS_LINE_FIELD: _digits(line)}
+    return _command(
+        _post(creds, names.OPERATOR_STATUS_GET, json_body=body), names.OPERATOR_STATUS_GET
+    )
+
+
+def operator_status_set(creds: Credentials, *, line: str, status: str) -> dict[str, Any]:
+    """Set an operator's status to `status` (a value of names.OPERATOR_STATUS_VALUES)."""
+    body = {names.OPERATOR_STATUS_LINE_FIELD: _digits(line), names.OPERATOR_STATUS_FIELD: status}
+    return _command(
+        _post(creds, names.OPERATOR_STATUS_SET, json_body=body), names.OPERATOR_STATUS_SET
+    )
+
+
+def is_unknown_method(exc: Exception) -> bool:
+    """Whether an error says the method does not exist (capability absent, not a fault)."""
+    if getattr(exc, "status", None) == 404:
+        return True
+    text = str(getattr(exc, "message", "") or exc).lower()
+    return any(phrase in text for phrase in names.UNKNOWN_METHOD_PHRASES)

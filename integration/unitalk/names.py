@@ -136,3 +136,24 @@ RECORDING_KEY_HOST_SUFFIXES = ("unitalk.cloud", "nextel.com.ua")
 # --- Timestamps (docs/unitalk.md §2.6) ------------------------------------------------------------
 # Local wall-clock without zone (CORROBORATED); the zone itself is UNCONFIRMED (per connection).
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# --- Operator status (docs/agents.md §3, §5.1 item 3: UNCONFIRMED, low reliability) ---------------
+# Whether Unitalk has such an API at all is unknown: the app pushes only behind the per-portal
+# switch, after a probe. Path and field names come from one unreliable third-party repository.
+OPERATOR_STATUS_SET = "phones/inner/setStatus"  # UNCONFIRMED
+OPERATOR_STATUS_GET = "phones/inner"  # UNCONFIRMED
+OPERATOR_STATUS_LINE_FIELD = "number"  # UNCONFIRMED
+OPERATOR_STATUS_FIELD = "status"  # UNCONFIRMED
+# Our effective state -> the value sent (UNCONFIRMED). Busy and wrap-up count as "online": the
+# operator is at work, Unitalk sees their call itself.
+OPERATOR_STATUS_VALUES = {
+    "available": "ONLINE",
+    "busy": "ONLINE",
+    "wrap_up": "ONLINE",
+    "paused": "PAUSE",
+    "no_line": "OFFLINE",
+    "inactive": "OFFLINE",
+}
+# How an account without the API answers (an error envelope; wording UNCONFIRMED). Matched
+# case-insensitively as substrings; an HTTP 404 means the same.
+UNKNOWN_METHOD_PHRASES = ("unknown method", "method not found", "no such method")

@@ -28,6 +28,8 @@ def params_for(kind: str, n: int) -> dict:
         "call.missed": {"phone": "380671234567"},
         "call.dial_failed": {"phone": "380671234567"},
         "call.crm_sync_failed": {"phone": "380671234567"},
+        "agents.sync_failed": {"name": "Oleg Operator"},
+        "agents.poll_failed": {"n": n},
     }.get(kind, {})
 
 

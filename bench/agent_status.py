@@ -1,0 +1,332 @@
+"""Benchmark: agent-status polling on one portal with 200 mapped agents while a call-sync
+backlog drains through the same portal's REST budget.
+
+Run: .venv/bin/python bench/agent_status.py
+
+Stands up the stack like bench/sync_throughput.py (throwaway PostgreSQL database, the sandbox
+in this process, a Celery worker and beat as subprocesses), seeds BENCH_AGENTS portal users
+mapped to Unitalk lines with their work day open, and a backlog of BENCH_CALLS ended calls.
+Two phases of BENCH_PHASE_S seconds in the same run, same worker, same backlog:
+1. polling off (beat runs with AGENT_POLL_ENABLED=false);
+2. polling on: this process plays beat's `agents.poll_all` entry every AGENT_POLL_TICK_S
+   (the worker and the poll period BENCH_POLL_S are the production code), and flips one random
+   agent's work day in the portal every BENCH_FLIP_S seconds (open <-> close), timing how long
+   until the app's AgentState shows it.
+Figures: requests_per_min = REST request slots the poll jobs spent per minute of phase 2 (their
+`requests` result: one per batch of 50); staleness_p95_s = p95 of flip -> state in the app;
+sync_ratio = calls synced per second in phase 2 / phase 1 (target >= 0.9).
+Last line: `agent_status: requests_per_min=.. staleness_p95_s=.. sync_ratio=..`.
+
+Environment: BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL
+(redis://127.0.0.1:6379/12), BENCH_AGENTS (200), BENCH_CALLS (4000), BENCH_PHASE_S (30),
+BENCH_POLL_S (60), BENCH_FLIP_S (2), BENCH_CONCURRENCY (4).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+BIN = Path(PY).parent
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+AGENTS = int(os.environ.get("BENCH_AGENTS", "200"))
+CALLS = int(os.environ.get("BENCH_CALLS", "4000"))
+PHASE_S = float(os.environ.get("BENCH_PHASE_S", "30"))
+POLL_S = float(os.environ.get("BENCH_POLL_S", "60"))
+FLIP_S = float(os.environ.get("BENCH_FLIP_S", "2"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+TICK_S = 1.0
+#: How long after phase 2 polling goes on for flips the app has not seen yet.
+STALE_WAIT_S = float(os.environ.get("BENCH_STALE_WAIT_S", "600"))
+WARMUP_S = 10.0
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def psql(database: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{database}", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def main() -> None:
+    from cryptography.fernet import Fernet
+
+    from sandbox import server as sandbox_server
+    from tests.support.world import sandbox_env
+
+    database = f"bench_agents_{uuid.uuid4().hex[:8]}"
+    queue = f"bench-agents-{uuid.uuid4().hex[:6]}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-agents-"))
+    handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None)
+    env = {
+        **os.environ,
+        "DJANGO_ENV_FILE": "",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
+        "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": f"{PG}/{database}",
+        "DATABASE_CONN_MAX_AGE": "60",
+        "REDIS_URL": REDIS,
+        "CELERY_BROKER_URL": REDIS,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
+        "JOB_DISPATCH_INTERVAL_S": "1",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        "APP_BASE_URL": "http://127.0.0.1:9",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        # Beat never polls; this process plays its agents-poll entry in phase 2 only.
+        "AGENT_POLL_ENABLED": "false",
+        "AGENT_POLL_WORK_S": str(POLL_S),
+        "AGENT_POLL_OFF_S": str(POLL_S),
+        "AGENT_WORK_START_HOUR": "0",
+        "AGENT_WORK_END_HOUR": "24",
+        **sandbox_env(handle),
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+    psql("postgres", f'CREATE DATABASE "{database}"')
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        log(f"migrating {database} ...")
+        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        import django
+
+        django.setup()
+        portal = seed(handle)
+        worker_log = open(tmp / "worker.log", "wb")  # noqa: SIM115
+        for argv in (
+            [str(BIN / "celery"), "-A", "bitrixapp", "worker", "--loglevel", "WARNING",
+             "--queues", queue, "--concurrency", str(CONCURRENCY), "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "WARNING"],
+        ):  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    argv, cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT
+                )
+            )
+        measure(handle, portal)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        handle.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # best effort before dropping the database
+            pass
+        psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def control(handle, path: str, payload: dict) -> dict:
+    import requests
+
+    response = requests.post(f"{handle.bitrix_url}/_sandbox/{path}", json=payload, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def seed(handle):
+    import requests
+    from django.utils import timezone
+
+    from bitrixapp.celery import app as celery_app
+    from bitrixapp.models import Portal, portal_options
+    from integration.unitalk import services as unitalk_services
+    from integration.unitalk.models import OperatorMapping
+    from tests.support.world import ended_calls_seed
+
+    celery_app.conf.task_default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    users = [
+        {"ID": str(i), "NAME": f"Agent{i}", "inner": str(1000 + i)} for i in range(1, AGENTS + 1)
+    ]
+    creds = requests.post(
+        f"{handle.bitrix_url}/_sandbox/portals", json={"users": users}, timeout=30
+    ).json()
+    portal = Portal.objects.create(
+        member_id=creds["member_id"],
+        domain=creds["domain"],
+        client_endpoint=creds["client_endpoint"],
+        server_endpoint=creds["server_endpoint"],
+        access_token=creds["access_token"],
+        refresh_token=creds["refresh_token"],
+        access_expires_at=timezone.now() + timedelta(hours=1),
+        application_token=creds.get("application_token", ""),
+        status=Portal.Status.ACTIVE,
+        installed_by_user_id=1,
+    )
+    options = portal_options(portal)
+    options.create_leads = False
+    options.recordings_to_drive = False
+    options.default_user_id = 1
+    options.save()
+    unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
+    OperatorMapping.objects.bulk_create(
+        OperatorMapping(portal=portal, bitrix_user_id=i, line=str(1000 + i))
+        for i in range(1, AGENTS + 1)
+    )
+    for i in range(1, AGENTS + 1):
+        control(handle, f"portals/{portal.member_id}/workday", {"user_id": i, "op": "open"})
+    log(f"seeding {CALLS} finished calls and {AGENTS} agents ...")
+    ended_calls_seed(
+        portal=portal,
+        count=CALLS,
+        prefix="bench",
+        started_at=timezone.now() - timedelta(hours=2),
+        line="1001",
+    )
+    return portal
+
+
+def synced() -> int:
+    from integration.calls.models import CallSync
+
+    return CallSync.objects.filter(stage=CallSync.Stage.FINISHED).count()
+
+
+def phase(seconds: float, tick=None) -> float:
+    """Calls synced per second over `seconds`, calling `tick()` every 0.1 s meanwhile."""
+    start_n, start = synced(), time.monotonic()
+    while time.monotonic() < start + seconds:
+        if tick is not None:
+            tick()
+        time.sleep(0.1)
+    return (synced() - start_n) / (time.monotonic() - start)
+
+
+class Poller:
+    """Plays beat's agents-poll entry (this process only) and flips work days in the portal.
+
+    Single-threaded on purpose: Celery's current app is per thread, and a job enqueued from
+    another thread would be published with the default app's settings.
+    """
+
+    def __init__(self, handle, portal) -> None:
+        self.handle, self.portal = handle, portal
+        self.rng = random.Random(13)
+        self.next_tick = self.next_flip = 0.0
+        self.flipping = True
+        self.pending: list[tuple[int, str, float]] = []
+        self.staleness: list[float] = []
+        self.truth: dict[int, str] = {}  # every agent's day was opened by seed()
+
+    def tick(self) -> None:
+        from integration.agents import poll
+        from integration.agents.models import AgentState
+
+        now = time.monotonic()
+        if now >= self.next_tick:
+            poll.agents_poll_enqueue_all()
+            self.next_tick = now + TICK_S
+        if self.flipping and now >= self.next_flip:
+            # The portal's truth is tracked here: a flip counts once the app shows it.
+            user = self.rng.randint(1, AGENTS)
+            if all(p[0] != user for p in self.pending):
+                want = "CLOSED" if self.truth.get(user, "OPENED") == "OPENED" else "OPENED"
+                op = "close" if want == "CLOSED" else "reopen"
+                control(
+                    self.handle,
+                    f"portals/{self.portal.member_id}/workday",
+                    {"user_id": user, "op": op},
+                )
+                self.truth[user] = want
+                self.pending.append((user, want, time.monotonic()))
+            self.next_flip = now + FLIP_S
+        for item in list(self.pending):
+            status = (
+                AgentState.objects.filter(portal=self.portal, bitrix_user_id=item[0])
+                .values_list("timeman_status", flat=True)
+                .first()
+            )
+            if status == item[1]:
+                self.staleness.append(time.monotonic() - item[2])
+                self.pending.remove(item)
+
+
+def measure(handle, portal) -> None:
+    from django.conf import settings
+
+    from integration.agents import poll
+    from integration.models import Job
+
+    wait_until = time.monotonic() + 120
+    while synced() == 0 and time.monotonic() < wait_until:  # worker boot, backlog flowing
+        time.sleep(0.5)
+    time.sleep(WARMUP_S)  # the portal's burst is spent: both phases run at its steady drain
+    log("phase 1: polling off")
+    rate_off = phase(PHASE_S)
+    log(f"  calls_per_s={rate_off:.1f}")
+
+    log("phase 2: polling on")
+    settings.AGENT_POLL_ENABLED = True  # this process only; beat's stays off
+    poller = Poller(handle, portal)
+    started = time.monotonic()
+    rate_on = phase(PHASE_S, poller.tick)
+    backlog_left = CALLS - synced()
+    # Polling goes on (no new flips) until every flip is seen, or STALE_WAIT_S.
+    poller.flipping = False
+    give_up = time.monotonic() + STALE_WAIT_S
+    while poller.pending and time.monotonic() < give_up:
+        poller.tick()
+        time.sleep(0.1)
+    # REST slots the polls spent, per minute of polling (phase 2 and the tail after it).
+    polling_min = (time.monotonic() - started) / 60
+    results = Job.objects.filter(kind=poll.KIND_POLL, state="succeeded").values_list(
+        "result", flat=True
+    )
+    spent = sum(int((r or {}).get("requests", 0)) for r in results)
+    polls = list(Job.objects.filter(kind=poll.KIND_POLL).values_list("state", flat=True))
+    if os.environ.get("BENCH_VERBOSE"):
+        import redis
+        from django.db import connection
+
+        queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+        from bitrixapp.celery import app as celery_app
+
+        log(f"  in_atomic={connection.in_atomic_block} llen={redis.Redis.from_url(REDIS).llen(queue)}"
+            f" conf_queue={celery_app.conf.task_default_queue} queue={queue}")  # fmt: skip
+        for job in Job.objects.filter(kind=poll.KIND_POLL)[:3]:
+            log(f"  {job.pk} {job.state} attempts={job.attempts} next={job.next_attempt_at}"
+                f" enq={job.enqueued_at} err={job.last_error[:200]}")  # fmt: skip
+    staleness = sorted(poller.staleness)
+    p95 = staleness[max(0, int(len(staleness) * 0.95 + 0.5) - 1)] if staleness else float("nan")
+    log(
+        f"  calls_per_s={rate_on:.1f} polls={len(polls)} states={sorted(set(polls))}"
+        f" poll_requests={spent} polling_min={polling_min:.1f} flips_measured={len(staleness)}"
+        f" flips_unresolved={len(poller.pending)}"
+        f" staleness_max_s={max(staleness) if staleness else float('nan'):.1f}"
+        f" backlog_left_after_phase={backlog_left}"
+    )
+    if backlog_left <= 0:
+        log("WARNING: the backlog ran out during the run; raise BENCH_CALLS")
+    ratio = rate_on / rate_off if rate_off else float("nan")
+    log(
+        f"agent_status: requests_per_min={spent / polling_min:.1f}"
+        f" staleness_p95_s={p95:.1f} sync_ratio={ratio:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
