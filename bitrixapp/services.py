@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from bitrixapp import auth, oauth, security
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions, portal_options
-from integration import alerts, inputs, jobs
+from integration import alerts, inputs, jobs, lanes
 from integration.bitrix import binding, errors
 from integration.errors import IntegrationError, ValidationError
 from integration.models import Job
@@ -484,11 +484,11 @@ def _flag(value: Any) -> bool:
     return value in (True, 1, "1", "true", "on", "Y", "y", "yes")
 
 
-@jobs.register(KIND_USERS_REFRESH)
+@jobs.register(KIND_USERS_REFRESH, lane=lanes.INTERACTIVE)
 def _users_refresh_job(job: Job) -> dict[str, Any]:
     return users_refresh(portal=job.portal)  # type: ignore[arg-type]
 
 
-@jobs.register(KIND_CONNECTION_TEST)
+@jobs.register(KIND_CONNECTION_TEST, lane=lanes.INTERACTIVE)
 def _connection_test_job(job: Job) -> dict[str, Any]:
     return connection_test_run(portal=job.portal)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from bitrixapp.models import Portal, portal_options
-from integration import alerts, jobs
+from integration import alerts, jobs, lanes
 from integration.bitrix import notify
 from integration.calls.models import FailedCall
 from integration.errors import PermanentError
@@ -247,17 +247,18 @@ def _dead_job_raises(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
     )
 
 
-@jobs.register(KIND_DELIVER)
+# A notice follows what raised it: a failed click is told at once, a digest in the background.
+@jobs.register(KIND_DELIVER, lane=lanes.INHERIT)
 def _deliver(job: Job) -> dict[str, Any]:
     return notification_deliver(notification_id=int(job.payload["notification_id"]))
 
 
-@jobs.register(KIND_EMAIL)
+@jobs.register(KIND_EMAIL, lane=lanes.BACKGROUND)
 def _email(job: Job) -> dict[str, Any]:
     return notification_email(notification_id=int(job.payload["notification_id"]))
 
 
-@jobs.register(KIND_DIGEST)
+@jobs.register(KIND_DIGEST, lane=lanes.BACKGROUND)
 def _digest(job: Job) -> dict[str, Any]:
     return digest_send(portal_id=int(job.payload["portal_id"]))
 

@@ -8,6 +8,11 @@ for every process on one machine (the embedded default).
 The bucket is kept as GCRA (a "theoretical arrival time"): equivalent to the providers' counter
 that drains at `per_second` and rejects above `burst`, but it can tell a caller exactly how long to
 wait before a request will be accepted, so we wait instead of collecting 503s.
+
+Interactive first (docs/pipeline.md, "Lanes"): one bucket per portal or key whatever the lane,
+so the provider's limit is never exceeded, but background requests see a bucket smaller by
+`reserve_slots`: they stop while that many slots are still free, and a click finds them. A job
+that would have to wait longer than RATE_MAX_SLEEP_S is rescheduled, not put to sleep.
 """
 
 from __future__ import annotations
@@ -100,14 +105,18 @@ def _reserve_file(
         return True, wait
 
 
-def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
+def reserve(
+    key: str, *, burst: int, per_second: float, max_wait: float = 30.0, reserve_slots: int = 0
+) -> float:
     """Reserve the next request slot of bucket `key`; return seconds to wait before sending.
 
-    Raises `RateLimitedError` (with the wait as `retry_after`) instead of reserving when the wait
-    would exceed `max_wait`: a worker should not sit idle that long, the job is rescheduled.
+    `reserve_slots` of the burst are left to others (interactive work). Raises
+    `RateLimitedError` (with the wait as `retry_after`) instead of reserving when the wait would
+    exceed `max_wait`: a worker should not sit idle that long, the job is rescheduled.
     """
     interval = 1.0 / per_second
-    tolerance = max(0, burst - 1) * interval
+    usable = max(1, burst - max(0, reserve_slots))
+    tolerance = (usable - 1) * interval
     if settings.REDIS_URL:
         ok, wait_s = _gcra_script()(keys=[f"ratelimit:{key}"], args=[interval, tolerance, max_wait])
         ok, wait = bool(int(ok)), float(wait_s)
@@ -120,11 +129,26 @@ def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) 
     return wait
 
 
-def acquire(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
-    """Reserve a slot and wait for it (in a worker, never in a web request). Returns the wait."""
-    wait = reserve(key, burst=burst, per_second=per_second, max_wait=max_wait)
+def acquire(
+    key: str, *, burst: int, per_second: float, max_wait: float | None = None, lane: str = ""
+) -> float:
+    """Reserve a slot of `key` for work of `lane` and wait for it if that is only a moment.
+
+    Background work leaves RATE_INTERACTIVE_RESERVE_SLOTS to interactive work. A wait longer
+    than `max_wait` (default RATE_MAX_SLEEP_S) reserves nothing and raises RateLimitedError
+    with the exact wait: the job is rescheduled for then instead of holding a worker asleep.
+    Returns the (short) wait taken.
+    """
+    from integration import lanes
+
+    lane = lane or lanes.current_lane()
+    slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
+    limit = settings.RATE_MAX_SLEEP_S if max_wait is None else max_wait
+    wait = reserve(
+        key, burst=burst, per_second=per_second, max_wait=limit, reserve_slots=min(slots, burst - 1)
+    )
     if wait > 0:
-        time.sleep(wait)  # pacing to the provider's limit is the point here
+        time.sleep(wait)  # pacing within a few ms of the provider's limit, never longer
     return wait
 
 

@@ -61,7 +61,8 @@ def rate_acquire(portal: Portal) -> None:
         bucket_key(portal),
         burst=burst,
         per_second=per_second,
-        max_wait=settings.BITRIX24_RATE_MAX_WAIT_S,
+        # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job.
+        max_wait=min(settings.BITRIX24_RATE_MAX_WAIT_S, settings.RATE_MAX_SLEEP_S),
     )
 
 

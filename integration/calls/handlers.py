@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integration import jobs
+from integration import jobs, lanes
 from integration.calls import dial, failed, missed, recording, sync
 from integration.calls.models import FailedCall
 from integration.models import Job
@@ -32,37 +32,42 @@ def _crm_sync_dead(job: Job, exc: BaseException) -> None:
         sync.job_enqueue(sync.KIND_RECORDING, row)
 
 
-@jobs.register(dial.KIND_DIAL, on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc))
+@jobs.register(
+    dial.KIND_DIAL,
+    on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc),
+    lane=lanes.INTERACTIVE,
+)
 def call_dial(job: Job) -> dict[str, Any]:
     return dial.call_dial(job=job)
 
 
-@jobs.register(sync.KIND_SYNC, on_dead=_crm_sync_dead)
+# A live call's drain is interactive, a backlog's background: the lane of its enqueuer.
+@jobs.register(sync.KIND_SYNC, on_dead=_crm_sync_dead, lane=lanes.INHERIT)
 def call_sync(job: Job) -> dict[str, Any]:
     return sync.sync_run(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_REGISTER)
+@jobs.register(sync.KIND_REGISTER, lane=lanes.INTERACTIVE)
 def call_register(job: Job) -> dict[str, Any]:
     # No dead hook: call.sync registers the call anyway once it ends.
     return sync.register_run(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_CARD)
+@jobs.register(sync.KIND_CARD, lane=lanes.INTERACTIVE)
 def call_card(job: Job) -> dict[str, Any]:
     return sync.card_show(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_DETAILS, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_DETAILS, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_details(job: Job) -> dict[str, Any]:
     return sync.details_store(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_RECORDING, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_RECORDING, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_recording(job: Job) -> dict[str, Any]:
     return recording.recording_store(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_MISSED, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_MISSED, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_missed(job: Job) -> dict[str, Any]:
     return missed.missed_handle(sync_id=job.payload["sync_id"])
