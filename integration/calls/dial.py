@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from bitrixapp.log import log_context
 from bitrixapp.models import BitrixEvent
@@ -66,6 +67,8 @@ class DialRetry(RateLimitedError):
     Raised as "wait as told" so the delays grow predictably (the person on the line is waiting
     and the failed-call page shows them) instead of the general full-jitter backoff.
     """
+
+    precise = True  # retry.decide: only a few per cent of jitter on the chosen delay
 
 
 def _int(value: Any, field: str) -> int | None:
@@ -269,9 +272,12 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
 def _human_reason(error: BaseException, technical: str) -> str:
     """What the person is told (in the active language); the technical text stays in the job."""
     if isinstance(error, DialExpired):
-        return _("Unitalk did not accept the call within %(seconds)s seconds") % {
-            "seconds": round(settings.CALL_CLICK_DEADLINE_S)
-        }
+        seconds = round(settings.CALL_CLICK_DEADLINE_S)
+        return ngettext(
+            "Unitalk did not accept the call within %(seconds)d second",
+            "Unitalk did not accept the call within %(seconds)d seconds",
+            seconds,
+        ) % {"seconds": seconds}
     if isinstance(error, DialKeyRefused):
         return _("Unitalk refused the API key; an administrator must enter a valid key")
     if isinstance(error, DialNoLine):
