@@ -129,3 +129,20 @@ def test_a_long_wait_for_budget_reschedules_instead_of_sleeping(file_budget):
     assert time.monotonic() - started < 0.2  # no sleep in the worker
     assert err.value.service == "ratelimit"
     assert 1.5 < err.value.retry_after <= 2.0
+
+
+def test_a_burst_of_one_portals_webhooks_goes_to_the_background_lane(settings):
+    from integration.unitalk import intake
+    from integration.unitalk.models import UnitalkEvent
+
+    # given portal X replaying a backlog and portal Y with one live call
+    settings.UNITALK_WEBHOOK_BURST = 5
+    x, y = _portal("x"), _portal("y")
+    for i in range(6):
+        UnitalkEvent.objects.create(portal=x, event="CALL_END", call_id=f"x{i}", payload={})
+    UnitalkEvent.objects.create(portal=y, event="CALL_END", call_id="y0", payload={})
+
+    intake.inbox_feed()
+
+    lanes_of = dict(Job.objects.values_list("portal_id", "payload__lane").distinct())
+    assert lanes_of == {x.pk: lanes.BACKGROUND, y.pk: lanes.INTERACTIVE}
