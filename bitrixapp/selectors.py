@@ -247,7 +247,7 @@ def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | No
     return data
 
 
-_DIAL_STATES = {
+_DIAL_STATES: dict[str, str] = {
     Job.State.PENDING: "dialing",
     Job.State.RUNNING: "dialing",
     Job.State.RETRYING: "retrying",

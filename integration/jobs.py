@@ -112,10 +112,7 @@ def job_lane(job: Job) -> str:
 
 
 def _queue(lane: str) -> str:
-    from bitrixapp.celery import app
-
-    # Read at send time: test stacks switch the default queue of the publishing process.
-    return lanes.queue_name(lane, default_queue=app.conf.task_default_queue)
+    return lanes.queue_for(lane)
 
 
 def _send(pairs: Iterable[tuple[int, str]], *, countdown: float = 0) -> None:

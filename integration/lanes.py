@@ -41,6 +41,14 @@ def queue_name(lane: str, *, default_queue: str) -> str:
     return f"{default_queue}.{INTERACTIVE}" if lane == INTERACTIVE else default_queue
 
 
+def queue_for(lane: str) -> str:
+    """The broker queue of `lane` in this process (read at send time: test stacks switch the
+    default queue of the publishing process)."""
+    from celery import current_app
+
+    return queue_name(lane, default_queue=current_app.conf.task_default_queue)
+
+
 def resolve(declared: str, *, requested: str | None = None) -> str:
     """The lane of a new job: asked for > declared by its kind > the enqueuing job's lane."""
     if requested in LANES:

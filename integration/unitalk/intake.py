@@ -216,7 +216,6 @@ class _Kicker:
         self._wake.set()
 
     def _run(self) -> None:
-        from bitrixapp.celery import app
         from integration.tasks import jobs_dispatch
 
         while True:
@@ -227,10 +226,7 @@ class _Kicker:
             self._wake.clear()
             try:
                 # Live webhooks: the dispatcher that feeds them runs in the interactive lane.
-                queue = lanes.queue_name(
-                    lanes.INTERACTIVE, default_queue=app.conf.task_default_queue
-                )
-                jobs_dispatch.apply_async(queue=queue)
+                jobs_dispatch.apply_async(queue=lanes.queue_for(lanes.INTERACTIVE))
             except Exception:  # broker down: beat's periodic dispatch feeds the inbox
                 logger.exception("could not wake the job dispatcher")
 
