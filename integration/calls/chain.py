@@ -4,9 +4,9 @@ per call (issue 17, docs/pipeline.md "Lanes").
 A drain (`call.sync`) finishes up to CALL_DRAIN_BATCH ready calls of its portal in one batch, so
 2,000 ended calls need ~80 drains, not 2,000 messages. In the background lane a new `call.sync`
 job is therefore only published while fewer than CALL_DRAIN_PARALLEL of the portal's drains are
-on their way; the others are kept as rows marked "held". Every drain, when done, marks the jobs
-of the calls it finished as succeeded (their work is done) and publishes the portal's next held
-job. The row stays the truth: a held job nobody published is sent by the dispatcher once its
+on their way; the others are kept as rows marked "held". Every drain, when done, marks the held
+jobs of the calls it finished as succeeded (their work is done, no message needed) and publishes
+the portal's next held job. The row stays the truth: a held job nobody published is sent by the dispatcher once its
 hand-off goes stale (JOB_REDISPATCH_AFTER_S), like any lost publish.
 
 Interactive drains (a live call's end) are always published at once: a person is waiting.
@@ -44,13 +44,16 @@ def drain_publish_needed(*, portal_id: int) -> bool:
 
 
 def drained_jobs_settle(*, sync_ids: list[int], drained_by: int | None) -> int:
-    """The drain finished these calls: their own open `call.sync` jobs have nothing left to do."""
+    """The drain finished these calls: their held `call.sync` jobs have nothing left to do and
+    never get a message. Published ones are left to run: each finds its call done at once and
+    carries the chain on (settling them would drop a link of it)."""
     if not sync_ids:
         return 0
     now = timezone.now()
     return Job.objects.filter(
         kind=KIND_SYNC,
         state__in=OPEN,
+        payload__held=True,
         idempotency_key__in=[f"{KIND_SYNC}:{pk}" for pk in sync_ids],
     ).update(
         state=Job.State.SUCCEEDED,
