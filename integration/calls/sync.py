@@ -348,10 +348,13 @@ def push(
     try:
         result = telephony.batch_send(portal, commands)
     except IntegrationError as exc:
+        # Our own budget said "not yet": nothing failed, so the calls stay free for any drain.
+        own_budget = isinstance(exc, RateLimitedError) and exc.service == "ratelimit"
         for plan in plans:
             if _definitely_not_sent(exc):
                 CallSync.objects.filter(pk=plan.sync.pk).update(sent_op=previous[plan.sync.pk])
-            _record_error(plan.sync, exc)
+            if not own_budget:
+                _record_error(plan.sync, exc)
         return {plan.sync.pk: exc for plan in plans}
     failures: dict[int, IntegrationError] = {}
     # One commit for the whole batch's outcomes (a commit per row costs an fsync each). A crash
