@@ -448,7 +448,7 @@ CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
 CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)
 # Background drains of one portal on their way at once; further ended calls wait as held rows
 # that the chain reaches (integration/calls/chain.py): one message per batch, not per call.
-CALL_DRAIN_PARALLEL = env.int("CALL_DRAIN_PARALLEL", default=2)
+CALL_DRAIN_PARALLEL = env.int("CALL_DRAIN_PARALLEL", default=4)
 # jobs.py reads this with getattr (default 60 s): made settable so the chaos test can recover
 # hand-offs lost with a SIGKILLed worker within its time budget.
 JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=60)
