@@ -183,14 +183,18 @@ def _psql(sql: str) -> None:
 def measure_stack(handle: Any, env: dict[str, str], tmp: Path, config: str, workers: int) -> None:
     from contextlib import ExitStack
 
+    from django.conf import settings
+
     from bitrixapp.celery import app as celery_app
     from tests.support.processes import running
     from tests.support.stack import Stack, free_port
-    from tests.support.world import World
+    from tests.support.world import World, sandbox_settings
 
     celery_app.conf.task_default_queue = env["CELERY_TASK_DEFAULT_QUEUE"]
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    sandbox_settings(settings, handle)
+    settings.APP_BASE_URL = base_url  # the webhook URL this process gives Unitalk
     env = {**env, "APP_BASE_URL": base_url}
     queue = env["CELERY_TASK_DEFAULT_QUEUE"]
     interactive = max(1, workers // 2)
