@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -57,6 +58,7 @@ dialled: dict[str, float] = {}  # directCall meta (the Bitrix24 CALL_ID) -> rece
 finished: dict[str, float] = {}  # CALL_ID and EXTERNAL_CALL_ID -> finish recorded
 ended: dict[str, float] = {}  # Unitalk call id -> CALL_END about to be posted
 batches: dict[str, int] = {}  # portal member_id -> batch requests received
+answered: dict[str, float] = {}  # CALL_ID -> the app answered its ONEXTERNALCALLSTART
 
 
 def log(message: str) -> None:
@@ -80,8 +82,20 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 def hook_sandbox() -> None:
     """Note arrival times inside the sandbox (same process, same clock as the driver)."""
+    from sandbox import world as sandbox_world
     from sandbox.bitrix import rest
     from sandbox.unitalk import api, calls
+
+    post_event = sandbox_world.World._post_event
+
+    def post_event_noted(self: Any, record: dict[str, Any]) -> None:
+        post_event(self, record)
+        marker = "CALL_ID%5D="
+        if marker in record["body"]:
+            call_id = record["body"].split(marker, 1)[1].split("&", 1)[0]
+            answered.setdefault(urllib.parse.unquote(call_id), time.time())
+
+    sandbox_world.World._post_event = post_event_noted  # type: ignore[method-assign]
 
     direct = api.API["phones/directCall"]
 
@@ -140,7 +154,7 @@ def child(config: str, workers: int) -> None:
         "DATABASE_CONN_MAX_AGE": "60",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONPATH": str(ROOT),
         **sandbox_env(handle),
@@ -250,13 +264,19 @@ def _ok(requests: Any, url: str) -> bool:
         return False
 
 
+door_ms: list[float] = []  # of each click: until the app's web door answered the event
+
+
 def click(world: Any, phone: str) -> float:
     started = time.time()
     out = world.bx(
         f"portals/{world.portal.member_id}/click-to-call", {"user_id": "1", "phone": phone}
     )
     call_id = out["call"]["CALL_ID"]
-    return (wait_for(lambda: dialled.get(call_id), timeout=60) - started) * 1000
+    done = wait_for(lambda: dialled.get(call_id), timeout=60)
+    if call_id in answered:
+        door_ms.append((answered[call_id] - started) * 1000)
+    return (done - started) * 1000
 
 
 def clicks_at_once(world: Any, n: int, prefix: str) -> list[float]:
@@ -347,7 +367,8 @@ def run_measurements(world: Any, handle: Any, label: str) -> None:
     floor = floor_ms(world)
     one = [click(world, f"+3806310{i:05d}") for i in range(CLICKS)]
     log(f"click_to_call: p50_ms={pct(one, 0.5):.0f} p95_ms={pct(one, 0.95):.0f}"
-        f" floor_ms={floor:.0f} at_once=1 n={len(one)} {label}")  # fmt: skip
+        f" floor_ms={floor:.0f} at_once=1 n={len(one)} door_p50_ms={pct(door_ms, 0.5):.0f}"
+        f" {label}")  # fmt: skip
     five: list[float] = []
     for round_ in range(max(1, CLICKS // 5)):
         five += clicks_at_once(world, 5, f"2{round_:02d}")
