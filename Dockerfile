@@ -16,14 +16,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first (cached while only code changes): the project metadata and packages.
+# Dependencies first (cached while only code changes): the project metadata and packages. The
+# simulators (sandbox/) are left out: production never installs them (docs/sandbox.md).
 COPY pyproject.toml ./
 COPY bitrixapp ./bitrixapp
 COPY integration ./integration
-COPY sandbox ./sandbox
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info \
-    && python -m compileall -q /app/bitrixapp /app/integration /app/sandbox
+    && python -m compileall -q /app/bitrixapp /app/integration
 
 # Templates, static sources, translations and the process configuration beside the packages:
 # the settings find them from the code tree (PYTHONPATH=/app), not from site-packages.

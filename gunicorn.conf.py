@@ -4,7 +4,7 @@ Every value comes from the environment (each variable is listed in .env.example)
 command line still win, which is how `make run` binds 127.0.0.1:8000 (bin/procfile-dev).
 
 Logs: gunicorn's own lines and the access log go to stdout as JSON through the app's formatter
-(bitrixapp/log.py), so every line of every process parses the same way. The access log carries
+(integration/core/log.py), so every line of every process parses the same way. The access log carries
 method, path, status, duration and the request id the app answers with (X-Request-ID), never the
 query string, and the secret in a Unitalk webhook URL is replaced: that path segment is the
 credential Unitalk posts with (integration/unitalk/webhooks.py), and a log is not a place for it.
@@ -88,7 +88,7 @@ logconfig_dict: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"fields": {"()": AccessLogFields}},
-    "formatters": {"json": {"()": "bitrixapp.log.JsonFormatter"}},
+    "formatters": {"json": {"()": "integration.core.log.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",

@@ -57,7 +57,7 @@ def worker(
     _django(ratelimit_dir)
     from bitrixapp.models import Portal
     from integration.bitrix import client
-    from integration.errors import IntegrationError, RateLimitedError
+    from integration.core.errors import IntegrationError, RateLimitedError
 
     # An unsaved Portal: the client needs no database unless the token must be refreshed.
     portal = Portal(

@@ -6,5 +6,5 @@ class BitrixAppConfig(AppConfig):
     verbose_name = "Bitrix24 app shell"
 
     def ready(self) -> None:
-        # Job handlers register themselves on import; workers must know them at start-up.
-        from integration.bitrix import handlers  # noqa: F401
+        # Importing the flow table registers the shell's job kinds: workers know them at start-up.
+        from bitrixapp import flow  # noqa: F401

@@ -26,12 +26,12 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bitrixapp import oauth, security
-from bitrixapp.log import secret_note
+from bitrixapp import security
 from bitrixapp.models import Portal
-from integration import inputs
-from integration.bitrix import client
-from integration.errors import IntegrationError
+from integration.bitrix import client, oauth
+from integration.core import inputs
+from integration.core.errors import IntegrationError
+from integration.core.log import secret_note
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def _refuse(reason: str, status: int = 401) -> HttpResponse:
 
 
 def input_refused(exc: inputs.InputError) -> HttpResponse:
-    """400 naming the field a page or action got wrong (integration.inputs)."""
+    """400 naming the field a page or action got wrong (integration.core.inputs)."""
     return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
 
 

@@ -26,13 +26,13 @@ def configure_logging(**_: Any) -> None:
 
 @celeryd_after_setup.connect
 def _worker_says_where_settings_came_from(**_: Any) -> None:
-    from bitrixapp.log import settings_source_log
+    from integration.core.log import settings_source_log
 
     settings_source_log(role="worker")
 
 
 @beat_init.connect
 def _beat_says_where_settings_came_from(**_: Any) -> None:
-    from bitrixapp.log import settings_source_log
+    from integration.core.log import settings_source_log
 
     settings_source_log(role="beat")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from bitrixapp.log import log_context
+from integration.core.log import log_context
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

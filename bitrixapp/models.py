@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from bitrixapp.crypto import EncryptedTextField
+from integration.core.crypto import EncryptedTextField
 
 
 class Portal(models.Model):

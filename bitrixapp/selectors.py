@@ -16,9 +16,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bitrixapp.models import Portal, portal_options
-from integration import inputs
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
+from integration.core import inputs
 from integration.models import Job, Notification
 
 #: Notification kinds the pages show as banners, with the page that fixes them.

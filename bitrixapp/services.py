@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -16,11 +15,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bitrixapp import auth, oauth, security
+from bitrixapp import auth
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions, portal_options
-from integration import alerts, inputs, jobs, lanes
-from integration.bitrix import binding, errors
-from integration.errors import IntegrationError, ValidationError
+from integration import jobs
+from integration.bitrix import binding, errors, hosts, oauth
+from integration.calls import dial
+from integration.core import alerts, inputs
+from integration.core.errors import IntegrationError, ValidationError
 from integration.models import Job
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ KIND_INSTALL = "portal.install"
 KIND_EVENT = "bitrix.event"
 #: Events handed to the call pipeline (integration.calls.hooks.on_bitrix_event).
 CALL_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
-CALL_HOOK_MODULE = "integration.calls.hooks"
-CALL_HOOK_NAME = "on_bitrix_event"
 INSTALL_ALERT_TAG = "bitrix:install"
 INSTALL_REFUSED_KIND = "bitrix.install_refused"
 INSTALL_REFUSED_TAG = "bitrix:install-refused"
@@ -74,7 +73,7 @@ def _install_endpoint(*, grant: InstallGrant, info: oauth.TokenInfo, known: Port
     A known portal's endpoint never changes because a request says so (docs/security.md).
     """
     if info.client_endpoint:
-        if not security.endpoint_allowed(info.client_endpoint):
+        if not hosts.endpoint_allowed(info.client_endpoint):
             raise InstallRefused("the OAuth server names a client_endpoint on a foreign host")
         return info.client_endpoint
     if known is not None and known.client_endpoint:
@@ -120,7 +119,7 @@ def portal_install(*, grant: InstallGrant) -> Installed:
         raise InstallRefused("install without member_id or access token")
     if len(grant.member_id) > 64:
         raise InstallRefused("member_id is too long")
-    if not security.endpoint_allowed(grant.client_endpoint):
+    if not hosts.endpoint_allowed(grant.client_endpoint):
         raise InstallRefused("client_endpoint is not on an allowed Bitrix24 host")
     info = oauth.token_inspect(access_token=grant.access_token)
     if info.member_id != grant.member_id:
@@ -154,7 +153,7 @@ def portal_install(*, grant: InstallGrant) -> Installed:
             defaults={"domain": "", "client_endpoint": endpoint},
         )
         portal.client_endpoint = endpoint
-        portal.domain = security.portal_origin(endpoint).split("://", 1)[1]
+        portal.domain = hosts.portal_origin(endpoint).split("://", 1)[1]
         portal.server_endpoint = grant.server_endpoint[:255]
         portal.scope = info.scope or grant.scope or portal.scope
         portal.lang = (grant.lang or portal.lang)[:8]
@@ -297,31 +296,17 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
     return row, True
 
 
-def call_hook() -> Any:
-    """`integration.calls.hooks.on_bitrix_event(event)` if the call pipeline provides it."""
-    try:
-        module = importlib.import_module(CALL_HOOK_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != CALL_HOOK_MODULE:
-            raise
-        return None
-    return getattr(module, CALL_HOOK_NAME, None)
-
-
 def event_process(*, event_id: int) -> dict[str, Any]:
-    """Job `bitrix.event`: hand the stored event to the call pipeline, then mark it processed."""
+    """Job `bitrix.event`: hand the stored event to the call pipeline (calls/dial.py), then mark
+    it processed."""
     row = BitrixEvent.objects.select_related("portal").get(pk=event_id)
     if row.state == BitrixEvent.State.PROCESSED:
         return {"event": row.event, "skipped": "already processed"}
-    hook = call_hook()
-    handled = False
-    if hook is not None:
-        hook(row)
-        handled = True
+    dial.dial_event_route(event=row)
     BitrixEvent.objects.filter(pk=row.pk).update(
         state=BitrixEvent.State.PROCESSED, processed_at=timezone.now(), error=""
     )
-    return {"event": row.event, "handled": handled}
+    return {"event": row.event, "handled": True}
 
 
 def event_failed(*, event_id: int, error: str) -> None:
@@ -482,13 +467,3 @@ def options_update(*, portal: Portal, user_id: int, data: dict[str, Any]) -> Por
 
 def _flag(value: Any) -> bool:
     return value in (True, 1, "1", "true", "on", "Y", "y", "yes")
-
-
-@jobs.register(KIND_USERS_REFRESH, lane=lanes.INTERACTIVE)
-def _users_refresh_job(job: Job) -> dict[str, Any]:
-    return users_refresh(portal=job.portal)  # type: ignore[arg-type]
-
-
-@jobs.register(KIND_CONNECTION_TEST, lane=lanes.INTERACTIVE)
-def _connection_test_job(job: Job) -> dict[str, Any]:
-    return connection_test_run(portal=job.portal)  # type: ignore[arg-type]

@@ -83,8 +83,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "bitrixapp",
     "integration",
-    "sandbox",
 ]
+# The simulators (sandbox/, docs/sandbox.md) are a development and test tool: installed only where
+# they are switched on, which is the default only with DEBUG on (make run, the test suite). A
+# production deployment never ships them as an app, and asking for them there is a mistake.
+# Empty counts as unset, so the line in .env.example changes nothing.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED") if env.str("SANDBOX_ENABLED", default="") else DEBUG
+if SANDBOX_ENABLED and not DEBUG:
+    raise ImproperlyConfigured(
+        "SANDBOX_ENABLED is on with DJANGO_DEBUG off: the simulators are for development and tests "
+        "only (docs/sandbox.md)."
+    )
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -149,7 +160,7 @@ CACHES = {
         }
     )
 }
-# Rate-limit state when REDIS_URL is empty (integration/ratelimit.py: one file per key).
+# Rate-limit state when REDIS_URL is empty (integration/core/ratelimit.py: one file per key).
 RATELIMIT_DIR = VAR_DIR / "ratelimit"
 
 # --- Internationalisation --------------------------------------------------------------------
@@ -290,8 +301,8 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "bitrixapp.log.ContextFilter"}},
-    "formatters": {"json": {"()": "bitrixapp.log.JsonFormatter"}},
+    "filters": {"context": {"()": "integration.core.log.ContextFilter"}},
+    "formatters": {"json": {"()": "integration.core.log.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -362,7 +373,7 @@ UNITALK_DEFAULT_TIMEZONE = env.str("UNITALK_DEFAULT_TIMEZONE", default="Europe/K
 UNITALK_WEBHOOK_MAX_BYTES = env.int("UNITALK_WEBHOOK_MAX_BYTES", default=64 * 1024)
 UNITALK_WEBHOOK_SECRET_HEADER = env.str("UNITALK_WEBHOOK_SECRET_HEADER", default="X-Unitalk-Secret")
 UNITALK_WEBHOOK_SEEN_EVERY_S = env.float("UNITALK_WEBHOOK_SEEN_EVERY_S", default=60.0)
-# Wrong-secret answers per client IP, shared by every web process (integration.ratelimit): a
+# Wrong-secret answers per client IP, shared by every web process (integration.core.ratelimit): a
 # burst, then a steady rate; past it 429. Deliveries with the right secret are never counted.
 UNITALK_WEBHOOK_REFUSALS_BURST = env.int("UNITALK_WEBHOOK_REFUSALS_BURST", default=20)
 UNITALK_WEBHOOK_REFUSALS_PER_S = env.float("UNITALK_WEBHOOK_REFUSALS_PER_S", default=1.0)
@@ -419,7 +430,7 @@ BITRIX24_AUTH_CHECK_CACHE_S = env.int("BITRIX24_AUTH_CHECK_CACHE_S", default=60)
 # --- Pages, notifications and e-mail (issue #7) ------------------------------------------------
 # Workers must know the notification.deliver job kind and the digest task at start-up; the web
 # process imports the same module through the page actions.
-CELERY_IMPORTS = ["integration.delivery"]
+CELERY_IMPORTS = ["integration.notifications.delivery"]
 # Failed-call lists: rows per page.
 PAGES_FAILED_CALLS_PER_PAGE = env.int("PAGES_FAILED_CALLS_PER_PAGE", default=25)
 # How often the call-card tab asks for the live sync state (milliseconds).

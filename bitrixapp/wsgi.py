@@ -2,7 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from bitrixapp.log import settings_source_log
+from integration.core.log import settings_source_log
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bitrixapp.settings")
 

@@ -33,11 +33,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.dispatch import Signal
 from django.utils import timezone
 
-from bitrixapp.log import log_context
-from integration import lanes, retry
+from integration.core import lanes, retry
+from integration.core.log import log_context
 from integration.models import Job, JobAttempt
 
 logger = logging.getLogger(__name__)
@@ -58,9 +57,25 @@ _inboxes: list[Callable[[], int]] = []
 #: Set while this process runs a job: an interactive follow-up may then run right here.
 _in_job: ContextVar[bool] = ContextVar("in_job", default=False)
 
-#: Sent with `job` when a job ends for good, as `state` "succeeded" or "dead" (listeners keep
-#: things that point at jobs, like failed-call items, in step).
-job_settled = Signal()
+#: Run with the job when it ends for good, `state` "succeeded" or "dead" (hooks keep things that
+#: point at jobs, like failed-call items, in step).
+SettledHook = Callable[[Job, str], None]
+_settled_hooks: list[SettledHook] = []
+
+
+def on_settled(hook: SettledHook) -> SettledHook:
+    """Declare a hook run when any job settles (succeeded, or dead after its on_dead).
+
+    Called from the capabilities' flow tables (calls/flow.py, notifications/flow.py), so reading
+    those tables shows everything that follows a job; the engine knows no capability.
+    """
+    _settled_hooks.append(hook)
+    return hook
+
+
+def _settled(job: Job, state: str) -> None:
+    for hook in _settled_hooks:
+        hook(job, state)
 
 
 def register(
@@ -252,7 +267,7 @@ def _record_success(job: Job, attempt: JobAttempt, result: Any, elapsed: float) 
     )
     logger.info("job succeeded", extra={"kind": job.kind, "elapsed_ms": round(elapsed * 1000)})
     job.refresh_from_db()
-    job_settled.send(sender=Job, job=job, state=Job.State.SUCCEEDED)
+    _settled(job, Job.State.SUCCEEDED)
 
 
 def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind | None) -> None:
@@ -301,7 +316,7 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
         try:
             if kind and kind.on_dead:
                 kind.on_dead(job, exc)
-            job_settled.send(sender=Job, job=job, state=Job.State.DEAD)
+            _settled(job, Job.State.DEAD)
         except Exception:
             logger.exception("dead-letter hook failed", extra={"kind": job.kind})
 

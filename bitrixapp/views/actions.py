@@ -23,12 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
-from integration import (
-    delivery,  # noqa: F401  (registers notification job kinds in web too)
-    inputs,
-)
 from integration.calls import failed
 from integration.calls.models import FailedCall
+from integration.core import inputs
 
 LANG_HEADER = "X-App-Lang"
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -274,7 +271,7 @@ def operator_map(request: HttpRequest) -> HttpResponse:
 @auth.page_token_required(admin=True)
 def problem_dismiss(request: HttpRequest, notification_id: str) -> HttpResponse:
     """An admin closes a banner by hand (it comes back if the problem is raised again)."""
-    from integration import alerts
+    from integration.core import alerts
     from integration.models import Notification
 
     portal = _portal(request)

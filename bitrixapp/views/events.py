@@ -16,10 +16,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bitrixapp import auth, services
-from bitrixapp.log import secret_note
-from integration import inputs
 from integration.bitrix.formdata import FormError, form_parse
-from integration.errors import CredentialsInvalidError, IntegrationError
+from integration.core import inputs
+from integration.core.errors import CredentialsInvalidError, IntegrationError
+from integration.core.log import secret_note
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from bitrixapp import auth, security, services
-from bitrixapp.log import secret_note
 from bitrixapp.views import events
-from integration import inputs
-from integration.errors import CredentialsInvalidError, IntegrationError
+from integration.core import inputs
+from integration.core.errors import CredentialsInvalidError, IntegrationError
+from integration.core.log import secret_note
 from integration.models import Job
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
-from integration import inputs
 from integration.calls.models import FailedCall
+from integration.core import inputs
 
 #: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
 ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")

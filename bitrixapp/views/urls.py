@@ -7,7 +7,7 @@ from bitrixapp.views import actions, events, install, pages
 
 class Digits:
     """Row ids in URLs: ASCII digits, handed to the view as text so it can bound them
-    (integration.inputs) and answer 400 naming the field instead of overflowing a lookup."""
+    (integration.core.inputs) and answer 400 naming the field instead of overflowing a lookup."""
 
     regex = "[0-9]+"
 

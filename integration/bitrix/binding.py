@@ -15,7 +15,7 @@ from django.conf import settings
 from bitrixapp.models import Portal
 from integration.bitrix import errors, telephony
 from integration.bitrix.batch import Command, batch
-from integration.errors import IntegrationError
+from integration.core.errors import IntegrationError
 
 EVENTS = ("ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART", "ONAPPUNINSTALL")
 PLACEMENTS = (

@@ -1,4 +1,4 @@
-"""Bitrix24 REST client: one portal, one method call, over `integration.http`.
+"""Bitrix24 REST client: one portal, one method call, over `integration.core.http`.
 
     call(portal, "crm.lead.get", {"id": 7})            -> result
     call_envelope(portal, "crm.lead.list", {...})      -> Envelope(result, next, total, time)
@@ -8,7 +8,7 @@
 Before each request: the method must not be parked (429 OPERATION_TIME_LIMIT parks one method
 until operating_reset_at), and a slot is taken from the portal's shared leaky bucket with a small
 safety margin, so 503 QUERY_LIMIT_EXCEEDED stays rare. The access token is refreshed through
-`bitrixapp.oauth` (single-flight) on expired_token / invalid_token, and the call is retried once.
+`integration.bitrix.oauth` (single-flight) on expired_token / invalid_token, and the call is retried once.
 A 302 (renamed portal) is followed once to an allowed host and the stored endpoint updated.
 """
 
@@ -24,11 +24,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 
-from bitrixapp import oauth, security
 from bitrixapp.models import Portal
-from integration import http, ratelimit
-from integration.bitrix import errors
-from integration.errors import PausedError, RateLimitedError, TransientError
+from integration.bitrix import errors, hosts, oauth
+from integration.core import http, ratelimit
+from integration.core.errors import PausedError, RateLimitedError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +211,7 @@ def _post(portal: Portal, method: str, params: dict[str, Any], token: str) -> tu
 def _endpoint_from_location(location: str) -> str:
     """`https://new.bitrix24.com/rest/crm.lead.get` → `https://new.bitrix24.com/rest/`, if allowed."""
     parts = urlsplit(location)
-    if not parts.scheme or not security.host_allowed(parts.netloc):
+    if not parts.scheme or not hosts.host_allowed(parts.netloc):
         return ""
     return f"{parts.scheme}://{parts.netloc}/rest/"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bitrixapp.models import Portal
-from integration import inputs
 from integration.bitrix import client
+from integration.core import inputs
 
 #: Activities created by telephony.externalCall.finish carry this provider (SRC voximplant).
 CALL_PROVIDER = "VOXIMPLANT_CALL"

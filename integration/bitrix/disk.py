@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from bitrixapp.models import Portal
 from integration.bitrix import client
-from integration.errors import IntegrationError
+from integration.core.errors import IntegrationError
 
 #: DISK_OBJ_22000 "A folder with this name already exists" / "A file ..." (docs/bitrix24.md §7.2).
 ALREADY_EXISTS = "DISK_OBJ_22000"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integration.errors import (
+from integration.core.errors import (
     AuthExpiredError,
     CredentialsInvalidError,
     ErrorRule,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bitrixapp.models import Portal
-from integration import inputs
 from integration.bitrix import client
 from integration.bitrix.batch import MAX_COMMANDS, BatchResult, command_string, merge_answer
+from integration.core import inputs
 
 
 def external_line_command(*, number: str, name: str) -> tuple[str, dict[str, Any]]:

@@ -7,6 +7,6 @@ class CallsConfig(AppConfig):
     verbose_name = "Calls"
 
     def ready(self) -> None:
-        # Connects the failed-call items to job outcomes (signal receivers) and registers the
-        # pipeline's job kinds, so every worker process knows them at start-up.
-        from integration.calls import failed, handlers  # noqa: F401
+        # Importing the flow table registers the pipeline's job kinds and what follows a job,
+        # so every worker process knows them at start-up.
+        from integration.calls import flow  # noqa: F401

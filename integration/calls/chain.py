@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from integration import jobs, lanes
+from integration import jobs
+from integration.core import lanes
 from integration.models import Job
 
 KIND_SYNC = "call.sync"

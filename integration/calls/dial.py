@@ -28,13 +28,18 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from bitrixapp.log import log_context
 from bitrixapp.models import BitrixEvent
-from integration import inputs
 from integration.bitrix import telephony
 from integration.calls import failed, statuses, sync
 from integration.calls.models import CallSync, FailedCall
-from integration.errors import PausedError, PermanentError, RateLimitedError, TransientError
+from integration.core import inputs
+from integration.core.errors import (
+    PausedError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from integration.core.log import log_context
 from integration.models import Job
 from integration.unitalk import client as unitalk_client
 from integration.unitalk import selectors as unitalk_selectors
@@ -288,3 +293,15 @@ def _human_reason(error: BaseException, technical: str) -> str:
 
 
 __all__ = ["KIND_DIAL", "call_dial", "callback_start", "click_to_call_start", "dial_failed"]
+
+
+def dial_event_route(*, event: Any) -> None:
+    """A stored Bitrix24 telephony event (job `bitrix.event`): start a click-to-call or a
+    callback. Repeats are no-ops; other events are not the call pipeline's."""
+    name = event.event.upper()
+    if name == "ONEXTERNALCALLSTART":
+        click_to_call_start(event=event)
+    elif name == "ONEXTERNALCALLBACKSTART":
+        callback_start(event=event)
+    else:
+        logger.info("event not for the call pipeline", extra={"event": name})

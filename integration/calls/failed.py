@@ -14,11 +14,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, QuerySet
-from django.dispatch import receiver
 from django.utils import timezone
 
-from integration import alerts, jobs
+from integration import jobs
 from integration.calls.models import CallSync, FailedCall
+from integration.core import alerts
 from integration.models import Job
 
 logger = logging.getLogger(__name__)
@@ -178,8 +178,7 @@ def missed_calls_resolve_for_number(*, portal: Any, phone_number: str, resolutio
     )
 
 
-@receiver(jobs.job_settled)
-def _follow_job(sender: Any, job: Job, state: str, **_: Any) -> None:
+def failed_call_follow_job(job: Job, state: str) -> None:
     """Items being retried follow their job: success resolves them, death reopens them."""
     items = FailedCall.objects.filter(job=job, state=FailedCall.State.RETRYING)
     if state == Job.State.SUCCEEDED:

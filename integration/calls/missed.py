@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bitrixapp.log import log_context
 from bitrixapp.models import Portal, PortalOptions, portal_options
-from integration import alerts, inputs
 from integration.bitrix import telephony
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
+from integration.core import alerts, inputs
+from integration.core.log import log_context
 from integration.unitalk import selectors as unitalk_selectors
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from bitrixapp.log import log_context
 from bitrixapp.models import portal_options
-from integration import inputs
 from integration.bitrix import crm, disk, telephony
 from integration.calls import sync
 from integration.calls.models import CallSync
+from integration.core import inputs
+from integration.core.log import log_context
 from integration.unitalk import client as unitalk_client
 from integration.unitalk import services as unitalk_services
 

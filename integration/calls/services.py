@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from bitrixapp.log import log_context
 from bitrixapp.models import PortalOptions, portal_options
 from integration.calls import sync
 from integration.calls.models import Call, CallSync
+from integration.core.log import log_context
 
 logger = logging.getLogger(__name__)
 

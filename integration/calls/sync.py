@@ -29,21 +29,22 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bitrixapp.log import log_context
 from bitrixapp.models import Portal, PortalOptions, portal_options
-from integration import inputs, jobs
+from integration import jobs
 from integration.bitrix import crm, telephony
 from integration.bitrix import errors as bx_errors
 from integration.bitrix.batch import BatchResult
 from integration.calls import chain, statuses
 from integration.calls.models import Call, CallSync
-from integration.errors import (
+from integration.core import inputs
+from integration.core.errors import (
     AuthExpiredError,
     IntegrationError,
     PausedError,
     PermanentError,
     RateLimitedError,
 )
+from integration.core.log import log_context
 from integration.unitalk import selectors as unitalk_selectors
 
 logger = logging.getLogger(__name__)

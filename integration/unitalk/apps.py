@@ -7,9 +7,9 @@ class UnitalkConfig(AppConfig):
     verbose_name = "Unitalk"
 
     def ready(self) -> None:
-        # Job handlers register themselves on import, and the webhook events are an inbox the
-        # dispatcher feeds from; workers must know both at start-up.
+        # Importing the flow table registers Unitalk's job kinds, and the webhook events are an
+        # inbox the dispatcher feeds from; workers must know both at start-up.
         from integration import jobs
-        from integration.unitalk import handlers, intake  # noqa: F401
+        from integration.unitalk import flow, intake  # noqa: F401
 
         jobs.register_inbox(intake.inbox_feed)

@@ -1,4 +1,4 @@
-"""Unitalk API client: one small function per method, over `integration.http`.
+"""Unitalk API client: one small function per method, over `integration.core.http`.
 
 Every request is a POST with the API key raw in `Authorization` (docs/unitalk.md §2.3),
 paced by a budget per key that all processes share, and its answer mapped to our error classes
@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from integration import http, ratelimit
-from integration.errors import CredentialsInvalidError, IntegrationError, ValidationError
+from integration.core import http, ratelimit
+from integration.core.errors import CredentialsInvalidError, IntegrationError, ValidationError
 from integration.unitalk import errors, names
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ behind proxies and in the simulator's robustness switch). Both go through `class
 
 from __future__ import annotations
 
-from integration.errors import (
+from integration.core.errors import (
     CredentialsInvalidError,
     ErrorRule,
     IntegrationError,

@@ -36,7 +36,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integration import lanes
+from integration.core import lanes
 from integration.models import Job
 from integration.unitalk.models import UnitalkEvent
 

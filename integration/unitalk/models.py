@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone as djtz
 
-from bitrixapp.crypto import EncryptedTextField
-from bitrixapp.log import mask
+from integration.core.crypto import EncryptedTextField
+from integration.core.log import mask
 
 
 def _default_timezone() -> str:

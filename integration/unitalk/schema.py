@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from integration import inputs
+from integration.core import inputs
 from integration.unitalk import names
 
 MAX_ID_LENGTH = 64
@@ -65,7 +65,7 @@ def _call_id(value: Any, field: str) -> str:
 
 
 def _whole(value: Any, field: str, *, maximum: int = inputs.INT32_MAX) -> int | None:
-    """A whole number (int or ASCII digits, integration.inputs) within 0..maximum, or None."""
+    """A whole number (int or ASCII digits, integration.core.inputs) within 0..maximum, or None."""
     if value is None:
         return None
     try:

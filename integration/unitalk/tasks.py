@@ -7,11 +7,6 @@ from celery import shared_task
 from integration.unitalk import services
 
 
-@shared_task(name="unitalk.reconcile_all", ignore_result=True)
-def reconcile_all() -> None:
-    services.reconcile_enqueue_all()
-
-
 @shared_task(name="unitalk.operators_sync_all", ignore_result=True)
 def operators_sync_all() -> None:
     services.operators_sync_enqueue_all()

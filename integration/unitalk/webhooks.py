@@ -18,8 +18,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 
-from integration import inputs, ratelimit
-from integration.errors import RateLimitedError
+from integration.core import inputs, ratelimit
+from integration.core.errors import RateLimitedError
 from integration.unitalk import schema, selectors, services
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def client_ip(request: HttpRequest) -> str:
 def _wrong_secret(request: HttpRequest) -> HttpResponse:
     """404 for a wrong secret, 429 once a client keeps sending them (docs/security.md).
 
-    Only refusals reach the shared limiter (integration.ratelimit, one budget per client IP for
+    Only refusals reach the shared limiter (integration.core.ratelimit, one budget per client IP for
     every web process): a delivery with the right secret never touches it. If the limiter's
     store is down the refusal is answered unthrottled, never with an error.
     """

@@ -8,8 +8,15 @@ from bitrixapp import auth
 from bitrixapp.models import Portal
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import REST, fake_user, user_token
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    REST,
+    _bitrix_settings,
+    fake_user,
+    portal,
+    rsps,
+    sent,
+    user_token,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

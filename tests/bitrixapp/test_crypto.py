@@ -2,7 +2,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from bitrixapp import crypto
+from integration.core import crypto
 
 
 def test_round_trip_and_ciphertext_hides_the_value():

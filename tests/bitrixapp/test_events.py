@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import pytest
 
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
 from integration.bitrix.formdata import FormError, form_parse
+from integration.calls import dial
 from integration.models import Job
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import payload_body
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    _bitrix_settings,
+    payload_body,
+    portal,
+    rsps,
+    sent,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,12 +163,12 @@ def test_forged_uninstall_is_refused(client, portal):
     assert Portal.objects.get(pk=portal.pk).status == Portal.Status.ACTIVE
 
 
-def test_worker_hands_the_event_to_the_call_pipeline_hook(client, portal, monkeypatch):
-    # given: the call pipeline provides its hook
+def test_worker_hands_the_event_to_the_call_pipeline(client, portal, monkeypatch):
+    # given: the call pipeline's entry point, watched
     seen = []
-    hooks = types.ModuleType("integration.calls.hooks")
-    hooks.on_bitrix_event = lambda event: seen.append(event.data["CALL_ID"])  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "integration.calls.hooks", hooks)
+    monkeypatch.setattr(
+        dial, "dial_event_route", lambda *, event: seen.append(event.data["CALL_ID"])
+    )
     post(client, call_start(portal))
     # when
     state = jobs.job_execute(job_id=Job.objects.get(kind="bitrix.event").pk)
@@ -174,7 +178,7 @@ def test_worker_hands_the_event_to_the_call_pipeline_hook(client, portal, monkey
     assert BitrixEvent.objects.get().state == BitrixEvent.State.PROCESSED
 
 
-def test_worker_marks_event_processed_when_no_hook_exists_yet(client, portal):
+def test_worker_marks_the_event_processed_once_handed_over(client, portal):
     post(client, call_start(portal))
     jobs.job_execute(job_id=Job.objects.get(kind="bitrix.event").pk)
     assert BitrixEvent.objects.get().state == BitrixEvent.State.PROCESSED

@@ -13,16 +13,19 @@ from integration.bitrix import binding
 from integration.models import Job, Notification
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import (
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     CLIENT_ID,
     OAUTH,
     PORTAL_HOST,
     REST,
+    _bitrix_settings,
     new_member_id,
     ok,
     payload_body,
+    portal,
     rest_body,
+    rsps,
+    sent,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,7 +1,7 @@
 import json
 import logging
 
-from bitrixapp.log import ContextFilter, JsonFormatter, log_context, mask, mask_secrets
+from integration.core.log import ContextFilter, JsonFormatter, log_context, mask, mask_secrets
 
 
 def _render(message, *args, **extra):

@@ -7,11 +7,16 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
-from bitrixapp import crypto
 from bitrixapp.models import Portal
+from integration.core import crypto
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
-from tests.integration.bitrix.fixtures import *  # noqa: F403
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    _bitrix_settings,
+    portal,
+    rsps,
+    sent,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,20 +16,22 @@ from django.core.cache import cache
 from bitrixapp import services
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
-from integration.bitrix import handlers  # noqa: F401  (registers the bitrix.event job kind)
 from integration.models import Job, Notification
 
 # Fixtures of the Bitrix24-side tests, scoped to this module.
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import (
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     APP_INFO,
     CLIENT_ID,
     PORTAL_HOST,
     REST,
+    _bitrix_settings,
     fake_user,
     new_member_id,
     ok,
     payload_body,
+    portal,
+    rsps,
+    sent,
     user_token,
 )
 from tests.pages.conftest import token

@@ -117,3 +117,40 @@ def _run_manage_check(tmp_path, extra):
         cwd=tmp_path,
         timeout=120,
     )
+
+
+APPS = """
+import json
+from django.conf import settings
+print(json.dumps(settings.INSTALLED_APPS))
+"""
+
+
+def test_production_settings_install_no_simulator(tmp_path):
+    # Given production settings (DJANGO_DEBUG off, secrets from the environment)
+    code = code_copy(tmp_path / "code")
+    env = production_env(code, APP_VAR_DIR=str(tmp_path / "var"), **SECRETS)
+    # When Django starts
+    result = run_python(code, DJANGO_SETUP + APPS, env)
+    # Then no sandbox app is installed, so `manage.py sandbox` does not exist there
+    assert result.returncode == 0, result.stderr
+    apps = json.loads(result.stdout)
+    assert not [app for app in apps if app.startswith("sandbox")]
+    assert "integration.calls" in apps
+    assert "sandbox" not in manage(code, "help", env=env).stdout
+
+
+def test_development_settings_install_the_simulators(tmp_path):
+    code = code_copy(tmp_path / "code")
+    env = production_env(code, APP_VAR_DIR=str(tmp_path / "var"), DJANGO_DEBUG="true")
+    result = run_python(code, DJANGO_SETUP + APPS, env)
+    assert result.returncode == 0, result.stderr
+    assert "sandbox" in json.loads(result.stdout)
+
+
+def test_asking_for_the_simulators_in_production_is_refused(tmp_path):
+    code = code_copy(tmp_path / "code")
+    env = production_env(code, APP_VAR_DIR=str(tmp_path / "var"), SANDBOX_ENABLED="true", **SECRETS)
+    result = manage(code, "check", env=env)
+    assert result.returncode != 0
+    assert "SANDBOX_ENABLED" in result.stderr

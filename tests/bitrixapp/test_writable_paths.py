@@ -152,7 +152,7 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
 
 
 _RATE_LIMIT_AND_CACHE = (
-    "from django.core.cache import cache; from integration import ratelimit; "
+    "from django.core.cache import cache; from integration.core import ratelimit; "
     "cache.set('ro-check', 1); ratelimit.acquire('ro-check', burst=1, per_second=1.0)"
 )
 

@@ -42,7 +42,7 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("PORT", "9123")
     conf = _load_config()
     assert (conf.workers, conf.graceful_timeout, conf.bind) == (5, 17, ["127.0.0.1:9123"])
-    assert conf.logconfig_dict["formatters"]["json"]["()"] == "bitrixapp.log.JsonFormatter"
+    assert conf.logconfig_dict["formatters"]["json"]["()"] == "integration.core.log.JsonFormatter"
 
 
 @pytest.mark.e2e

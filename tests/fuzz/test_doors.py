@@ -23,17 +23,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bitrixapp import services
-from bitrixapp.log import ContextFilter, JsonFormatter
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions
 from integration.calls import failed
 from integration.calls.models import FailedCall
+from integration.core.log import ContextFilter, JsonFormatter
 from integration.models import Job, Notification
 from integration.unitalk import selectors as unitalk_selectors
 from integration.unitalk import services as unitalk_services
 from integration.unitalk.models import OperatorMapping, UnitalkEvent
 from tests.fuzz.conftest import record
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import PORTAL_HOST, fake_user, user_token
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    PORTAL_HOST,
+    _bitrix_settings,
+    fake_user,
+    portal,
+    rsps,
+    sent,
+    user_token,
+)
 from tests.pages.conftest import token
 
 pytestmark = pytest.mark.django_db

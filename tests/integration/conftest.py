@@ -1,1 +1,1 @@
-from tests.support.fixtures import *  # noqa: F403
+from tests.support.fixtures import rsps, sent  # noqa: F401  (pytest fixtures, by name)

@@ -2,8 +2,8 @@ import pytest
 import requests
 import responses
 
-from integration import http
-from integration.errors import TransientError
+from integration.core import http
+from integration.core.errors import TransientError
 
 
 @responses.activate

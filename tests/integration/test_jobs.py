@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from integration import jobs
-from integration.errors import (
+from integration.core.errors import (
     CredentialsInvalidError,
     PermanentError,
     RateLimitedError,

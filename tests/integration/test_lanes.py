@@ -8,10 +8,11 @@ import time
 import uuid
 
 import pytest
+from integration.errors import RateLimitedError
 
 from bitrixapp.models import Portal
-from integration import jobs, lanes, ratelimit
-from integration.errors import RateLimitedError
+from integration import jobs
+from integration.core import lanes, ratelimit
 from integration.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)

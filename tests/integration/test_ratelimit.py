@@ -1,7 +1,7 @@
 import pytest
 
-from integration import ratelimit
-from integration.errors import RateLimitedError
+from integration.core import ratelimit
+from integration.core.errors import RateLimitedError
 
 
 @pytest.fixture(params=["file", "redis"])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.utils import timezone
 
 from bitrixapp import auth, services
 from bitrixapp.models import Portal
@@ -16,10 +14,17 @@ from integration import jobs
 from integration.calls import failed
 from integration.calls.models import FailedCall
 from integration.models import Job
+from tests.integration.bitrix.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    _bitrix_settings,
+    fake_user,
+    portal,
+    rsps,
+    sent,
+    user_token,
+)
 
 # The Bitrix24-side fixtures (settings, `portal`, `rsps`, `sent`) scoped to the page tests.
-from tests.integration.bitrix.fixtures import *  # noqa: F403
-from tests.integration.bitrix.fixtures import fake_user, user_token
+from tests.support.factories import PortalFactory
 
 TEST_KIND = "pages.test_work"
 #: What the test job kind does on its next run: "ok" or an exception to raise.
@@ -36,14 +41,11 @@ def _test_work(job: Job) -> dict[str, Any]:
 
 @pytest.fixture
 def other_portal(db) -> Portal:
-    return Portal.objects.create(
-        member_id=uuid.uuid4().hex,
+    return PortalFactory(
+        with_tokens=True,
         domain="other.bitrix24.com",
-        client_endpoint="https://other.bitrix24.com/rest/",
-        status=Portal.Status.ACTIVE,
         access_token="access-b",
         refresh_token="refresh-b",
-        access_expires_at=timezone.now() + timedelta(hours=1),
     )
 
 

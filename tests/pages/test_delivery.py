@@ -9,9 +9,11 @@ import pytest
 from django.core import mail
 
 from bitrixapp.models import PortalOptions, portal_options
-from integration import alerts, delivery, jobs
-from integration.errors import PermanentError
+from integration import jobs
+from integration.core import alerts
+from integration.core.errors import PermanentError
 from integration.models import Job, Notification
+from integration.notifications import delivery
 from tests.integration.bitrix.fixtures import REST, ok, rest_body
 from tests.pages.conftest import open_item, test_work_outcome
 
@@ -59,7 +61,7 @@ def test_admin_problem_is_sent_to_the_chosen_users_with_its_tag(portal, notify_o
     options.save()
     # when
     row = raise_credentials(portal)
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     # then
     sent = notices(notify_ok)
     assert [s["USER_ID"] for s in sent] == [1, 4]
@@ -73,13 +75,13 @@ def test_without_a_choice_the_installing_admin_is_told(portal, notify_ok):
     portal.installed_by_user_id = 3
     portal.save()
     raise_credentials(portal)
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     assert [s["USER_ID"] for s in notices(notify_ok)] == [3]
 
 
 def test_a_users_own_problem_goes_to_that_user_only(portal, notify_ok):
     alerts.notification_raise(portal=portal, kind="calls.dial_failed", message="no", user_id=9)
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     assert [s["USER_ID"] for s in notices(notify_ok)] == [9]
 
 
@@ -87,9 +89,9 @@ def test_a_repeat_is_delivered_again_under_the_same_tag(portal, notify_ok):
     portal.installed_by_user_id = 1
     portal.save()
     raise_credentials(portal, "first")
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     raise_credentials(portal, "second")
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     sent = notices(notify_ok)
     assert [s["TAG"] for s in sent] == ["unitalk:unitalk:credentials-invalid"] * 2
     assert "second" in sent[1]["MESSAGE"]
@@ -101,7 +103,7 @@ def test_a_problem_resolved_before_delivery_is_not_sent(portal, notify_ok):
     portal.save()
     raise_credentials(portal)
     alerts.notification_resolve(portal=portal, tag="unitalk:credentials-invalid")
-    run(delivery.KIND_DELIVER)
+    run(alerts.KIND_DELIVER)
     assert notices(notify_ok) == []
 
 
@@ -110,7 +112,7 @@ def test_delivery_retries_through_the_job_system_when_bitrix24_is_down(portal, r
     portal.save()
     rsps.post(REST + "im.notify.system.add", status=503, json={"error": "INTERNAL_SERVER_ERROR"})
     row = raise_credentials(portal)
-    [job] = run(delivery.KIND_DELIVER)
+    [job] = run(alerts.KIND_DELIVER)
     assert job.state == Job.State.RETRYING
     row.refresh_from_db()
     assert row.delivered_at is None
@@ -119,7 +121,7 @@ def test_delivery_retries_through_the_job_system_when_bitrix24_is_down(portal, r
 def test_critical_problem_is_emailed_to_stakeholders_once(portal, stakeholders, notify_ok):
     raise_credentials(portal)
     raise_credentials(portal)
-    run(delivery.KIND_EMAIL)
+    run(alerts.KIND_EMAIL)
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["boss@example.com", "ops@example.com"]
     assert "Unitalk refused the API key" in mail.outbox[0].subject
@@ -130,14 +132,14 @@ def test_a_warning_is_not_emailed(portal, stakeholders):
     alerts.notification_raise(
         portal=portal, kind="unitalk.unmapped_lines", message="103", severity="warning"
     )
-    assert not Job.objects.filter(kind=delivery.KIND_EMAIL).exists()
+    assert not Job.objects.filter(kind=alerts.KIND_EMAIL).exists()
 
 
 def test_email_is_written_in_the_portals_language(portal, stakeholders):
     portal.lang = "uk"
     portal.save()
     raise_credentials(portal)
-    run(delivery.KIND_EMAIL)
+    run(alerts.KIND_EMAIL)
     assert "Unitalk відхилив API-ключ" in mail.outbox[0].subject
 
 
@@ -149,9 +151,9 @@ def test_a_dead_job_becomes_a_problem_for_the_admins_and_an_email(portal, stakeh
     jobs.job_retry_now(job=item.job)
     jobs.job_execute(job_id=item.job_id)
     # then
-    row = Notification.objects.get(portal=portal, tag=delivery.DEAD_JOBS_TAG)
+    row = Notification.objects.get(portal=portal, tag=alerts.DEAD_JOBS_TAG)
     assert "ACCESS_DENIED" in row.message
-    run(delivery.KIND_EMAIL)
+    run(alerts.KIND_EMAIL)
     assert len(mail.outbox) == 1
 
 
@@ -162,14 +164,14 @@ def test_daily_digest_is_queued_once_per_day_after_its_hour(portal, stakeholders
     assert delivery.digests_enqueue(now=early) == 0
     delivery.digests_enqueue(now=later)
     delivery.digests_enqueue(now=later.replace(hour=9))
-    assert Job.objects.filter(kind=delivery.KIND_DIGEST).count() == 1
+    assert Job.objects.filter(kind=alerts.KIND_DIGEST).count() == 1
 
 
 def test_digest_summarises_lists_and_problems(portal, stakeholders):
     open_item(portal)
     raise_credentials(portal)
     delivery.digests_enqueue()
-    run(delivery.KIND_DIGEST)
+    run(alerts.KIND_DIGEST)
     body = mail.outbox[-1].body
     assert "Calls not saved in the CRM: 1 new, 1 open" in body
     assert "Unitalk refused the API key" in body
@@ -185,8 +187,8 @@ def test_the_dead_jobs_problem_closes_when_the_retry_succeeds(portal):
     test_work_outcome["next"] = PermanentError("crm: ACCESS_DENIED")
     jobs.job_retry_now(job=item.job)
     jobs.job_execute(job_id=item.job_id)
-    assert Notification.objects.filter(tag=delivery.DEAD_JOBS_TAG, resolved_at=None).exists()
+    assert Notification.objects.filter(tag=alerts.DEAD_JOBS_TAG, resolved_at=None).exists()
     test_work_outcome["next"] = "ok"
     jobs.job_retry_now(job=Job.objects.get(pk=item.job_id))
     jobs.job_execute(job_id=item.job_id)
-    assert not Notification.objects.filter(tag=delivery.DEAD_JOBS_TAG, resolved_at=None).exists()
+    assert not Notification.objects.filter(tag=alerts.DEAD_JOBS_TAG, resolved_at=None).exists()

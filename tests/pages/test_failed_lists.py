@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integration import alerts, jobs
+from integration import jobs
 from integration.calls.models import FailedCall
-from integration.errors import PermanentError
+from integration.core import alerts
+from integration.core.errors import PermanentError
 from integration.models import Job
 from tests.pages.conftest import enter, fake_profile, open_item, test_work_outcome, token
 

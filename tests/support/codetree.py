@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tests.support.processes import ROOT
 
-#: What a deployment ships: the packages and the files beside them that the settings point at.
+#: A copy of the code tree: the packages and the files beside them that the settings point at. The
+#: sandbox is in the copy for the development-settings tests; a deployment leaves it out.
 SHIPPED = ("bitrixapp", "integration", "sandbox", "templates", "static", "locale")
 SHIPPED_FILES = ("manage.py", "gunicorn.conf.py", "Procfile", "pyproject.toml")
 

@@ -16,7 +16,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from bitrixapp import crypto
+from integration.core import crypto
 
 
 class Command(BaseCommand):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.utils import timezone
 
 from bitrixapp.models import Portal
+from tests.support.factories import PortalFactory
 from tests.support.fixtures import rsps, sent
 
 __all__ = ["_bitrix_settings", "portal", "rsps", "sent"]
@@ -52,16 +51,7 @@ def new_member_id() -> str:
 
 @pytest.fixture
 def portal(db) -> Portal:
-    return Portal.objects.create(
-        member_id=new_member_id(),
-        domain=PORTAL_HOST,
-        client_endpoint=REST,
-        status=Portal.Status.ACTIVE,
-        application_token="apptoken-" + uuid.uuid4().hex,
-        access_token="access-1",
-        refresh_token="refresh-1",
-        access_expires_at=timezone.now() + timedelta(hours=1),
-    )
+    return PortalFactory(with_tokens=True, domain=PORTAL_HOST)
 
 
 def rest_body(call: Any) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import responses
 from django.utils import timezone
 
 from bitrixapp.models import Portal
-from integration import ratelimit
 from integration.bitrix import batch as bx_batch
 from integration.bitrix import client, errors
-from integration.errors import (
+from integration.core import ratelimit
+from integration.core.errors import (
     AuthExpiredError,
     CredentialsInvalidError,
     PermanentError,

@@ -26,6 +26,7 @@ from django.utils import timezone
 from bitrixapp.models import Portal
 from integration.bitrix import client
 from tests.integration.bitrix.fixtures import new_member_id
+from tests.support.factories import PortalFactory
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,7 +143,7 @@ def test_expired_token_refreshes_once_under_concurrency(fake_server, settings, t
     fake, url = fake_server
     settings.BITRIX24_OAUTH_SERVER = url
     settings.BITRIX24_PORTAL_HOSTS = ["127.0.0.1"]
-    portal = Portal.objects.create(
+    portal = PortalFactory(
         member_id=new_member_id(),
         domain=urlsplit(url).netloc,
         client_endpoint=f"{url}/rest/",

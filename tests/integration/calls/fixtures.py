@@ -23,6 +23,7 @@ from integration.models import Job
 from integration.unitalk import selectors
 from integration.unitalk import services as unitalk_services
 from integration.unitalk.models import OperatorMapping
+from tests.support.factories import PortalFactory
 
 PORTAL_HOST = "acme.bitrix24.com"
 REST = f"https://{PORTAL_HOST}/rest/"
@@ -56,17 +57,7 @@ def call_settings(settings, tmp_path):
 
 @pytest.fixture
 def portal(db) -> Portal:
-    portal = Portal.objects.create(
-        member_id=uuid.uuid4().hex,
-        domain=PORTAL_HOST,
-        client_endpoint=REST,
-        status=Portal.Status.ACTIVE,
-        application_token="apptoken-" + uuid.uuid4().hex,
-        access_token="access-1",
-        refresh_token="refresh-1",
-        access_expires_at=timezone.now() + timedelta(hours=1),
-        installed_by_user_id=1,
-    )
+    portal = PortalFactory(with_tokens=True, domain=PORTAL_HOST, installed_by_user_id=1)
     options = portal_options(portal)
     options.default_user_id = 9
     options.save()

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from integration import jobs, lanes
+from integration import jobs
 from integration.calls import services, sync
 from integration.calls.models import CallSync
+from integration.core import lanes
 from integration.models import Job
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import make_call
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+)
 
 pytestmark = pytest.mark.django_db
 # Publishing happens after commit: these tests commit, as the worker does.

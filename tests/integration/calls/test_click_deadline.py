@@ -11,11 +11,18 @@ from django.utils import timezone
 
 from bitrixapp import selectors
 from bitrixapp.models import BitrixEvent
-from integration.calls import dial, failed, hooks
+from integration.calls import dial, failed
 from integration.calls.models import CallSync, FailedCall
 from integration.models import Job, JobAttempt, Notification
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import UNITALK, run_jobs
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    UNITALK,
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +66,7 @@ def test_a_click_past_its_deadline_is_never_dialled_and_fails_visibly(
     settings.CALL_CLICK_DEADLINE_S = 15
     rsps.add(responses.POST, DIAL, json={"status": "Success"})
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_click(portal, seconds_ago=16))
+    dial.dial_event_route(event=_click(portal, seconds_ago=16))
 
     # when it runs
     run_jobs()
@@ -85,7 +92,7 @@ def test_transient_failures_retry_quickly_until_the_deadline_then_expire(
     settings.CALL_CLICK_RETRY_BASE_S = 0.5
     rsps.add(responses.POST, DIAL, status=500, json={"status": "Error"})
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_click(portal, seconds_ago=29))
+    dial.dial_event_route(event=_click(portal, seconds_ago=29))
 
     run_jobs()
 
@@ -110,7 +117,7 @@ def test_a_refused_key_fails_the_click_at_once_instead_of_pausing_it(
     rsps.add(responses.POST, DIAL, json={"status": "Error", "message": "Authorization invalid"})
     _portal_registers(bitrix)
 
-    hooks.on_bitrix_event(_click(portal))
+    dial.dial_event_route(event=_click(portal))
     run_jobs()
 
     # then the click is dead (never resumed and dialled when the key is fixed), told in Ukrainian
@@ -127,7 +134,7 @@ def test_try_again_dials_a_fresh_call_now_with_a_new_deadline(
     # given an expired click, finished in Bitrix24 as failed
     settings.CALL_CLICK_DEADLINE_S = 15
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_click(portal, seconds_ago=20))
+    dial.dial_event_route(event=_click(portal, seconds_ago=20))
     run_jobs()
     item = FailedCall.objects.get(kind=FailedCall.Kind.DIAL_FAILED)
     rsps.add(responses.POST, DIAL, json={"status": "Success"})
@@ -151,7 +158,7 @@ def test_the_call_card_shows_the_dial_progress_and_what_to_do_on_failure(
     settings.CALL_CLICK_DEADLINE_S = 15
     rsps.add(responses.POST, DIAL, status=500, json={"status": "Error"})
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_click(portal))
+    dial.dial_event_route(event=_click(portal))
     run_jobs(rounds=1, force=False)
 
     # then the card's tab sees a retrying dial with attempts and time left

@@ -10,11 +10,19 @@ import responses
 from django.utils import timezone
 
 from bitrixapp.models import BitrixEvent
-from integration.calls import dial, hooks, services, sync
+from integration.calls import dial, services, sync
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.models import Job, JobAttempt, Notification
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import UNITALK, make_call, run_jobs
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    UNITALK,
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +58,7 @@ def test_click_to_call_dials_the_users_line_with_the_call_id_as_meta(
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
 
     # when the event is handled and the dial job runs
-    hooks.on_bitrix_event(_event(portal))
+    dial.dial_event_route(event=_event(portal))
     run_jobs()
 
     # then Unitalk rang line 101 first, then the number, echoing the Bitrix24 CALL_ID
@@ -70,7 +78,7 @@ def test_webhooks_echoing_meta_finish_the_portals_call_without_registering(
 ):
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_event(portal))
+    dial.dial_event_route(event=_event(portal))
     run_jobs()
 
     # when Unitalk reports the answered call with our meta
@@ -93,7 +101,7 @@ def test_user_without_a_line_gets_the_call_finished_as_failed_and_an_item(
     _portal_registers(bitrix)
 
     # when they click to call
-    hooks.on_bitrix_event(_event(portal, user_id="6"))
+    dial.dial_event_route(event=_event(portal, user_id="6"))
     run_jobs()
 
     # then the dial job is dead, the Bitrix24 call finished with 403 and a reason
@@ -116,7 +124,7 @@ def test_unitalk_refusing_for_good_finishes_with_503(portal, connection, bitrix,
     )
     _portal_registers(bitrix)
 
-    hooks.on_bitrix_event(_event(portal))
+    dial.dial_event_route(event=_event(portal))
     run_jobs()
 
     assert Job.objects.get(kind=dial.KIND_DIAL).state == Job.State.DEAD
@@ -130,7 +138,7 @@ def test_unitalk_down_retries_with_growing_delays(portal, connection, bitrix, rs
         rsps.add(responses.POST, f"{UNITALK}/phones/directCall", status=502, body="bad gateway")
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
 
-    hooks.on_bitrix_event(_event(portal))
+    dial.dial_event_route(event=_event(portal))
     run_jobs()
 
     job = Job.objects.get(kind=dial.KIND_DIAL)
@@ -152,7 +160,7 @@ def test_a_dial_without_a_click_deadline_keeps_the_dial_horizon_and_gives_up_wit
     settings.CALL_DIAL_HORIZON_S = 30
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", status=502, body="bad gateway")
     _portal_registers(bitrix)
-    hooks.on_bitrix_event(_event(portal))
+    dial.dial_event_route(event=_event(portal))
     job = Job.objects.get(kind=dial.KIND_DIAL)
     payload = {k: v for k, v in job.payload.items() if k != "dial_by"}
     Job.objects.filter(pk=job.pk).update(
@@ -172,8 +180,8 @@ def test_same_event_twice_dials_once(portal, connection, bitrix, rsps):
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
     event = _event(portal)
 
-    hooks.on_bitrix_event(event)
-    hooks.on_bitrix_event(event)
+    dial.dial_event_route(event=event)
+    dial.dial_event_route(event=event)
     run_jobs()
 
     assert CallSync.objects.count() == 1
@@ -193,7 +201,7 @@ def test_callback_request_registers_a_callback_then_dials(portal, connection, bi
 
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=9, line="109")
 
-    hooks.on_bitrix_event(event)
+    dial.dial_event_route(event=event)
     run_jobs()
 
     [register] = [p for m, p in bitrix.requests if m == "telephony.externalcall.register"]

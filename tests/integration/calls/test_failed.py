@@ -1,11 +1,11 @@
 import pytest
 
-from bitrixapp.models import Portal
 from integration import jobs
 from integration.calls import failed
 from integration.calls.models import FailedCall
-from integration.errors import PermanentError
+from integration.core.errors import PermanentError
 from integration.models import Job
+from tests.support.factories import PortalFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,12 +26,7 @@ def _no_broker(monkeypatch):
 
 @pytest.fixture
 def portal():
-    return Portal.objects.create(
-        member_id="m1",
-        domain="a.bitrix24.ua",
-        client_endpoint="https://a.bitrix24.ua/rest/",
-        status=Portal.Status.ACTIVE,
-    )
+    return PortalFactory(domain="a.bitrix24.ua")
 
 
 def _dead_job():
@@ -137,9 +132,7 @@ def test_an_answered_outgoing_call_resolves_missed_items_for_that_number(portal)
 
 
 def test_lists_and_counts_are_scoped_to_one_portal(portal):
-    other = Portal.objects.create(
-        member_id="m2", domain="b.bitrix24.ua", client_endpoint="https://b.bitrix24.ua/rest/"
-    )
+    other = PortalFactory(domain="b.bitrix24.ua")
     failed.failed_call_open(
         portal=portal, kind=FailedCall.Kind.MISSED, dedupe_key="a", reason="r", owner_user_id=3
     )

@@ -11,8 +11,17 @@ from bitrixapp.models import PortalOptions, portal_options
 from integration.calls import services, sync
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.models import Job, Notification
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import RECORDING, REST, make_call, run_jobs
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    RECORDING,
+    REST,
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,15 @@ from django.utils import timezone
 from integration.calls import services, statuses, sync
 from integration.calls.models import Call, CallSync
 from integration.models import Job
-from tests.integration.calls.fixtures import *  # noqa: F403
-from tests.integration.calls.fixtures import make_call, run_jobs
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    FakeBitrix,
+    bitrix,
+    call_settings,
+    connection,
+    make_call,
+    portal,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.django_db
 

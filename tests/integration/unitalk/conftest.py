@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from bitrixapp.models import Portal
 from integration import jobs
 from integration.models import Job
 from integration.unitalk import intake, selectors, services
+from tests.support.factories import PortalFactory
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "payloads" / "unitalk"
 API = "https://api.unitalk.test/api"
@@ -47,12 +47,7 @@ def kicks(monkeypatch):
 
 @pytest.fixture
 def portal(db):
-    return Portal.objects.create(
-        member_id=f"m-{uuid.uuid4().hex[:12]}",
-        domain="acme.bitrix24.ua",
-        client_endpoint="https://acme.bitrix24.ua/rest/",
-        status=Portal.Status.ACTIVE,
-    )
+    return PortalFactory(domain="acme.bitrix24.ua")
 
 
 @pytest.fixture

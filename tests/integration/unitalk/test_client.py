@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from integration import ratelimit
-from integration.errors import (
+from integration.core import ratelimit
+from integration.core.errors import (
     CredentialsInvalidError,
     IntegrationError,
     PermanentError,

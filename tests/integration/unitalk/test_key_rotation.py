@@ -8,8 +8,9 @@ import pytest
 import responses
 
 from integration import jobs
+from integration.calls import reconcile
 from integration.calls.models import Call
-from integration.errors import AuthExpiredError
+from integration.core.errors import AuthExpiredError
 from integration.models import Job, Notification
 from integration.unitalk import services
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
@@ -54,14 +55,14 @@ def test_refused_key_pauses_work_notifies_and_a_new_key_completes_it(
     portal, connection, unitalk, bitrix_users
 ):
     # given: reconciliation due; Unitalk refuses the stored key
-    reconcile = jobs.job_enqueue(kind=services.KIND_RECONCILE, key="r1", portal=portal)
+    reconcile_job = jobs.job_enqueue(kind=reconcile.KIND_RECONCILE, key="r1", portal=portal)
 
     # when: it runs
     run_jobs()
 
     # then: paused (not failed), connection marked, admins told once
-    reconcile.refresh_from_db()
-    assert (reconcile.state, reconcile.pause_key) == (Job.State.PAUSED, "unitalk")
+    reconcile_job.refresh_from_db()
+    assert (reconcile_job.state, reconcile_job.pause_key) == (Job.State.PAUSED, "unitalk")
     connection.refresh_from_db()
     assert connection.status == UnitalkConnection.Status.CREDENTIALS_INVALID
     notice = Notification.objects.get(portal=portal, resolved_at__isnull=True)
@@ -97,7 +98,7 @@ def test_refused_key_pauses_work_notifies_and_a_new_key_completes_it(
 
 def test_repeated_refusals_share_one_notification(portal, connection, unitalk):
     for key in ("a", "b"):
-        jobs.job_enqueue(kind=services.KIND_RECONCILE, key=key, portal=portal)
+        jobs.job_enqueue(kind=reconcile.KIND_RECONCILE, key=key, portal=portal)
         UnitalkConnection.objects.filter(pk=connection.pk).update(status="ok")
         run_jobs()
 

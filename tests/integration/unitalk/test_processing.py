@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from integration.calls import merge
 from integration.calls.models import Call
 from integration.unitalk import services
+from tests.support.factories import PortalFactory
 
 from .conftest import payload, run_jobs
 
@@ -22,7 +24,7 @@ EVENTS = ["call_new_in", "call_answer_in", "call_end_in"]
 def hook_calls(monkeypatch):
     seen: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
-        services,
+        merge,
         "call_changed",
         lambda *, call, event: seen.append((call.unitalk_call_id, event, call.status)),
     )
@@ -139,11 +141,7 @@ def test_times_follow_the_connection_timezone(client, connection, hook_calls):
 
 
 def test_same_call_on_two_portals_stays_two_calls(client, connection, hook_calls, db):
-    from bitrixapp.models import Portal
-
-    other = Portal.objects.create(
-        member_id="other", domain="o.bitrix24.ua", client_endpoint="https://o.bitrix24.ua/rest/"
-    )
+    other = PortalFactory(domain="o.bitrix24.ua")
     other_connection = services.connection_create(portal=other, api_key="other-key")
 
     deliver(client, connection, "call_new_in")

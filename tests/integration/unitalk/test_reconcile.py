@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from integration.calls import merge, reconcile
 from integration.calls.models import Call
 from integration.models import Job
 from integration.unitalk import services
 from integration.unitalk.models import UnitalkConnection
+from tests.support.factories import PortalFactory
 
 from .conftest import API, payload, run_jobs
 
@@ -22,9 +24,12 @@ NOW = datetime(2026, 7, 9, 16, 0, tzinfo=UTC)  # 19:00 in Kyiv
 @pytest.fixture
 def hook_calls(monkeypatch):
     seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        services, "call_changed", lambda *, call, event: seen.append((call.unitalk_call_id, event))
-    )
+
+    def watch(*, call, event):
+        seen.append((call.unitalk_call_id, event))
+
+    monkeypatch.setattr(merge, "call_changed", watch)
+    monkeypatch.setattr(reconcile, "call_changed", watch)
     return seen
 
 
@@ -44,7 +49,7 @@ def test_calls_missing_or_unfinished_are_completed_from_history(
     rsps.post(f"{API}/history/get", json=payload("history_get"))
 
     # when
-    result = services.reconcile_portal(portal=portal, now=NOW)
+    result = reconcile.reconcile_portal(portal=portal, now=NOW)
 
     # then
     assert result["recovered"] == 2
@@ -58,10 +63,10 @@ def test_calls_missing_or_unfinished_are_completed_from_history(
 
 def test_calls_already_finished_by_webhooks_are_left_alone(connection, portal, rsps, hook_calls):
     rsps.post(f"{API}/history/get", json=payload("history_get"))
-    services.reconcile_portal(portal=portal, now=NOW)
+    reconcile.reconcile_portal(portal=portal, now=NOW)
     hook_calls.clear()
 
-    result = services.reconcile_portal(portal=portal, now=NOW)
+    result = reconcile.reconcile_portal(portal=portal, now=NOW)
 
     assert result["recovered"] == 0
     assert hook_calls == []
@@ -71,7 +76,7 @@ def test_history_call_is_matched_by_dbid_when_its_id_differs(connection, portal,
     Call.objects.create(portal=portal, unitalk_call_id="webhook-id-1", unitalk_dbid=280)
     rsps.post(f"{API}/history/get", json=payload("history_get"))
 
-    services.reconcile_portal(portal=portal, now=NOW)
+    reconcile.reconcile_portal(portal=portal, now=NOW)
 
     assert Call.objects.get(unitalk_dbid=280).unitalk_call_id == "webhook-id-1"
     assert Call.objects.count() == 2
@@ -80,7 +85,7 @@ def test_history_call_is_matched_by_dbid_when_its_id_differs(connection, portal,
 def test_window_is_the_last_two_hours_in_the_connection_timezone(connection, portal, rsps):
     rsps.post(f"{API}/history/get", json={"count": 0, "calls": [], "warning": None})
 
-    services.reconcile_portal(portal=portal, now=NOW)
+    reconcile.reconcile_portal(portal=portal, now=NOW)
 
     sent = json.loads(rsps.calls[0].request.body)
     assert (sent["dateFrom"], sent["dateTo"]) == ("2026-07-09 17:00:00", "2026-07-09 19:00:00")
@@ -92,7 +97,7 @@ def test_after_downtime_the_window_reaches_back_to_the_last_run(connection, port
     settings.UNITALK_RECONCILE_OVERLAP_S = 600
     connection.reconciled_until = NOW - timedelta(hours=6)
 
-    start, end = services.reconcile_window(connection=connection, now=NOW)
+    start, end = reconcile.reconcile_window(connection=connection, now=NOW)
 
     assert (start, end) == (NOW - timedelta(hours=6, minutes=10), NOW)
 
@@ -101,28 +106,21 @@ def test_backfill_never_reaches_beyond_its_limit(connection, settings):
     settings.UNITALK_RECONCILE_MAX_BACKFILL_S = 3600 * 24
     connection.reconciled_until = NOW - timedelta(days=5)
 
-    start, _ = services.reconcile_window(connection=connection, now=NOW)
+    start, _ = reconcile.reconcile_window(connection=connection, now=NOW)
 
     assert start == NOW - timedelta(days=1)
 
 
 def test_beat_enqueues_one_job_per_usable_connection_per_interval(connection, portal, db):
-    from bitrixapp.models import Portal
-
-    refused = Portal.objects.create(
-        member_id="refused",
-        domain="r.bitrix24.ua",
-        client_endpoint="https://r/rest/",
-        status=Portal.Status.ACTIVE,
-    )
+    refused = PortalFactory(domain="r.bitrix24.ua")
     UnitalkConnection.objects.filter(
         pk=services.connection_create(portal=refused, api_key="x").pk
     ).update(status="credentials_invalid")
 
-    assert services.reconcile_enqueue_all(now=NOW) == 1
-    assert services.reconcile_enqueue_all(now=NOW + timedelta(seconds=1)) == 1
+    assert reconcile.reconcile_enqueue_all(now=NOW) == 1
+    assert reconcile.reconcile_enqueue_all(now=NOW + timedelta(seconds=1)) == 1
 
-    jobs = Job.objects.filter(kind=services.KIND_RECONCILE)
+    jobs = Job.objects.filter(kind=reconcile.KIND_RECONCILE)
     assert [j.portal_id for j in jobs] == [portal.pk]
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from integration.calls import reconcile
 from integration.calls.models import Call
 from integration.unitalk import client, services
 from integration.unitalk.models import UnitalkEvent
 from sandbox import server as sandbox_server
+from tests.support.factories import PortalFactory
 from tests.support.waiting import wait_until
 
 from .conftest import run_jobs
@@ -64,7 +66,7 @@ def test_reconciliation_recovers_calls_whose_call_end_was_dropped(sandbox, porta
     assert not UnitalkEvent.objects.filter(event="CALL_END").exists()
 
     # then: reconciliation finishes them from history/get
-    result = services.reconcile_portal(portal=portal)
+    result = reconcile.reconcile_portal(portal=portal)
 
     assert result["recovered"] == 3
     calls = Call.objects.order_by("client_number")
@@ -86,7 +88,7 @@ def test_operators_are_mapped_from_the_sandbox_portal_users_and_unitalk_lines(sa
     from integration.unitalk import selectors
 
     created = requests.post(f"{sandbox.bitrix_url}/_sandbox/portals", json={}, timeout=5).json()
-    portal = Portal.objects.create(
+    portal = PortalFactory(
         member_id=created["member_id"],
         domain=created["domain"],
         client_endpoint=created["client_endpoint"],

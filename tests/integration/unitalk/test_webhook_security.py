@@ -84,7 +84,7 @@ def test_wrong_secrets_are_throttled_per_client_but_right_secrets_never(client, 
 
 
 def test_correct_deliveries_do_not_touch_the_limiter(client, url, monkeypatch):
-    from integration import ratelimit
+    from integration.core import ratelimit
 
     def boom(*args, **kwargs):
         raise AssertionError("the limiter was consulted for a right secret")
@@ -95,7 +95,7 @@ def test_correct_deliveries_do_not_touch_the_limiter(client, url, monkeypatch):
 
 
 def test_limiter_failure_still_answers_404(client, monkeypatch):
-    from integration import ratelimit
+    from integration.core import ratelimit
 
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")

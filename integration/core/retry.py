@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from integration.errors import (
+from integration.core.errors import (
     AuthExpiredError,
     IntegrationError,
     PausedError,

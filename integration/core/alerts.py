@@ -1,8 +1,12 @@
 """Problems people must hear about, stored as `Notification` rows before any delivery.
 
 Raising the same problem again (same tag) bumps one open row instead of adding another, so a
-failing loop cannot flood anyone. Delivery to Bitrix24 and e-mail is done by jobs elsewhere;
-a row exists even when delivery itself is failing.
+failing loop cannot flood anyone. Delivery to Bitrix24 and e-mail is done by jobs
+(notifications/delivery.py); a row exists even when delivery itself is failing.
+
+Raising sits in the foundation, not in notifications/, because every layer raises: provider
+clients too (a revoked Bitrix24 token, a refused Unitalk key), and notifications/ delivers
+through the Bitrix24 client, so a raise there would make the two import each other.
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integration import jobs
 from integration.models import Notification
 
 logger = logging.getLogger(__name__)
 
-_delivery_hooks: list[Any] = []
+KIND_DELIVER = "notification.deliver"
+KIND_EMAIL = "notification.email"
+KIND_DIGEST = "notification.digest"
+DELIVERY_KINDS = frozenset({KIND_DELIVER, KIND_EMAIL, KIND_DIGEST})
 
-
-def on_raise(hook: Any) -> Any:
-    """Register a callable(notification, created) run after commit, e.g. to schedule delivery."""
-    _delivery_hooks.append(hook)
-    return hook
+DEAD_JOBS_KIND = "jobs.dead"
+DEAD_JOBS_TAG = "jobs:dead"
+#: Problems that stop calls from being synced for everybody: the stakeholders get an e-mail.
+CRITICAL_KINDS = frozenset({"unitalk.credentials_invalid", "bitrix.auth", DEAD_JOBS_KIND})
 
 
 def notification_raise(
@@ -65,8 +72,7 @@ def notification_raise(
         row = Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
     log = logger.error if severity in ("error", "critical") else logger.warning
     log("notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id})
-    for hook in _delivery_hooks:
-        transaction.on_commit(partial(hook, row, created))
+    transaction.on_commit(partial(_delivery_schedule, row, created))
     return row
 
 
@@ -101,3 +107,26 @@ def notification_resolve(*, portal: Any, tag: str) -> int:
     return Notification.objects.filter(portal=portal, tag=tag, resolved_at__isnull=True).update(
         resolved_at=timezone.now()
     )
+
+
+def _delivery_schedule(notification: Notification, created: bool) -> None:
+    """After commit of a raise: one deliver job per (row, repeat count), one e-mail per row."""
+    jobs.job_enqueue(
+        kind=KIND_DELIVER,
+        key=f"{KIND_DELIVER}:{notification.pk}:{notification.count}",
+        portal=notification.portal,
+        subject=f"notification:{notification.pk}",
+        payload={"notification_id": notification.pk},
+    )
+    is_critical = (
+        notification.kind in CRITICAL_KINDS
+        or notification.severity == Notification.Severity.CRITICAL
+    )
+    if is_critical and notification.emailed_at is None:
+        jobs.job_enqueue(
+            kind=KIND_EMAIL,
+            key=f"{KIND_EMAIL}:{notification.pk}",
+            portal=notification.portal,
+            subject=f"notification:{notification.pk}",
+            payload={"notification_id": notification.pk},
+        )

@@ -22,17 +22,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bitrixapp.log import mask
 from bitrixapp.models import Portal
-from integration import alerts, http
 from integration.bitrix import errors
-from integration.errors import (
+from integration.core import alerts, http
+from integration.core.errors import (
     CredentialsInvalidError,
     IntegrationError,
     PausedError,
     PortalStateError,
     TransientError,
 )
+from integration.core.log import mask
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any
 
-from integration.errors import ValidationError
+from integration.core.errors import ValidationError
 
 #: Largest value of a 32-bit signed column (PositiveIntegerField on PostgreSQL): user ids,
 #: seconds, counts.

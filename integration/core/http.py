@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from integration.errors import TransientError
+from integration.core.errors import TransientError
 
 logger = logging.getLogger(__name__)
 

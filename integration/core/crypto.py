@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from bitrixapp.log import secret_note
+from integration.core.log import secret_note
 
 PREFIX = "fernet:"
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 
-from integration.errors import RateLimitedError
+from integration.core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def acquire(
     with the exact wait: the job is rescheduled for then instead of holding a worker asleep.
     Returns the (short) wait taken.
     """
-    from integration import lanes
+    from integration.core import lanes
 
     lane = lane or lanes.current_lane()
     slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS

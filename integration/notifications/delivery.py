@@ -1,7 +1,7 @@
 """Delivery of `Notification` rows: Bitrix24 notices, e-mail for critical failures, daily digest.
 
-`alerts.notification_raise` stores the row; the hook registered here turns it into jobs after
-commit, so delivery retries through the job system and a failing Bitrix24 (the very thing being
+`alerts.notification_raise` stores the row and, after commit, turns it into the jobs below
+(their table is notifications/flow.py), so delivery retries through the job system and a failing Bitrix24 (the very thing being
 reported, sometimes) cannot lose the row:
 - `notification.deliver`: `im.notify.system.add` to the affected user or the portal's chosen
   recipients, TAG = the row's tag (a repeat replaces the notice instead of piling up).
@@ -25,23 +25,20 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from bitrixapp.models import Portal, portal_options
-from integration import alerts, jobs, lanes
+from integration import jobs
 from integration.bitrix import notify
 from integration.calls.models import FailedCall
-from integration.errors import PermanentError
+from integration.core import alerts
+from integration.core.alerts import (
+    DEAD_JOBS_KIND,
+    DEAD_JOBS_TAG,
+    DELIVERY_KINDS,
+    KIND_DIGEST,
+)
+from integration.core.errors import PermanentError
 from integration.models import Job, Notification
 
 logger = logging.getLogger(__name__)
-
-KIND_DELIVER = "notification.deliver"
-KIND_EMAIL = "notification.email"
-KIND_DIGEST = "notification.digest"
-DELIVERY_KINDS = frozenset({KIND_DELIVER, KIND_EMAIL, KIND_DIGEST})
-
-DEAD_JOBS_KIND = "jobs.dead"
-DEAD_JOBS_TAG = "jobs:dead"
-#: Problems that stop calls from being synced for everybody: the stakeholders get an e-mail.
-CRITICAL_KINDS = frozenset({"unitalk.credentials_invalid", "bitrix.auth", DEAD_JOBS_KIND})
 
 
 def notification_recipients(*, notification: Notification) -> list[int]:
@@ -197,35 +194,10 @@ def digests_enqueue(*, now: Any = None) -> int:
     return count
 
 
-# --- wiring: hook on raise, dead jobs, job kinds, beat task ------------------------------------
+# --- what follows a job -----------------------------------------------------------------------
 
 
-@alerts.on_raise
-def _schedule_delivery(notification: Notification, created: bool) -> None:
-    """After commit of a raise: one deliver job per (row, repeat count), one e-mail per row."""
-    jobs.job_enqueue(
-        kind=KIND_DELIVER,
-        key=f"{KIND_DELIVER}:{notification.pk}:{notification.count}",
-        portal=notification.portal,
-        subject=f"notification:{notification.pk}",
-        payload={"notification_id": notification.pk},
-    )
-    is_critical = (
-        notification.kind in CRITICAL_KINDS
-        or notification.severity == Notification.Severity.CRITICAL
-    )
-    if is_critical and notification.emailed_at is None:
-        jobs.job_enqueue(
-            kind=KIND_EMAIL,
-            key=f"{KIND_EMAIL}:{notification.pk}",
-            portal=notification.portal,
-            subject=f"notification:{notification.pk}",
-            payload={"notification_id": notification.pk},
-        )
-
-
-@jobs.job_settled.connect
-def _dead_job_raises(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
+def dead_job_problem(job: Job, state: str) -> None:
     """A dead job is a problem for the admins (one open row, counted), except our own kinds.
 
     The problem closes itself once the portal has no dead jobs left (retried successfully).
@@ -245,22 +217,6 @@ def _dead_job_raises(sender: Any, job: Job, state: str, **kwargs: Any) -> None:
         message=f"{job.kind} ({job.subject or job.pk}) failed for good: {job.last_error[:300]}",
         context={"job": job.pk, "kind": job.kind},
     )
-
-
-# A notice follows what raised it: a failed click is told at once, a digest in the background.
-@jobs.register(KIND_DELIVER, lane=lanes.INHERIT)
-def _deliver(job: Job) -> dict[str, Any]:
-    return notification_deliver(notification_id=int(job.payload["notification_id"]))
-
-
-@jobs.register(KIND_EMAIL, lane=lanes.BACKGROUND)
-def _email(job: Job) -> dict[str, Any]:
-    return notification_email(notification_id=int(job.payload["notification_id"]))
-
-
-@jobs.register(KIND_DIGEST, lane=lanes.BACKGROUND)
-def _digest(job: Job) -> dict[str, Any]:
-    return digest_send(portal_id=int(job.payload["portal_id"]))
 
 
 @shared_task(name="integration.notifications_digest", ignore_result=True)

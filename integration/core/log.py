@@ -5,7 +5,7 @@ the block carries those fields, in web requests and Celery tasks alike.
 
 Secrets are masked by knowing them, not only by their look (docs/security.md):
 - by value: every secret the process handles is noted with `secret_note` (decrypted or saved
-  tokens and keys pass through `bitrixapp.crypto`, the doors note what requests carry, the
+  tokens and keys pass through `integration.core.crypto`, the doors note what requests carry, the
   settings' own secrets are noted on first use), and any log text containing one is masked;
 - by position: the webhook secret in `/unitalk/webhook/<secret>/`, and values after a secret's
   field name (`auth[access_token]=…`, `"api_key": "…"`, `AUTH_ID=…`);

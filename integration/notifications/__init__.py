@@ -1,0 +1,1 @@
+"""Notifications: what people are told (notices, banners, e-mail) and the problems list."""
