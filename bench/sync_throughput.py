@@ -105,7 +105,7 @@ def main() -> None:
                     "--loglevel",
                     "WARNING",
                     "--queues",
-                    f"{queue},{queue}.interactive",  # both lanes (integration/lanes.py)
+                    f"{queue},{queue}.interactive",  # both lanes (integration/core/lanes.py)
                     "--concurrency",
                     str(CONCURRENCY),
                     "--without-gossip",

@@ -279,7 +279,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 # A separate queue name lets test stacks share a broker with a running `make run`.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# Lanes (integration/lanes.py, docs/pipeline.md "Lanes"): the default queue is the background
+# Lanes (integration/core/lanes.py, docs/pipeline.md "Lanes"): the default queue is the background
 # lane, "<default>.interactive" the interactive one; workers name both with -Q (Procfile).
 CELERY_INTERACTIVE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.interactive"
 CELERY_TASK_ACKS_LATE = True

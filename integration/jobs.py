@@ -9,7 +9,7 @@ A job runs at most once at a time: `_claim` is a conditional UPDATE that only on
 A worker that dies mid-attempt leaves a running row whose lease expires; it is then claimable
 again. Handlers must therefore be idempotent (they are: every external write carries our key).
 
-Every job runs in a lane (integration/lanes.py): its message goes to that lane's queue, so a
+Every job runs in a lane (integration/core/lanes.py): its message goes to that lane's queue, so a
 click-to-call never waits behind a backlog drain. The lane is kept in the payload ("lane"), so a
 re-dispatched job goes back to the same queue.
 

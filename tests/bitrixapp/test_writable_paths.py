@@ -103,7 +103,7 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
     web += ["--bind", f"127.0.0.1:{port}"]
     worker = [str(BIN / "celery"), "-A", "bitrixapp", "worker", "--concurrency", "1"]
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
-    # both lanes (integration/lanes.py): beat's dispatch is interactive
+    # both lanes (integration/core/lanes.py): beat's dispatch is interactive
     queue = env["CELERY_TASK_DEFAULT_QUEUE"]
     worker += ["--queues", f"{queue},{queue}.interactive"]
     beat = [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "INFO"]

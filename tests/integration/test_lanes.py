@@ -1,4 +1,4 @@
-"""Lanes (integration/lanes.py): each job goes to its lane's queue, follow-ups inherit the lane,
+"""Lanes (integration/core/lanes.py): each job goes to its lane's queue, follow-ups inherit the lane,
 the dispatcher sends due work portal by portal, and the shared budgets keep a reserve for
 interactive work without ever letting a worker sleep through a long wait."""
 
@@ -8,11 +8,11 @@ import time
 import uuid
 
 import pytest
-from integration.errors import RateLimitedError
 
 from bitrixapp.models import Portal
 from integration import jobs
 from integration.core import lanes, ratelimit
+from integration.core.errors import RateLimitedError
 from integration.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
