@@ -234,7 +234,7 @@ def job_execute(*, job_id: int) -> str | None:
     try:
         with (
             log_context(job=job.pk, attempt=job.attempts, portal=portal_ref),
-            lanes.lane_scope(job_lane(job)),
+            lanes.lane_scope(job_lane(job), job_id=job.pk),
         ):
             started = time.monotonic()
             try:

@@ -20,6 +20,7 @@ INHERIT = ""
 LANES = (INTERACTIVE, BACKGROUND)
 
 _current: ContextVar[str] = ContextVar("lane", default=BACKGROUND)
+_job: ContextVar[int | None] = ContextVar("job", default=None)
 
 
 def current_lane() -> str:
@@ -27,12 +28,19 @@ def current_lane() -> str:
     return _current.get()
 
 
+def current_job() -> int | None:
+    """The id of the job running in this context (its budget tickets are kept under it)."""
+    return _job.get()
+
+
 @contextmanager
-def lane_scope(lane: str) -> Iterator[None]:
+def lane_scope(lane: str, *, job_id: int | None = None) -> Iterator[None]:
     token = _current.set(lane if lane in LANES else BACKGROUND)
+    job_token = _job.set(job_id)
     try:
         yield
     finally:
+        _job.reset(job_token)
         _current.reset(token)
 
 

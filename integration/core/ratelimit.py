@@ -130,26 +130,75 @@ def reserve(
 
 
 def acquire(
-    key: str, *, burst: int, per_second: float, max_wait: float | None = None, lane: str = ""
+    key: str, *, burst: int, per_second: float, max_wait: float = 30.0, lane: str = ""
 ) -> float:
-    """Reserve a slot of `key` for work of `lane` and wait for it if that is only a moment.
+    """Take a slot of `key` for work of `lane`; wait in place only for a moment.
 
-    Background work leaves RATE_INTERACTIVE_RESERVE_SLOTS to interactive work. A wait longer
-    than `max_wait` (default RATE_MAX_SLEEP_S) reserves nothing and raises RateLimitedError
-    with the exact wait: the job is rescheduled for then instead of holding a worker asleep.
-    Returns the (short) wait taken.
+    Background work leaves RATE_INTERACTIVE_RESERVE_SLOTS to interactive work. Inside a job, a
+    wait longer than RATE_MAX_SLEEP_S (and at most `max_wait`) reserves the slot as a ticket for
+    this job and raises RateLimitedError with the exact wait: the job is rescheduled for then and
+    spends its ticket, so waiting jobs queue up in the bucket instead of all coming back for the
+    same slot. Outside a job nothing is reserved beyond the short wait. Returns the wait taken.
     """
     from integration.core import lanes
 
+    job_id = lanes.current_job()
+    if job_id is not None:
+        ticket = _ticket_take(key, job_id)
+        if ticket is not None:
+            wait = ticket - time.time()
+            if wait > settings.RATE_MAX_SLEEP_S:
+                _ticket_put(key, job_id, ticket)  # came back early: keep it
+                raise RateLimitedError(
+                    f"local rate budget for {key}: slot at +{wait:.2f}s",
+                    retry_after=wait,
+                    service="ratelimit",
+                )
+            if wait > 0:
+                time.sleep(wait)
+            return max(0.0, wait)
     lane = lane or lanes.current_lane()
     slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
-    limit = settings.RATE_MAX_SLEEP_S if max_wait is None else max_wait
+    limit = max_wait if job_id is not None else settings.RATE_MAX_SLEEP_S
     wait = reserve(
         key, burst=burst, per_second=per_second, max_wait=limit, reserve_slots=min(slots, burst - 1)
     )
+    if wait > settings.RATE_MAX_SLEEP_S and job_id is not None:
+        _ticket_put(key, job_id, time.time() + wait)
+        raise RateLimitedError(
+            f"local rate budget for {key}: slot at +{wait:.2f}s",
+            retry_after=wait,
+            service="ratelimit",
+        )
     if wait > 0:
         time.sleep(wait)  # pacing within a few ms of the provider's limit, never longer
     return wait
+
+
+def _ticket_key(key: str, job_id: int) -> str:
+    return f"ticket:{key}:{job_id}"
+
+
+def _ticket_put(key: str, job_id: int, at: float) -> None:
+    ttl = max(1.0, at - time.time()) + 120.0  # a job that never comes back frees nothing
+    if settings.REDIS_URL:
+        _redis().set(f"ratelimit:{_ticket_key(key, job_id)}", str(at), px=math.ceil(ttl * 1000))
+        return
+    with _locked_state(_ticket_key(key, job_id)) as state:
+        state["at"], state["expires"] = at, time.time() + ttl
+
+
+def _ticket_take(key: str, job_id: int) -> float | None:
+    if settings.REDIS_URL:
+        raw = _redis().getdel(f"ratelimit:{_ticket_key(key, job_id)}")
+        return float(raw) if raw else None
+    path = _file_for(_ticket_key(key, job_id))
+    if not path.exists():
+        return None
+    with _locked_state(_ticket_key(key, job_id)) as state:
+        at, expires = state.pop("at", None), state.pop("expires", 0.0)
+    path.unlink(missing_ok=True)
+    return at if at is not None and expires > time.time() else None
 
 
 def park(key: str, seconds: float) -> None:

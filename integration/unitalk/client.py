@@ -66,8 +66,9 @@ def _wait_for_budget(api_key: str) -> str:
         bucket,
         burst=settings.UNITALK_RATE_BURST,
         per_second=settings.UNITALK_RATE_PER_SECOND,
-        # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job.
-        max_wait=min(settings.UNITALK_RATE_MAX_WAIT_S, settings.RATE_MAX_SLEEP_S),
+        # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job
+        # holding a ticket for its slot (at most this far ahead).
+        max_wait=settings.UNITALK_RATE_MAX_WAIT_S,
     )
     return bucket
 

@@ -147,3 +147,23 @@ def test_a_burst_of_one_portals_webhooks_goes_to_the_background_lane(settings):
 
     lanes_of = dict(Job.objects.values_list("portal_id", "payload__lane").distinct())
     assert lanes_of == {x.pk: lanes.BACKGROUND, y.pk: lanes.INTERACTIVE}
+
+
+def test_jobs_waiting_for_budget_queue_up_with_tickets_instead_of_colliding(file_budget):
+    # given a bucket of 1 slot per 2 s, just used
+    ratelimit.acquire("t", burst=1, per_second=0.5, lane=lanes.INTERACTIVE)
+    # when two jobs ask: each gets its own slot, one after the other, and neither sleeps
+    waits = {}
+    for job_id in (7, 8):
+        with (
+            lanes.lane_scope(lanes.BACKGROUND, job_id=job_id),
+            pytest.raises(RateLimitedError) as err,
+        ):
+            ratelimit.acquire("t", burst=1, per_second=0.5)
+        waits[job_id] = err.value.retry_after
+    assert 1.5 < waits[7] <= 2.0
+    assert 3.5 < waits[8] <= 4.0
+    # and job 7 coming back early keeps its slot (no new, later one)
+    with lanes.lane_scope(lanes.BACKGROUND, job_id=7), pytest.raises(RateLimitedError) as again:
+        ratelimit.acquire("t", burst=1, per_second=0.5)
+    assert again.value.retry_after <= waits[7]
