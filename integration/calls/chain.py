@@ -78,3 +78,21 @@ def drain_next(*, portal_id: int) -> bool:
     job.payload = payload
     jobs.job_send(job=job)
     return True
+
+
+def held_jobs_release(*, sync_ids: list[int]) -> int:
+    """Publish the held jobs of these calls: a batch failed for them, so no other drain takes
+    them along (sync_drain skips calls with an error) and each must retry on its own."""
+    released = 0
+    for job in Job.objects.filter(
+        kind=KIND_SYNC,
+        state__in=OPEN,
+        payload__held=True,
+        idempotency_key__in=[f"{KIND_SYNC}:{pk}" for pk in sync_ids],
+    ):
+        payload = {**job.payload, HELD: False}
+        if Job.objects.filter(pk=job.pk, payload__held=True).update(payload=payload):
+            job.payload = payload
+            jobs.job_send(job=job)
+            released += 1
+    return released

@@ -464,6 +464,12 @@ def sync_drain(*, portal: Portal, sync_id: int | None = None) -> dict[str, Any]:
         "failed": len(failures),
         "own_error": own_error,
         "finished": finished,
+        # Calls that met a real error (not just our budget's "not yet").
+        "failed_ids": [
+            pk
+            for pk, error in failures.items()
+            if not (isinstance(error, RateLimitedError) and error.service == "ratelimit")
+        ],
     }
 
 
@@ -488,6 +494,8 @@ def sync_run(*, sync_id: int) -> dict[str, Any]:
             sync_ids=[pk for pk in outcome["finished"] if pk != sync.pk], drained_by=sync.pk
         )
         chain.drain_next(portal_id=sync.portal_id)
+        # Calls that failed in this batch are left out of other drains: their own jobs retry them.
+        chain.held_jobs_release(sync_ids=[pk for pk in outcome["failed_ids"] if pk != sync.pk])
         sync.refresh_from_db()
         if sync.stage in DONE_STAGES:
             return {"stage": sync.stage, "batch_calls": outcome["claimed"]}
