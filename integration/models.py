@@ -66,6 +66,9 @@ class JobAttempt(models.Model):
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
+        # Its worker died mid-attempt; closed by the worker that took the job over
+        # (integration/lease.py).
+        ABANDONED = "abandoned", "abandoned"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_rows")
     number = models.PositiveIntegerField()

@@ -85,7 +85,10 @@ def failed_call_open(
                 crm_entity_type=crm_entity_type,
                 crm_entity_id=crm_entity_id,
             )
-    logger.warning(
+    # A missed call is ordinary business (someone calls back), not something an operator acts on.
+    level = logging.INFO if kind == FailedCall.Kind.MISSED else logging.WARNING
+    logger.log(
+        level,
         "failed-call item opened: %s",
         reason,
         extra={"kind": kind, "item": item.pk, "portal": portal.member_id},

@@ -44,8 +44,12 @@ def notification_raise(
     severity: str = Notification.Severity.ERROR,
     user_id: int | None = None,
     context: dict[str, Any] | None = None,
+    log_level: int | None = None,
 ) -> Notification:
-    """Record a problem for the portal's admins (or one user when `user_id` is given)."""
+    """Record a problem for the portal's admins (or one user when `user_id` is given).
+
+    `log_level` overrides the level of its log line (default: ERROR for errors, else WARNING).
+    """
     tag = tag or (f"{kind}:user:{user_id}" if user_id else kind)
     fields = {
         "audience": Notification.Audience.USER if user_id else Notification.Audience.ADMINS,
@@ -70,8 +74,12 @@ def notification_raise(
                     portal=portal, tag=tag, resolved_at__isnull=True
                 ).update(count=F("count") + 1)
         row = Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
-    log = logger.error if severity in ("error", "critical") else logger.warning
-    log("notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id})
+    # The log level is the operator's: WARNING means someone may need to act (docs/operations.md,
+    # "Logs"); what only a portal user must hear about (a missed call) is logged as INFO.
+    level = log_level or (logging.ERROR if severity in ("error", "critical") else logging.WARNING)
+    logger.log(
+        level, "notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id}
+    )
     transaction.on_commit(partial(_delivery_schedule, row, created))
     return row
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 
+from integration.core import metrics
 from integration.core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def reserve(
     else:
         ok, wait = _reserve_file(key, interval, tolerance, max_wait)
     if not ok:
+        metrics.rate_limit_refusals.labels(metrics.provider_of(key)).inc()
         raise RateLimitedError(
             f"local rate budget for {key} exhausted", retry_after=wait, service="ratelimit"
         )
@@ -170,6 +172,7 @@ def acquire(
             retry_after=wait,
             service="ratelimit",
         )
+    metrics.rate_limit_wait_seconds.labels(metrics.provider_of(key)).observe(wait)
     if wait > 0:
         time.sleep(wait)  # pacing within a few ms of the provider's limit, never longer
     return wait
