@@ -105,7 +105,7 @@ def main() -> None:
                     "--loglevel",
                     "WARNING",
                     "--queues",
-                    queue,
+                    f"{queue},{queue}.interactive",  # both lanes (integration/core/lanes.py)
                     "--concurrency",
                     str(CONCURRENCY),
                     "--without-gossip",

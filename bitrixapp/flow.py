@@ -17,6 +17,7 @@ from typing import Any
 
 from bitrixapp import services
 from integration import jobs
+from integration.core import lanes
 from integration.models import Job
 
 
@@ -25,7 +26,7 @@ def _install_dead(job: Job, exc: BaseException) -> None:
         services.portal_install_failed(portal=job.portal, error=str(exc))
 
 
-@jobs.register(services.KIND_INSTALL, on_dead=_install_dead)
+@jobs.register(services.KIND_INSTALL, on_dead=_install_dead, lane=lanes.INTERACTIVE)
 def portal_install(job: Job) -> dict[str, Any]:
     assert job.portal is not None
     return services.portal_install_run(portal=job.portal)
@@ -35,16 +36,16 @@ def _event_dead(job: Job, exc: BaseException) -> None:
     services.event_failed(event_id=job.payload["event_id"], error=str(exc))
 
 
-@jobs.register(services.KIND_EVENT, on_dead=_event_dead)
+@jobs.register(services.KIND_EVENT, on_dead=_event_dead, lane=lanes.INTERACTIVE)
 def bitrix_event(job: Job) -> dict[str, Any]:
     return services.event_process(event_id=job.payload["event_id"])
 
 
-@jobs.register(services.KIND_USERS_REFRESH)
+@jobs.register(services.KIND_USERS_REFRESH, lane=lanes.INTERACTIVE)
 def users_refresh(job: Job) -> dict[str, Any]:
     return services.users_refresh(portal=job.portal)  # type: ignore[arg-type]
 
 
-@jobs.register(services.KIND_CONNECTION_TEST)
+@jobs.register(services.KIND_CONNECTION_TEST, lane=lanes.INTERACTIVE)
 def connection_test(job: Job) -> dict[str, Any]:
     return services.connection_test_run(portal=job.portal)  # type: ignore[arg-type]

@@ -383,7 +383,46 @@ def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | No
         failed_item_dict(i)
         for i in FailedCall.objects.filter(portal=portal, sync=sync).order_by("-created_at")[:5]
     ]
+    data["dial"] = call_dial_progress(sync=sync)
     return data
+
+
+_DIAL_STATES: dict[str, str] = {
+    Job.State.PENDING: "dialing",
+    Job.State.RUNNING: "dialing",
+    Job.State.RETRYING: "retrying",
+    Job.State.SUCCEEDED: "dialled",
+    Job.State.DEAD: "failed",
+    Job.State.PAUSED: "failed",
+    Job.State.CANCELLED: "failed",
+}
+
+
+def call_dial_progress(*, sync: CallSync) -> dict[str, Any] | None:
+    """A click's dial as the call card's tab shows it (issue 21 item 1): attempts and seconds
+    left while Unitalk is retried, the reason and the item to "Try again" once it failed."""
+    job = Job.objects.filter(idempotency_key=f"call.dial:{sync.pk}").first()
+    if job is None:
+        return None
+    state = _DIAL_STATES.get(job.state, "dialing")
+    dial_by = (job.payload or {}).get("dial_by")
+    left = None
+    if dial_by is not None and state in ("dialing", "retrying"):
+        left = max(0, round(float(dial_by) - timezone.now().timestamp()))
+    item = (
+        FailedCall.objects.filter(
+            sync=sync, kind=FailedCall.Kind.DIAL_FAILED, state__in=failed.OPEN_STATES
+        )
+        .order_by("-pk")
+        .first()
+    )
+    return {
+        "state": state,
+        "attempts": job.attempts,
+        "seconds_left": left,
+        "reason": item.reason if item and state == "failed" else "",
+        "retry_item": item.pk if item and state == "failed" else None,
+    }
 
 
 def job_status_get(*, portal: Portal, job_id: int) -> dict[str, Any] | None:

@@ -262,6 +262,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # kombu's default 1.0 s between empty polls made every hop cost ~0.7-1 s idle; a poll is
+        # one listdir of the queue folder (docs/pipeline.md, "Lanes"; bench/latency.py).
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL_S", default=0.02),
     }
     for _sub in ("queue", "control", "processed"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -275,6 +278,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 # A separate queue name lets test stacks share a broker with a running `make run`.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Lanes (docs/pipeline.md): the default queue is the background lane, "<it>.interactive" the other.
+CELERY_INTERACTIVE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.interactive"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -346,7 +351,14 @@ JOB_DISPATCH_INTERVAL_S = env.float("JOB_DISPATCH_INTERVAL_S", default=5.0)
 CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "task": "integration.jobs_dispatch",
     "schedule": JOB_DISPATCH_INTERVAL_S,
+    # The dispatcher recovers lost hand-offs of interactive jobs too: it must not wait behind
+    # a backlog itself.
+    "options": {"queue": CELERY_INTERACTIVE_QUEUE},
 }
+# Budget slots kept for the interactive lane (background stops while this many are free).
+RATE_INTERACTIVE_RESERVE_SLOTS = env.int("RATE_INTERACTIVE_RESERVE_SLOTS", default=3)
+# A worker waits for budget in place only this long; a longer wait reschedules the job.
+RATE_MAX_SLEEP_S = env.float("RATE_MAX_SLEEP_S", default=0.05)
 
 # --- Heartbeats and readiness (docs/operations.md, "Readiness") -------------------------------
 # Workers and beat write a heartbeat this often (bitrixapp/heartbeats.py); /readyz fails a part
@@ -406,7 +418,10 @@ UNITALK_WEBHOOK_CLIENT_IP_HEADER = env.str("UNITALK_WEBHOOK_CLIENT_IP_HEADER", d
 # Per-process cache of webhook secret -> connection (a rotated secret dies within this time).
 UNITALK_WEBHOOK_TARGET_CACHE_S = env.float("UNITALK_WEBHOOK_TARGET_CACHE_S", default=30.0)
 # Webhook jobs are handed to workers by one jobs_dispatch per window per web process.
-UNITALK_WEBHOOK_KICK_WINDOW_S = env.float("UNITALK_WEBHOOK_KICK_WINDOW_S", default=0.1)
+UNITALK_WEBHOOK_KICK_WINDOW_S = env.float("UNITALK_WEBHOOK_KICK_WINDOW_S", default=0.02)
+# More webhook events of one portal than this in one inbox feed are a backlog (a replay after an
+# outage), not live calls: their jobs go to the background lane (integration/unitalk/intake.py).
+UNITALK_WEBHOOK_BURST = env.int("UNITALK_WEBHOOK_BURST", default=50)
 # Reconciliation against history/get: the window looked at on each run, the overlap kept with
 # the previous run, and how far back a run may reach after downtime.
 UNITALK_RECONCILE_WINDOW_S = env.int("UNITALK_RECONCILE_WINDOW_S", default=2 * 3600)
@@ -492,11 +507,20 @@ CELERY_BEAT_SCHEDULE["notifications-digest"] = {
 # A person waits on the phone during a click-to-call: give up dialing (and tell them) after this
 # long instead of the general job horizon of hours.
 CALL_DIAL_HORIZON_S = env.int("CALL_DIAL_HORIZON_S", default=600)
+# A person's click (click-to-call, callback) is now or never (issue 21 item 1): transient
+# failures are retried quickly for this long after the click, then the call fails visibly and
+# is never dialled later on its own.
+CALL_CLICK_DEADLINE_S = env.float("CALL_CLICK_DEADLINE_S", default=15.0)
+# First retry delay of a click within its deadline; doubles per attempt, at most 4 s.
+CALL_CLICK_RETRY_BASE_S = env.float("CALL_CLICK_RETRY_BASE_S", default=0.5)
 # Calls taken per drain batch: register + finish = 2 commands each, 50 commands per batch
 # (docs/bitrix24.md §2.5).
 CALL_DRAIN_BATCH = env.int("CALL_DRAIN_BATCH", default=25)
 # A drain claim older than this is abandoned (worker died mid-batch) and may be taken again.
 CALL_DRAIN_CLAIM_S = env.int("CALL_DRAIN_CLAIM_S", default=120)
+# Background drains of one portal on their way at once; further ended calls wait as held rows
+# that the chain reaches (integration/calls/chain.py): one message per batch, not per call.
+CALL_DRAIN_PARALLEL = env.int("CALL_DRAIN_PARALLEL", default=4)
 # jobs.py reads this with getattr (default 60 s): made settable so the chaos test can recover
 # hand-offs lost with a SIGKILLed worker within its time budget.
 JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=60)

@@ -11,6 +11,10 @@ mid-attempt stops renewing, the lease expires within seconds and the job is clai
 its lost attempt closed as abandoned. Handlers must therefore be idempotent (they are: every
 external write carries our key).
 
+Every job runs in a lane (integration/core/lanes.py): its message goes to that lane's queue, so a
+click-to-call never waits behind a backlog drain. The lane is kept in the payload ("lane"), so a
+re-dispatched job goes back to the same queue.
+
 An inbox is a table whose rows become jobs later, in bulk: a door that must answer in
 microseconds (the Unitalk webhook) stores only its own row, and `jobs_dispatch` first asks
 every registered inbox to turn its waiting rows into jobs.
@@ -21,7 +25,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,7 +38,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from integration import lease
-from integration.core import retry
+from integration.core import lanes, retry
 from integration.core.log import log_context
 from integration.models import Job, JobAttempt
 
@@ -46,11 +52,13 @@ DeadHook = Callable[[Job, BaseException], None]
 class JobKind:
     handler: Handler
     on_dead: DeadHook | None = None
-    queue: str | None = None
+    lane: str = lanes.INHERIT
 
 
 _registry: dict[str, JobKind] = {}
 _inboxes: list[Callable[[], int]] = []
+#: Set while this process runs a job: an interactive follow-up may then run right here.
+_in_job: ContextVar[bool] = ContextVar("in_job", default=False)
 
 #: Run with the job when it ends for good, `state` "succeeded" or "dead" (hooks keep things that
 #: point at jobs, like failed-call items, in step).
@@ -74,12 +82,13 @@ def _settled(job: Job, state: str) -> None:
 
 
 def register(
-    kind: str, *, on_dead: DeadHook | None = None, queue: str | None = None
+    kind: str, *, on_dead: DeadHook | None = None, lane: str = lanes.INHERIT
 ) -> Callable[[Handler], Handler]:
-    """Declare the service that performs jobs of `kind` (and what to do when one dies)."""
+    """Declare the service that performs jobs of `kind`, what to do when one dies, and its lane
+    (`lanes.INHERIT`: the lane of whatever enqueues it)."""
 
     def decorator(func: Handler) -> Handler:
-        _registry[kind] = JobKind(handler=func, on_dead=on_dead, queue=queue)
+        _registry[kind] = JobKind(handler=func, on_dead=on_dead, lane=lane)
         return func
 
     return decorator
@@ -111,18 +120,39 @@ def _lease() -> timedelta:
     return lease.lease_length()
 
 
-def _send(job_ids: Iterable[int], *, countdown: float = 0) -> None:
+def job_lane(job: Job) -> str:
+    """The lane a job runs in: as stored when it was enqueued, else its kind's, else background."""
+    stored = job.payload.get("lane") if isinstance(job.payload, dict) else None
+    if stored in lanes.LANES:
+        return str(stored)
+    kind = _registry.get(job.kind)
+    return kind.lane if kind and kind.lane in lanes.LANES else lanes.BACKGROUND
+
+
+def _queue(lane: str) -> str:
+    return lanes.queue_for(lane)
+
+
+def _send(pairs: Iterable[tuple[int, str]], *, countdown: float = 0) -> None:
+    """Publish "run job N" for each (job id, lane) to its lane's queue."""
     from integration.tasks import job_run
 
-    for job_id in job_ids:
+    for job_id, lane in pairs:
+        options: dict[str, Any] = {"queue": _queue(lane)}
         if countdown > 0:
-            job_run.apply_async(args=(job_id,), countdown=countdown)
-        else:
-            job_run.apply_async(args=(job_id,))
+            options["countdown"] = countdown
+        job_run.apply_async(args=(job_id,), **options)
 
 
-def _send_after_commit(job_id: int, countdown: float = 0) -> None:
-    transaction.on_commit(lambda: _send([job_id], countdown=countdown))
+def _send_after_commit(job_id: int, lane: str, countdown: float = 0) -> None:
+    transaction.on_commit(lambda: _send([(job_id, lane)], countdown=countdown))
+
+
+def _run_here_after_commit(job_id: int) -> None:
+    """Run an interactive follow-up in this worker once committed: one broker hop fewer for a
+    person who is waiting. The row is the truth either way: if this process dies first, the
+    dispatcher finds the row (enqueued_at goes stale, or its lease expires) and sends it."""
+    transaction.on_commit(lambda: job_execute(job_id=job_id))
 
 
 def job_enqueue(
@@ -133,30 +163,49 @@ def job_enqueue(
     subject: str = "",
     payload: dict[str, Any] | None = None,
     delay_s: float = 0,
+    lane: str | None = None,
+    publish: bool = True,
+    run_here: bool = False,
 ) -> Job:
     """Create a job once per idempotency `key` and hand it to a worker after commit.
 
     Enqueueing the same key again returns the existing job untouched: duplicate events and
-    webhooks turn into one piece of work.
+    webhooks turn into one piece of work. `lane` overrides the kind's lane. `publish=False`
+    keeps the row only (a job already on its way will do the work, e.g. the portal's next
+    drain; the dispatcher sends it if nobody does). `run_here=True` runs an interactive job in
+    this worker right after commit instead of a broker hop (only inside a running job).
     """
     if kind not in _registry:
         raise LookupError(f"no handler registered for job kind {kind!r}")
     now = timezone.now()
+    chosen = lanes.resolve(_registry[kind].lane, requested=lane)
+    payload = {**(payload or {}), "lane": chosen}
     job, created = Job.objects.get_or_create(
         idempotency_key=key or f"{kind}:{uuid.uuid4().hex}",
         defaults={
             "kind": kind,
             "portal": portal,
             "subject": subject[:128],
-            "payload": payload or {},
+            "payload": payload,
             "next_attempt_at": now + timedelta(seconds=delay_s),
             "enqueued_at": now,
         },
     )
     if created:
-        logger.info("job enqueued", extra={"job": job.pk, "kind": kind, "subject": subject})
-        _send_after_commit(job.pk, countdown=delay_s)
+        logger.info(
+            "job enqueued", extra={"job": job.pk, "kind": kind, "subject": subject, "lane": chosen}
+        )
+        if run_here and delay_s <= 0 and _in_job.get() and chosen == lanes.INTERACTIVE:
+            _run_here_after_commit(job.pk)
+        elif publish:
+            _send_after_commit(job.pk, chosen, countdown=delay_s)
     return job
+
+
+def job_send(*, job: Job) -> None:
+    """Hand an existing due job to its lane now (after commit), e.g. the next drain of a chain."""
+    Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
+    _send_after_commit(job.pk, job_lane(job))
 
 
 def _claim(job_id: int) -> bool:
@@ -184,22 +233,29 @@ def job_execute(*, job_id: int) -> str | None:
     attempt = JobAttempt.objects.create(job=job, number=job.attempts)
     kind = _registry.get(job.kind)
     portal_ref = job.portal.member_id if job.portal else None
-    with log_context(job=job.pk, attempt=job.attempts, portal=portal_ref):
-        abandoned = lease.attempts_abandon(job=job, number=job.attempts)
-        started = time.monotonic()
-        try:
-            if kind is None:
-                raise LookupError(f"no handler registered for job kind {job.kind!r}")
-            if abandoned >= settings.JOB_MAX_ABANDONED:
-                raise lease.WorkerLostRepeatedly(
-                    f"{abandoned} attempts died with their worker; not trying again"
-                )
-            with lease.lease_kept(job_id=job.pk, attempt=job.attempts):
-                result = kind.handler(job)
-        except Exception as exc:  # the task boundary: every failure becomes a decision
-            _record_failure(job, attempt, exc, kind)
-        else:
-            _record_success(job, attempt, result, time.monotonic() - started)
+    in_job = _in_job.set(True)
+    try:
+        with (
+            log_context(job=job.pk, attempt=job.attempts, portal=portal_ref),
+            lanes.lane_scope(job_lane(job), job_id=job.pk),
+        ):
+            abandoned = lease.attempts_abandon(job=job, number=job.attempts)
+            started = time.monotonic()
+            try:
+                if kind is None:
+                    raise LookupError(f"no handler registered for job kind {job.kind!r}")
+                if abandoned >= settings.JOB_MAX_ABANDONED:
+                    raise lease.WorkerLostRepeatedly(
+                        f"{abandoned} attempts died with their worker; not trying again"
+                    )
+                with lease.lease_kept(job_id=job.pk, attempt=job.attempts):
+                    result = kind.handler(job)
+            except Exception as exc:  # the task boundary: every failure becomes a decision
+                _record_failure(job, attempt, exc, kind)
+            else:
+                _record_success(job, attempt, result, time.monotonic() - started)
+    finally:
+        _in_job.reset(in_job)
     return Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
 
 
@@ -263,7 +319,7 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
     if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
-        _send_after_commit(job.pk, countdown=decision.delay_s)
+        _send_after_commit(job.pk, job_lane(job), countdown=decision.delay_s)
     if decision.action == retry.DEAD:
         job.refresh_from_db()
         try:
@@ -287,16 +343,29 @@ def jobs_dispatch(*, limit: int = 500) -> int:
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
     abandoned = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
-    ids = list(
+    rows = list(
         Job.objects.filter(due | abandoned)
         .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+        .only("pk", "kind", "portal_id", "payload")[:limit]
     )
-    if ids:
-        Job.objects.filter(pk__in=ids).update(enqueued_at=now)
-        _send(ids)
-        logger.info("dispatched due jobs", extra={"count": len(ids)})
-    return len(ids)
+    if rows:
+        Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
+        _send((row.pk, job_lane(row)) for row in portal_round_robin(rows))
+        logger.info("dispatched due jobs", extra={"count": len(rows)})
+    return len(rows)
+
+
+def portal_round_robin(rows: list[Job]) -> list[Job]:
+    """Due jobs interleaved portal by portal (each portal's own order kept), so one portal's
+    backlog is sent one job per turn instead of ahead of everybody (docs/pipeline.md, "Lanes")."""
+    by_portal: dict[int | None, list[Job]] = defaultdict(list)
+    for row in rows:
+        by_portal[row.portal_id].append(row)
+    queues = list(by_portal.values())
+    ordered: list[Job] = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[turn] for q in queues if turn < len(q))
+    return ordered
 
 
 def jobs_resume(*, portal: Any, pause_key: str) -> int:
@@ -315,8 +384,8 @@ def jobs_resume(*, portal: Any, pause_key: str) -> int:
         first_attempt_at=None,
         updated_at=now,
     )
-    for job_id in ids:
-        _send_after_commit(job_id)
+    for job in Job.objects.filter(pk__in=ids).only("pk", "kind", "payload"):
+        _send_after_commit(job.pk, job_lane(job))
     if ids:
         logger.info("resumed paused jobs", extra={"count": len(ids), "pause_key": pause_key})
     return len(ids)
@@ -344,6 +413,6 @@ def job_retry_now(*, job: Job) -> Job:
         finished_at=None,
         updated_at=now,
     )
-    _send_after_commit(job.pk)
+    _send_after_commit(job.pk, job_lane(job))
     job.refresh_from_db()
     return job

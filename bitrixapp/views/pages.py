@@ -83,6 +83,11 @@ def js_strings() -> dict[str, Any]:
         "crm_sync_failed": _("CRM not updated"),
         "saving": _("Saving…"),
         "retry_sync": _("Retry sync"),
+        "dial_dialing": _("Calling through Unitalk…"),
+        "dial_retrying": _("Unitalk did not answer; trying again (attempt %(n)s, %(s)s s left)…"),
+        "dial_dialled": _("Unitalk is ringing your phone."),
+        "dial_failed_note": _("The call was not placed:"),
+        "dial_again": _("Dialling again…"),
         "stages": stage_labels(),
     }
 

@@ -60,6 +60,8 @@ def rate_acquire(portal: Portal) -> None:
         bucket_key(portal),
         burst=burst,
         per_second=per_second,
+        # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job
+        # holding a ticket for its slot (at most this far ahead).
         max_wait=settings.BITRIX24_RATE_MAX_WAIT_S,
     )
 

@@ -5,26 +5,40 @@ register it again; we dial through Unitalk with `meta` = the Bitrix24 CALL_ID, a
 that echo it are matched back to the same CallSync, which `call.sync` then finishes.
 ONEXTERNALCALLBACKSTART: nothing is registered; we register a callback (TYPE 4), then dial.
 
-A person waits on the phone, so dial retries have their own short horizon (CALL_DIAL_HORIZON_S)
-and grow predictably; when dialing fails for good the Bitrix24 call is finished with a failure
-code, a dial_failed item is opened and the user is told.
+A person waits on the phone, and a click is now or never (issue 21 item 1): a click carries
+`dial_by` (click time + CALL_CLICK_DEADLINE_S). Within it transient failures are retried quickly
+(CALL_CLICK_RETRY_BASE_S, doubling, at most 4 s) and the call card's tab shows each attempt; past
+it the job dies as "click expired" and is never dialled later, whatever brings it back (a
+retry, a resumed pause, the dispatcher): the check comes before every directCall. A refused key
+fails the click at once instead of pausing it. Dials without `dial_by` (rows from before) keep
+the old horizon CALL_DIAL_HORIZON_S. When dialing fails for good the Bitrix24 call is finished
+with a failure code and FAILED_REASON, a dial_failed item is opened and the user is told in
+their language; "Try again" (failed.failed_call_retry) gives the job a fresh deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from bitrixapp.models import BitrixEvent
 from integration.bitrix import telephony
 from integration.calls import failed, statuses, sync
 from integration.calls.models import CallSync, FailedCall
 from integration.core import inputs
-from integration.core.errors import PermanentError, RateLimitedError, TransientError
+from integration.core.errors import (
+    PausedError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
 from integration.core.log import log_context
 from integration.models import Job
 from integration.unitalk import client as unitalk_client
@@ -44,12 +58,22 @@ class DialGaveUp(PermanentError):
     """Unitalk stayed unreachable past the dial horizon."""
 
 
+class DialExpired(PermanentError):
+    """The click's deadline passed before Unitalk accepted the call: it is never dialled later."""
+
+
+class DialKeyRefused(PermanentError):
+    """Unitalk refused the API key during a click: the person is told now, not after a fix."""
+
+
 class DialRetry(RateLimitedError):
     """Unitalk failed transiently; try again after a delay that doubles per attempt.
 
     Raised as "wait as told" so the delays grow predictably (the person on the line is waiting
     and the failed-call page shows them) instead of the general full-jitter backoff.
     """
+
+    precise = True  # retry.decide: only a few per cent of jitter on the chosen delay
 
 
 def _int(value: Any, field: str) -> int | None:
@@ -85,8 +109,15 @@ def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
     with log_context(call=row.pk, portal=event.portal.member_id):
         if created:
             logger.info("click-to-call received")
-        sync.job_enqueue(KIND_DIAL, row)
+        # Dialled in this worker right away (one hop fewer), the job row stays the truth.
+        sync.job_enqueue(KIND_DIAL, row, run_here=True, extra=click_deadline(event.received_at))
     return row
+
+
+def click_deadline(clicked_at: Any = None) -> dict[str, float]:
+    """The payload part that makes a dial a person's click: dial by then or never."""
+    start = clicked_at.timestamp() if clicked_at is not None else time.time()
+    return {"dial_by": round(start + settings.CALL_CLICK_DEADLINE_S, 3)}
 
 
 def callback_start(*, event: BitrixEvent) -> CallSync | None:
@@ -111,13 +142,22 @@ def callback_start(*, event: BitrixEvent) -> CallSync | None:
         crm_entity_type=str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
         crm_entity_id=entity_id,
     )
-    sync.job_enqueue(KIND_DIAL, row)
+    sync.job_enqueue(KIND_DIAL, row, run_here=True, extra=click_deadline(event.received_at))
     return row
 
 
-def _retry_delay(attempt: int) -> float:
+def _retry_delay(attempt: int, *, click: bool) -> float:
+    if click:
+        return float(min(4.0, settings.CALL_CLICK_RETRY_BASE_S * 2 ** max(0, attempt - 1)))
     return float(
         min(settings.JOB_BACKOFF_CAP_S, settings.JOB_BACKOFF_BASE_S * 2 ** max(0, attempt - 1))
+    )
+
+
+def _expired(job: Job, why: str) -> DialExpired:
+    seconds = round(settings.CALL_CLICK_DEADLINE_S)
+    return DialExpired(
+        f"click expired: not dialled within {seconds} s of the click ({why})", service="unitalk"
     )
 
 
@@ -129,11 +169,20 @@ def call_dial(*, job: Job) -> dict[str, Any]:
     """
     row = CallSync.objects.select_related("portal").get(pk=job.payload["sync_id"])
     portal = row.portal
+    dial_by = job.payload.get("dial_by")
     with log_context(call=row.pk):
         if row.call_id is not None and row.stage not in sync.DONE_STAGES:
             return {"skipped": "Unitalk already reported this call"}
+        if dial_by is not None and time.time() > float(dial_by):
+            # However this job came back (retry, resumed pause, dispatcher): never dial late.
+            raise _expired(job, job.last_error or "the job started too late")
         redial = row.stage in sync.DONE_STAGES  # a person retried a failed dial by hand
-        connection = unitalk_services.connection_for_work(portal=portal)
+        try:
+            connection = unitalk_services.connection_for_work(portal=portal)
+        except PausedError as exc:
+            if dial_by is None:
+                raise
+            raise DialKeyRefused(str(exc), service="unitalk") from exc
         line = unitalk_selectors.operator_line_for_user(portal, row.user_id or 0)
         if not line:
             raise DialNoLine(
@@ -163,11 +212,21 @@ def call_dial(*, job: Job) -> dict[str, Any]:
                 number=row.phone_number,
                 meta=meta,
             )
+        except PausedError as exc:
+            if dial_by is None:
+                raise
+            raise DialKeyRefused(str(exc), service="unitalk") from exc
         except TransientError as exc:
-            first = job.first_attempt_at or timezone.now()
-            delay = _retry_delay(job.attempts)
+            delay = _retry_delay(job.attempts, click=dial_by is not None)
             if isinstance(exc, RateLimitedError):
                 delay = max(delay, exc.retry_after)
+            if dial_by is not None:
+                if time.time() + delay > float(dial_by):
+                    raise _expired(job, str(exc)) from exc
+                raise DialRetry(
+                    f"Unitalk failed ({exc}); dialing again", retry_after=delay
+                ) from exc
+            first = job.first_attempt_at or timezone.now()
             deadline = first + timedelta(seconds=settings.CALL_DIAL_HORIZON_S)
             if timezone.now() + timedelta(seconds=delay) > deadline:
                 raise DialGaveUp(
@@ -184,11 +243,17 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
     row = CallSync.objects.select_related("portal").get(pk=job.payload["sync_id"])
     if isinstance(error, DialNoLine):
         code = statuses.DIAL_NO_LINE
-    elif isinstance(error, DialGaveUp):
+    elif isinstance(error, DialGaveUp | DialExpired):
         code = statuses.DIAL_GAVE_UP
     else:
         code = statuses.DIAL_REFUSED
-    reason = str(getattr(error, "message", "") or error)[:255]
+    technical = str(getattr(error, "message", "") or error)[:255]
+    with translation.override(row.portal.lang or "en"):
+        reason = _human_reason(error, technical)
+        message = _(
+            "Your call to %(number)s could not be placed: %(reason)s. Press “Try again” in the"
+            " call's Unitalk tab or on the Failed calls page to dial it now."
+        ) % {"number": row.phone_number, "reason": reason}
     with log_context(call=row.pk):
         if row.stage in sync.OPEN_STAGES and row.call_id is None:
             CallSync.objects.filter(pk=row.pk, status_code="").update(
@@ -203,10 +268,28 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
             reason=reason,
             job=job,
             notice_kind="call.dial_failed",
-            message=f"Your call to {row.phone_number} could not be placed: {reason}",
-            context={"status_code": code},
+            message=message,
+            context={"status_code": code, "error": technical},
         )
         logger.warning("dial failed for good", extra={"status_code": code})
+
+
+def _human_reason(error: BaseException, technical: str) -> str:
+    """What the person is told (in the active language); the technical text stays in the job."""
+    if isinstance(error, DialExpired):
+        seconds = round(settings.CALL_CLICK_DEADLINE_S)
+        return ngettext(
+            "Unitalk did not accept the call within %(seconds)d second",
+            "Unitalk did not accept the call within %(seconds)d seconds",
+            seconds,
+        ) % {"seconds": seconds}
+    if isinstance(error, DialKeyRefused):
+        return _("Unitalk refused the API key; an administrator must enter a valid key")
+    if isinstance(error, DialNoLine):
+        return _("you have no Unitalk line; an administrator can map one in the app's settings")
+    if isinstance(error, DialGaveUp):
+        return _("Unitalk could not be reached")
+    return technical
 
 
 __all__ = ["KIND_DIAL", "call_dial", "callback_start", "click_to_call_start", "dial_failed"]

@@ -174,6 +174,13 @@ def failed_call_retry(*, item: FailedCall) -> FailedCall:
     if item.job is None:
         raise ValueError("nothing to retry for this item; call the number back instead")
     with transaction.atomic():
+        if item.job.kind == "call.dial" and "dial_by" in (item.job.payload or {}):
+            # "Try again" is a fresh click: a new deadline from now (issue 21 item 1).
+            from integration.calls.dial import click_deadline
+
+            payload = {**item.job.payload, **click_deadline()}
+            Job.objects.filter(pk=item.job.pk).update(payload=payload)
+            item.job.payload = payload
         jobs.job_retry_now(job=item.job)
         FailedCall.objects.filter(pk=item.pk).update(
             state=FailedCall.State.RETRYING, updated_at=timezone.now()

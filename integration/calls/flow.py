@@ -25,6 +25,7 @@ from typing import Any
 from integration import jobs
 from integration.calls import dial, failed, merge, missed, reconcile, recording, sync
 from integration.calls.models import FailedCall
+from integration.core import lanes
 from integration.core.errors import PermanentError
 from integration.models import Job
 
@@ -47,7 +48,11 @@ def _crm_sync_dead(job: Job, exc: BaseException) -> None:
         sync.job_enqueue(sync.KIND_RECORDING, row)
 
 
-@jobs.register(dial.KIND_DIAL, on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc))
+@jobs.register(
+    dial.KIND_DIAL,
+    on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc),
+    lane=lanes.INTERACTIVE,
+)
 def call_dial(job: Job) -> dict[str, Any]:
     return dial.call_dial(job=job)
 
@@ -56,45 +61,47 @@ def _webhook_dead(job: Job, exc: BaseException) -> None:
     merge.event_failed(event_id=job.payload["event_id"], error=str(exc))
 
 
-@jobs.register(merge.KIND_WEBHOOK, on_dead=_webhook_dead)
+# Interactive unless it came in a burst (intake.inbox_feed moves a backlog to background).
+@jobs.register(merge.KIND_WEBHOOK, on_dead=_webhook_dead, lane=lanes.INTERACTIVE)
 def webhook_process(job: Job) -> dict[str, Any]:
     return merge.event_process(event_id=job.payload["event_id"])
 
 
-@jobs.register(reconcile.KIND_RECONCILE)
+@jobs.register(reconcile.KIND_RECONCILE, lane=lanes.BACKGROUND)
 def call_reconcile(job: Job) -> dict[str, Any]:
     if job.portal is None:
         raise PermanentError(f"{job.kind} job without a portal", service="unitalk")
     return reconcile.reconcile_portal(portal=job.portal)
 
 
-@jobs.register(sync.KIND_SYNC, on_dead=_crm_sync_dead)
+# A live call's drain is interactive, a backlog's background: the lane of its enqueuer.
+@jobs.register(sync.KIND_SYNC, on_dead=_crm_sync_dead, lane=lanes.INHERIT)
 def call_sync(job: Job) -> dict[str, Any]:
     return sync.sync_run(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_REGISTER)
+@jobs.register(sync.KIND_REGISTER, lane=lanes.INTERACTIVE)
 def call_register(job: Job) -> dict[str, Any]:
     # No dead hook: call.sync registers the call anyway once it ends.
     return sync.register_run(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_CARD)
+@jobs.register(sync.KIND_CARD, lane=lanes.INTERACTIVE)
 def call_card(job: Job) -> dict[str, Any]:
     return sync.card_show(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_DETAILS, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_DETAILS, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_details(job: Job) -> dict[str, Any]:
     return sync.details_store(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_RECORDING, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_RECORDING, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_recording(job: Job) -> dict[str, Any]:
     return recording.recording_store(sync_id=job.payload["sync_id"])
 
 
-@jobs.register(sync.KIND_MISSED, on_dead=_crm_sync_dead)
+@jobs.register(sync.KIND_MISSED, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_missed(job: Job) -> dict[str, Any]:
     return missed.missed_handle(sync_id=job.payload["sync_id"])
 

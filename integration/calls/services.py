@@ -57,7 +57,8 @@ def call_changed(*, call: Call, event: str) -> None:
     with log_context(call=row.pk):
         if call.ended:
             if row.stage in sync.OPEN_STAGES:
-                sync.job_enqueue(sync.KIND_SYNC, row)
+                # A live call's end is finished in this worker right away (interactive lane).
+                sync.job_enqueue(sync.KIND_SYNC, row, run_here=True)
             return
         if row.origin == CallSync.Origin.UNITALK and row.stage == CallSync.Stage.NEW:
             sync.job_enqueue(sync.KIND_REGISTER, row)

@@ -34,7 +34,7 @@ from integration import jobs
 from integration.bitrix import crm, telephony
 from integration.bitrix import errors as bx_errors
 from integration.bitrix.batch import BatchResult
-from integration.calls import statuses
+from integration.calls import chain, statuses
 from integration.calls.models import Call, CallSync
 from integration.core import inputs
 from integration.core.errors import (
@@ -73,15 +73,30 @@ def _job_key(kind: str, sync: CallSync) -> str:
     return f"{kind}:{sync.pk}"
 
 
-def job_enqueue(kind: str, sync: CallSync, *, delay_s: float = 0) -> None:
-    """One job per (call, step): enqueueing the same step again is a no-op."""
+def job_enqueue(
+    kind: str,
+    sync: CallSync,
+    *,
+    delay_s: float = 0,
+    run_here: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """One job per (call, step): enqueueing the same step again is a no-op. A background drain
+    may be kept unpublished while the portal's chain will reach it (calls/chain.py)."""
+    payload: dict[str, Any] = {"sync_id": sync.pk, **(extra or {})}
+    publish = True
+    if kind == KIND_SYNC:
+        publish = chain.drain_publish_needed(portal_id=sync.portal_id)
+        payload[chain.HELD] = not publish
     jobs.job_enqueue(
         kind=kind,
         key=_job_key(kind, sync),
         portal=sync.portal,
         subject=f"call-sync:{sync.pk}",
-        payload={"sync_id": sync.pk},
+        payload=payload,
         delay_s=delay_s,
+        publish=publish,
+        run_here=run_here,
     )
 
 
@@ -334,10 +349,13 @@ def push(
     try:
         result = telephony.batch_send(portal, commands)
     except IntegrationError as exc:
+        # Our own budget said "not yet": nothing failed, so the calls stay free for any drain.
+        own_budget = isinstance(exc, RateLimitedError) and exc.service == "ratelimit"
         for plan in plans:
             if _definitely_not_sent(exc):
                 CallSync.objects.filter(pk=plan.sync.pk).update(sent_op=previous[plan.sync.pk])
-            _record_error(plan.sync, exc)
+            if not own_budget:
+                _record_error(plan.sync, exc)
         return {plan.sync.pk: exc for plan in plans}
     failures: dict[int, IntegrationError] = {}
     # One commit for the whole batch's outcomes (a commit per row costs an fsync each). A crash
@@ -440,7 +458,19 @@ def sync_drain(*, portal: Portal, sync_id: int | None = None) -> dict[str, Any]:
         _release(claimed, token)
     if sync_id is not None and own_error is None:
         own_error = failures.get(sync_id)
-    return {"claimed": len(claimed), "failed": len(failures), "own_error": own_error}
+    finished = [pk for pk in claimed if pk not in failures]
+    return {
+        "claimed": len(claimed),
+        "failed": len(failures),
+        "own_error": own_error,
+        "finished": finished,
+        # Calls that met a real error (not just our budget's "not yet").
+        "failed_ids": [
+            pk
+            for pk, error in failures.items()
+            if not (isinstance(error, RateLimitedError) and error.service == "ratelimit")
+        ],
+    }
 
 
 def sync_run(*, sync_id: int) -> dict[str, Any]:
@@ -453,10 +483,19 @@ def sync_run(*, sync_id: int) -> dict[str, Any]:
     with log_context(call=sync.pk):
         if sync.stage in DONE_STAGES:
             followups_enqueue(sync=sync)  # idempotent: a crash may have come between the two
+            chain.drain_next(portal_id=sync.portal_id)
             return {"stage": sync.stage, "already": True}
         if not CallSync.objects.filter(ready_q(), pk=sync.pk).exists():
+            chain.drain_next(portal_id=sync.portal_id)
             return {"stage": sync.stage, "skipped": "nothing to finish yet"}
         outcome = sync_drain(portal=sync.portal, sync_id=sync.pk)
+        # The drain did its companions' work: their messages (if any) find nothing to do.
+        chain.drained_jobs_settle(
+            sync_ids=[pk for pk in outcome["finished"] if pk != sync.pk], drained_by=sync.pk
+        )
+        chain.drain_next(portal_id=sync.portal_id)
+        # Calls that failed in this batch are left out of other drains: their own jobs retry them.
+        chain.held_jobs_release(sync_ids=[pk for pk in outcome["failed_ids"] if pk != sync.pk])
         sync.refresh_from_db()
         if sync.stage in DONE_STAGES:
             return {"stage": sync.stage, "batch_calls": outcome["claimed"]}
@@ -523,7 +562,13 @@ def followups_enqueue(*, sync: CallSync, options: PortalOptions | None = None) -
     from integration.calls import failed
 
     call = sync.call
-    job_enqueue(KIND_DETAILS, sync)
+    if sync.crm_entity_type and sync.crm_entity_id and call is not None:
+        job_enqueue(KIND_DETAILS, sync)
+    else:
+        # No CRM entity, no comment: record it here instead of a message that only does this.
+        CallSync.objects.filter(pk=sync.pk, details_stored_at__isnull=True).update(
+            details_stored_at=timezone.now()
+        )
     if call is None:
         return
     options = options or portal_options(sync.portal)

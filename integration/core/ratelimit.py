@@ -8,6 +8,11 @@ for every process on one machine (the embedded default).
 The bucket is kept as GCRA (a "theoretical arrival time"): equivalent to the providers' counter
 that drains at `per_second` and rejects above `burst`, but it can tell a caller exactly how long to
 wait before a request will be accepted, so we wait instead of collecting 503s.
+
+Interactive first (docs/pipeline.md, "Lanes"): one bucket per portal or key whatever the lane,
+so the provider's limit is never exceeded, but background requests see a bucket smaller by
+`reserve_slots`: they stop while that many slots are still free, and a click finds them. A job
+that would have to wait longer than RATE_MAX_SLEEP_S is rescheduled, not put to sleep.
 """
 
 from __future__ import annotations
@@ -101,14 +106,18 @@ def _reserve_file(
         return True, wait
 
 
-def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
+def reserve(
+    key: str, *, burst: int, per_second: float, max_wait: float = 30.0, reserve_slots: int = 0
+) -> float:
     """Reserve the next request slot of bucket `key`; return seconds to wait before sending.
 
-    Raises `RateLimitedError` (with the wait as `retry_after`) instead of reserving when the wait
-    would exceed `max_wait`: a worker should not sit idle that long, the job is rescheduled.
+    `reserve_slots` of the burst are left to others (interactive work). Raises
+    `RateLimitedError` (with the wait as `retry_after`) instead of reserving when the wait would
+    exceed `max_wait`: a worker should not sit idle that long, the job is rescheduled.
     """
     interval = 1.0 / per_second
-    tolerance = max(0, burst - 1) * interval
+    usable = max(1, burst - max(0, reserve_slots))
+    tolerance = (usable - 1) * interval
     if settings.REDIS_URL:
         ok, wait_s = _gcra_script()(keys=[f"ratelimit:{key}"], args=[interval, tolerance, max_wait])
         ok, wait = bool(int(ok)), float(wait_s)
@@ -122,13 +131,77 @@ def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) 
     return wait
 
 
-def acquire(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
-    """Reserve a slot and wait for it (in a worker, never in a web request). Returns the wait."""
-    wait = reserve(key, burst=burst, per_second=per_second, max_wait=max_wait)
+def acquire(
+    key: str, *, burst: int, per_second: float, max_wait: float = 30.0, lane: str = ""
+) -> float:
+    """Take a slot of `key` for work of `lane`; wait in place only for a moment.
+
+    Background work leaves RATE_INTERACTIVE_RESERVE_SLOTS to interactive work. Inside a job, a
+    wait longer than RATE_MAX_SLEEP_S (and at most `max_wait`) reserves the slot as a ticket for
+    this job and raises RateLimitedError with the exact wait: the job is rescheduled for then and
+    spends its ticket, so waiting jobs queue up in the bucket instead of all coming back for the
+    same slot. Outside a job nothing is reserved beyond the short wait. Returns the wait taken.
+    """
+    from integration.core import lanes
+
+    job_id = lanes.current_job()
+    if job_id is not None:
+        ticket = _ticket_take(key, job_id)
+        if ticket is not None:
+            wait = ticket - time.time()
+            if wait > settings.RATE_MAX_SLEEP_S:
+                _ticket_put(key, job_id, ticket)  # came back early: keep it
+                raise RateLimitedError(
+                    f"local rate budget for {key}: slot at +{wait:.2f}s",
+                    retry_after=wait,
+                    service="ratelimit",
+                )
+            if wait > 0:
+                time.sleep(wait)
+            return max(0.0, wait)
+    lane = lane or lanes.current_lane()
+    slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
+    limit = max_wait if job_id is not None else settings.RATE_MAX_SLEEP_S
+    wait = reserve(
+        key, burst=burst, per_second=per_second, max_wait=limit, reserve_slots=min(slots, burst - 1)
+    )
+    if wait > settings.RATE_MAX_SLEEP_S and job_id is not None:
+        _ticket_put(key, job_id, time.time() + wait)
+        raise RateLimitedError(
+            f"local rate budget for {key}: slot at +{wait:.2f}s",
+            retry_after=wait,
+            service="ratelimit",
+        )
     metrics.rate_limit_wait_seconds.labels(metrics.provider_of(key)).observe(wait)
     if wait > 0:
-        time.sleep(wait)  # pacing to the provider's limit is the point here
+        time.sleep(wait)  # pacing within a few ms of the provider's limit, never longer
     return wait
+
+
+def _ticket_key(key: str, job_id: int) -> str:
+    return f"ticket:{key}:{job_id}"
+
+
+def _ticket_put(key: str, job_id: int, at: float) -> None:
+    ttl = max(1.0, at - time.time()) + 120.0  # a job that never comes back frees nothing
+    if settings.REDIS_URL:
+        _redis().set(f"ratelimit:{_ticket_key(key, job_id)}", str(at), px=math.ceil(ttl * 1000))
+        return
+    with _locked_state(_ticket_key(key, job_id)) as state:
+        state["at"], state["expires"] = at, time.time() + ttl
+
+
+def _ticket_take(key: str, job_id: int) -> float | None:
+    if settings.REDIS_URL:
+        raw = _redis().getdel(f"ratelimit:{_ticket_key(key, job_id)}")
+        return float(raw) if raw else None
+    path = _file_for(_ticket_key(key, job_id))
+    if not path.exists():
+        return None
+    with _locked_state(_ticket_key(key, job_id)) as state:
+        at, expires = state.pop("at", None), state.pop("expires", 0.0)
+    path.unlink(missing_ok=True)
+    return at if at is not None and expires > time.time() else None
 
 
 def park(key: str, seconds: float) -> None:

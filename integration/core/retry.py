@@ -72,7 +72,13 @@ def decide(
         return Decision(DEAD)
     if not isinstance(error, IntegrationError) and attempt >= policy.max_unclassified_attempts:
         return Decision(DEAD)
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, RateLimitedError) and (
+        getattr(error, "precise", False) or getattr(error, "service", "") == "ratelimit"
+    ):
+        # A wait we chose ourselves (our shared budget knows when a slot frees; a click's
+        # quick retries): a few per cent of jitter, so the schedule stays what was planned.
+        delay = error.retry_after + (rng or random).uniform(0, 0.01 + error.retry_after / 20)
+    elif isinstance(error, RateLimitedError):
         # Told how long to wait: wait that, plus a little jitter so waiters do not stampede.
         delay = error.retry_after + (rng or random).uniform(
             0, min(5.0, error.retry_after / 4 + 0.5)

@@ -15,22 +15,24 @@ from __future__ import annotations
 from typing import Any
 
 from integration import jobs
+from integration.core import lanes
 from integration.core.alerts import KIND_DELIVER, KIND_DIGEST, KIND_EMAIL
 from integration.models import Job
 from integration.notifications import delivery
 
 
-@jobs.register(KIND_DELIVER)
+# A notice follows what raised it: a failed click is told at once, a digest in the background.
+@jobs.register(KIND_DELIVER, lane=lanes.INHERIT)
 def notification_deliver(job: Job) -> dict[str, Any]:
     return delivery.notification_deliver(notification_id=int(job.payload["notification_id"]))
 
 
-@jobs.register(KIND_EMAIL)
+@jobs.register(KIND_EMAIL, lane=lanes.BACKGROUND)
 def notification_email(job: Job) -> dict[str, Any]:
     return delivery.notification_email(notification_id=int(job.payload["notification_id"]))
 
 
-@jobs.register(KIND_DIGEST)
+@jobs.register(KIND_DIGEST, lane=lanes.BACKGROUND)
 def notification_digest(job: Job) -> dict[str, Any]:
     return delivery.digest_send(portal_id=int(job.payload["portal_id"]))
 

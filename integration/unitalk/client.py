@@ -66,6 +66,8 @@ def _wait_for_budget(api_key: str) -> str:
         bucket,
         burst=settings.UNITALK_RATE_BURST,
         per_second=settings.UNITALK_RATE_PER_SECOND,
+        # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job
+        # holding a ticket for its slot (at most this far ahead).
         max_wait=settings.UNITALK_RATE_MAX_WAIT_S,
     )
     return bucket

@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from integration import jobs
+from integration.core import lanes
 from integration.core.errors import PermanentError
 from integration.models import Job
 from integration.unitalk import services
 
 
-@jobs.register(services.KIND_OPERATORS_SYNC)
+@jobs.register(services.KIND_OPERATORS_SYNC, lane=lanes.BACKGROUND)
 def operators_sync(job: Job) -> dict[str, Any]:
     if job.portal is None:
         raise PermanentError(f"{job.kind} job without a portal", service="unitalk")

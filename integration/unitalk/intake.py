@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from functools import cache
 from typing import Any
 
@@ -35,6 +36,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integration.core import lanes
 from integration.models import Job
 from integration.unitalk.models import UnitalkEvent
 
@@ -143,6 +145,17 @@ def event_store(
     return event_id
 
 
+def _lanes(waiting: list[tuple[int, int, str]]) -> dict[int, str]:
+    """Per portal: interactive for live traffic, background for a burst (a backlog replayed
+    after an outage is nobody's live call, and must not queue ahead of other portals' clicks)."""
+    counts = Counter(portal_id for _, portal_id, _ in waiting)
+    burst = settings.UNITALK_WEBHOOK_BURST
+    return {
+        portal_id: lanes.BACKGROUND if count > burst else lanes.INTERACTIVE
+        for portal_id, count in counts.items()
+    }
+
+
 def inbox_feed(*, limit: int = FEED_BATCH) -> int:
     """Give up to `limit` received events their processing jobs; returns how many.
 
@@ -159,6 +172,7 @@ def inbox_feed(*, limit: int = FEED_BATCH) -> int:
         if not waiting:
             return 0
         now = timezone.now()
+        lane = _lanes(waiting)
         Job.objects.bulk_create(
             [
                 Job(
@@ -166,7 +180,7 @@ def inbox_feed(*, limit: int = FEED_BATCH) -> int:
                     portal_id=portal_id,
                     subject=f"call:{call_id}"[:128],
                     idempotency_key=job_key(event_id),
-                    payload={"event_id": event_id},
+                    payload={"event_id": event_id, "lane": lane[portal_id]},
                     next_attempt_at=now,
                 )
                 for event_id, portal_id, call_id in waiting
@@ -211,7 +225,8 @@ class _Kicker:
             # every committed event is followed by a publish.
             self._wake.clear()
             try:
-                jobs_dispatch.apply_async()
+                # Live webhooks: the dispatcher that feeds them runs in the interactive lane.
+                jobs_dispatch.apply_async(queue=lanes.queue_for(lanes.INTERACTIVE))
             except Exception:  # broker down: beat's periodic dispatch feeds the inbox
                 logger.exception("could not wake the job dispatcher")
 

@@ -322,23 +322,60 @@
     });
   }
 
+  // A click's dial (issue 21 item 1): attempts and time left while Unitalk is retried, then
+  // the reason and "Try again" (a fresh dial with a new deadline) once it failed.
+  function dialShow(d) {
+    var progress = $("#dial-progress"), failed = $("#dial-failed");
+    if (!progress || !d) return false;
+    failed.hidden = d.state !== "failed" || !d.retry_item;
+    if (d.state === "retrying") {
+      progress.textContent = S.dial_retrying.replace("%(n)s", d.attempts).replace("%(s)s", d.seconds_left);
+    } else if (d.state === "dialing") {
+      progress.textContent = S.dial_dialing;
+    } else if (d.state === "dialled") {
+      progress.textContent = S.dial_dialled;
+    } else {
+      progress.textContent = S.dial_failed_note;
+      $('[data-field="dial-reason"]').textContent = d.reason || "";
+    }
+    failed.setAttribute("data-item", d.retry_item || "");
+    return d.state === "dialing" || d.state === "retrying";
+  }
+
   function callCard(pollMs) {
     var box = $("#placement"); var id = box.getAttribute("data-call-id");
     if (!id) return;
-    (function tick() {
+    var again = $("#dial-try-again");
+    if (again) again.addEventListener("click", function () {
+      var item = $("#dial-failed").getAttribute("data-item");
+      if (!item) return;
+      again.disabled = true; $("#dial-progress").textContent = S.dial_again;
+      api("POST", "failed/" + item + "/retry/", {}).then(function (r) {
+        again.disabled = false;
+        if (r.ok) { $("#dial-failed").hidden = true; tick(); }
+        else $("#dial-progress").textContent = (r.data && r.data.error) || S.failed;
+      });
+    });
+    function tick() {
       api("GET", "call-card/?call_id=" + encodeURIComponent(id)).then(function (r) {
         var c = r.ok && r.data.call;
+        var dialing = false;
         if (c) {
           $('[data-field="stage"]').textContent = (S.stages || {})[c.stage] || c.stage;
           $('[data-field="status"]').textContent = c.status || "—";
           $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
           $('[data-field="error"]').textContent = c.error || "";
           $("#call-note").textContent = "";
+          dialing = dialShow(c.dial);
         }
-        // Stop once the call is settled in Bitrix24; a live call keeps being followed.
-        if (!c || ["recorded", "failed"].indexOf(c.stage) < 0) setTimeout(tick, pollMs);
+        // Stop once the call is settled in Bitrix24; a live call keeps being followed, a dial
+        // in progress every second (its deadline is seconds away).
+        if (!c || dialing || ["recorded", "failed"].indexOf(c.stage) < 0) {
+          setTimeout(tick, dialing ? Math.min(pollMs, 1000) : pollMs);
+        }
       });
-    })();
+    }
+    tick();
   }
 
   window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api };

@@ -48,7 +48,7 @@ def test_valid_call_event_is_stored_and_handed_to_a_worker(client, portal):
     assert event.data["CALL_ID"] == "externalCall.89350264e026dace3f2b14d1f438257c.1773236989"
     assert event.state == BitrixEvent.State.RECEIVED
     job = Job.objects.get(kind="bitrix.event")
-    assert job.payload == {"event_id": event.pk}
+    assert job.payload == {"event_id": event.pk, "lane": "interactive"}
 
 
 def test_stored_event_keeps_no_tokens(client, portal):

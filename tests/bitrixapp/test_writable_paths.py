@@ -104,7 +104,9 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
     web += ["--bind", f"127.0.0.1:{port}"]
     worker = [str(BIN / "celery"), "-A", "bitrixapp", "worker", "--concurrency", "1"]
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
-    worker += ["--queues", env["CELERY_TASK_DEFAULT_QUEUE"]]
+    # both lanes (integration/core/lanes.py): beat's dispatch is interactive
+    queue = env["CELERY_TASK_DEFAULT_QUEUE"]
+    worker += ["--queues", f"{queue},{queue}.interactive"]
     beat = [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "INFO"]
     logs = {name: tmp_path / f"{name}.log" for name in ("web", "worker", "beat")}
     argvs = {"web": web, "worker": worker, "beat": beat}

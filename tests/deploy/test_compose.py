@@ -10,7 +10,7 @@ import yaml
 from tests.deploy.units import procfile, without_defaults
 from tests.support.processes import ROOT
 
-APP_SERVICES = ("release", "web", "worker", "beat")
+APP_SERVICES = ("release", "web", "worker", "worker-interactive", "beat")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_processes_run_the_procfile_commands(compose):
     services = compose["services"]
     web = services["web"]["command"]
     assert web[:4] == ["gunicorn", "bitrixapp.wsgi", "--config", "gunicorn.conf.py"]
-    for name in ("worker", "beat"):
+    for name in ("worker", "worker-interactive", "beat"):
         # ["sh", "-c", 'exec celery ... --loglevel "$$LOG_LEVEL"']: $$ is compose's escape for $
         shell = services[name]["command"][-1].removeprefix("exec ")
         shell = re.sub(r'"\$\$(\w+)"', r"${\1}", shell)

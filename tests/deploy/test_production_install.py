@@ -82,7 +82,10 @@ def test_the_production_install_runs_web_worker_and_beat_without_test_extras(tmp
         "worker": [str(venv / "bin" / "celery"), "-A", "bitrixapp", "worker", "--concurrency", "1"],
         "beat": [str(venv / "bin" / "celery"), "-A", "bitrixapp", "beat"],
     }
-    argvs["worker"] += ["--queues", env["CELERY_TASK_DEFAULT_QUEUE"], "--without-heartbeat"]
+    # One worker for both lanes (a small deployment may run just that): beat's dispatch is
+    # interactive.
+    queues = f"{env['CELERY_TASK_DEFAULT_QUEUE']},{env['CELERY_TASK_DEFAULT_QUEUE']}.interactive"
+    argvs["worker"] += ["--queues", queues, "--without-heartbeat"]
     logs = {name: tmp_path / f"{name}.log" for name in argvs}
     web_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
     with ExitStack() as stack:

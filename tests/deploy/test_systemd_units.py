@@ -100,13 +100,18 @@ def test_the_release_unit_runs_the_procfile_release_commands():
     assert dict(unit("unitalk-app-release.service")["Service"])["Type"] == "oneshot"
 
 
-@pytest.mark.parametrize("name", ["worker", "beat"])
+@pytest.mark.parametrize("name", ["worker", "worker-interactive", "beat"])
 def test_worker_and_beat_run_the_procfile_commands(name):
     (command,) = values(f"unitalk-app-{name}.service", "Service", "ExecStart")
     assert command.replace("/opt/unitalk-app/.venv/bin/", "") == without_defaults(procfile()[name])
     # every ${VAR} the command uses has a default in the unit
     env = environment(f"unitalk-app-{name}.service")
-    for var in ("LOG_LEVEL", "CELERY_CONCURRENCY"):
+    for var in (
+        "LOG_LEVEL",
+        "CELERY_CONCURRENCY",
+        "CELERY_INTERACTIVE_CONCURRENCY",
+        "CELERY_TASK_DEFAULT_QUEUE",
+    ):
         assert f"${{{var}}}" not in command or var in env
 
 

@@ -8,7 +8,7 @@ import shlex
 from tests.support.processes import ROOT
 
 UNITS = ROOT / "deploy" / "systemd"
-PROCESSES = ("web", "worker", "beat")
+PROCESSES = ("web", "worker", "worker-interactive", "beat")
 
 
 def unit(name: str) -> dict[str, list[tuple[str, str]]]:

@@ -123,8 +123,9 @@ def test_missed_inbound_call_is_finished_304_with_an_item_and_a_notification(tmp
 
 
 def test_unitalk_down_for_a_while_is_retried_with_growing_delays_then_placed(tmp_path, settings):
-    # Unitalk is down for ~12 s instead of minutes: JOB_BACKOFF_BASE_S=1 (delays 1, 2, 4, 8 s).
-    with call_world(tmp_path, settings) as world:
+    # Unitalk is down for a few seconds: a click retries at 0.5, 1, 2, 4 s (CALL_CLICK_RETRY_BASE_S)
+    # within its deadline, kept long here so a loaded machine cannot expire it.
+    with call_world(tmp_path, settings, env={"CALL_CLICK_DEADLINE_S": "40"}) as world:
         world.fault("unitalk", "down")
         out = world.bx(
             f"portals/{world.portal.member_id}/click-to-call",
@@ -158,7 +159,7 @@ def test_unitalk_down_for_a_while_is_retried_with_growing_delays_then_placed(tmp
 
 
 def test_unitalk_down_for_good_opens_a_dial_failed_item_and_tells_the_user(tmp_path, settings):
-    with call_world(tmp_path, settings, env={"CALL_DIAL_HORIZON_S": "6"}) as world:
+    with call_world(tmp_path, settings, env={"CALL_CLICK_DEADLINE_S": "6"}) as world:
         world.fault("unitalk", "down")
         out = world.bx(
             f"portals/{world.portal.member_id}/click-to-call",
@@ -180,7 +181,7 @@ def test_unitalk_down_for_good_opens_a_dial_failed_item_and_tells_the_user(tmp_p
         assert Notification.objects.filter(kind="call.dial_failed", user_id=1).exists()
         finished = world.portal_state()["finished"][call_id]
         assert finished["CALL_FAILED_CODE"] == "480"
-        assert "Unitalk unreachable" in finished["CALL_FAILED_REASON"]
+        assert "did not accept the call within 6 seconds" in finished["CALL_FAILED_REASON"]
 
 
 def test_bitrix_down_keeps_calls_and_syncs_them_exactly_once_when_back(tmp_path, settings):

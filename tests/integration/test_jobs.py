@@ -33,7 +33,9 @@ def sent(settings, monkeypatch):
     dead.clear()
     behaviour["error"] = None
     sent: list[int] = []
-    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: sent.extend(ids))
+    monkeypatch.setattr(
+        jobs, "_send", lambda pairs, countdown=0: sent.extend(job_id for job_id, _ in pairs)
+    )
     return sent
 
 

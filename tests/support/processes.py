@@ -60,7 +60,7 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
         "--loglevel",
         "INFO",
         "--queues",
-        queue,
+        f"{queue},{queue}.interactive",  # both lanes (integration/core/lanes.py)
         "--concurrency",
         str(concurrency),
         "--without-gossip",

@@ -152,16 +152,20 @@ def test_unitalk_down_retries_with_growing_delays(portal, connection, bitrix, rs
     assert delays[0] < delays[1] < delays[2]
 
 
-def test_unitalk_down_past_the_dial_horizon_gives_up_with_480(
+def test_a_dial_without_a_click_deadline_keeps_the_dial_horizon_and_gives_up_with_480(
     portal, connection, bitrix, rsps, settings
 ):
-    # given Unitalk down and a dial that started longer ago than the horizon allows
+    # given Unitalk down and a dial from before click deadlines (no dial_by) that started
+    # longer ago than the horizon allows
     settings.CALL_DIAL_HORIZON_S = 30
     rsps.add(responses.POST, f"{UNITALK}/phones/directCall", status=502, body="bad gateway")
     _portal_registers(bitrix)
     dial.dial_event_route(event=_event(portal))
     job = Job.objects.get(kind=dial.KIND_DIAL)
-    Job.objects.filter(pk=job.pk).update(first_attempt_at=timezone.now() - timedelta(seconds=29))
+    payload = {k: v for k, v in job.payload.items() if k != "dial_by"}
+    Job.objects.filter(pk=job.pk).update(
+        first_attempt_at=timezone.now() - timedelta(seconds=29), payload=payload
+    )
 
     run_jobs()
 

@@ -20,7 +20,7 @@ def _crm_update(job):
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr(jobs, "_send", lambda ids, countdown=0: None)
+    monkeypatch.setattr(jobs, "_send", lambda pairs, countdown=0: None)
     outcome["error"] = None
 
 

@@ -45,7 +45,11 @@ def test_valid_event_is_stored_and_answered_200_then_fed_into_one_job(client, ur
     assert jobs.jobs_feed() == 1
     assert jobs.jobs_feed() == 0  # fed once
     job = Job.objects.get()
-    assert (job.kind, job.payload) == ("unitalk.webhook", {"event_id": event.pk})
+    # a live call's event: the interactive lane (integration/core/lanes.py)
+    assert (job.kind, job.payload) == (
+        "unitalk.webhook",
+        {"event_id": event.pk, "lane": "interactive"},
+    )
     event.refresh_from_db()
     assert event.state == "queued"
     assert not Call.objects.exists()  # processing happens in the worker

@@ -1,0 +1,66 @@
+"""Lanes: work a person is waiting for never queues behind background work (docs/pipeline.md).
+
+Two Celery queues share one broker: the background lane is `CELERY_TASK_DEFAULT_QUEUE`
+("celery"), the interactive lane is that name plus ".interactive". Each job kind declares its
+lane (`jobs.register(..., lane=...)`); a kind that declares none (`INHERIT`) runs in the lane of
+the job that enqueued it, so a drain started by a live webhook is interactive and the same drain
+started by reconciliation is background. The lane a job runs in also decides how much of the
+shared Unitalk and Bitrix24 budgets it may use: background leaves a reserve for interactive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+INTERACTIVE = "interactive"
+BACKGROUND = "background"
+INHERIT = ""
+LANES = (INTERACTIVE, BACKGROUND)
+
+_current: ContextVar[str] = ContextVar("lane", default=BACKGROUND)
+_job: ContextVar[int | None] = ContextVar("job", default=None)
+
+
+def current_lane() -> str:
+    """The lane of the job running in this context (background outside any job)."""
+    return _current.get()
+
+
+def current_job() -> int | None:
+    """The id of the job running in this context (its budget tickets are kept under it)."""
+    return _job.get()
+
+
+@contextmanager
+def lane_scope(lane: str, *, job_id: int | None = None) -> Iterator[None]:
+    token = _current.set(lane if lane in LANES else BACKGROUND)
+    job_token = _job.set(job_id)
+    try:
+        yield
+    finally:
+        _job.reset(job_token)
+        _current.reset(token)
+
+
+def queue_name(lane: str, *, default_queue: str) -> str:
+    """The broker queue of `lane` given the deployment's default queue name."""
+    return f"{default_queue}.{INTERACTIVE}" if lane == INTERACTIVE else default_queue
+
+
+def queue_for(lane: str) -> str:
+    """The broker queue of `lane` in this process (read at send time: test stacks switch the
+    default queue of the publishing process)."""
+    from celery import current_app
+
+    return queue_name(lane, default_queue=current_app.conf.task_default_queue)
+
+
+def resolve(declared: str, *, requested: str | None = None) -> str:
+    """The lane of a new job: asked for > declared by its kind > the enqueuing job's lane."""
+    if requested in LANES:
+        return str(requested)
+    if declared in LANES:
+        return declared
+    return current_lane()
