@@ -155,7 +155,7 @@ def call_dial(*, job: Job) -> dict[str, Any]:
             )
             sync._record_registered(row, result)
         # A redial is logged as a fresh call seen at Unitalk: the failed one is finished already.
-        meta = "" if redial else (row.bitrix_call_id or "")
+        meta = "" if redial else (row.bitrix_call_id or row.dial_meta or "")
         try:
             unitalk_client.direct_call(
                 unitalk_services.connection_credentials(connection=connection),
