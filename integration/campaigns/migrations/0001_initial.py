@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('bitrixapp', '0004_event_dedupe_key_hash'),
-        ('calls', '0004_callsync_dial_meta_alter_callsync_origin_and_more'),
+        ('calls', '0004_callsync_dial_meta'),
     ]
 
     operations = [
