@@ -74,7 +74,8 @@ def test_each_free_agent_gets_one_number_from_their_own_line_with_campaign_meta(
     assert states == ["calling", "calling", "pending"]
     assert CallSync.objects.filter(origin=CallSync.Origin.CAMPAIGN).count() == 2
     # the re-check in Bitrix24 went in one batch for both numbers
-    assert crm.count("batch") == 1 and crm.count("crm.item.get") == 0
+    assert crm.count("batch") == 1
+    assert crm.count("crm.item.get") == 0
     assert items[0].phone == "380501110001"
 
 
@@ -138,7 +139,8 @@ def test_retry_delay_follows_the_outcome(campaign, crm, dials, state, delay):
 
     item = CampaignItem.objects.get()
     assert item.state == CampaignItem.State.PENDING
-    assert item.attempts == 1 and item.last_outcome == state
+    assert item.attempts == 1
+    assert item.last_outcome == state
     assert (
         before + timedelta(seconds=delay - 5)
         <= item.next_at
