@@ -36,7 +36,11 @@ def call_outcome(call: Call) -> str:
     state = (call.state or "").upper()
     if state == names.STATE_ANSWER:
         return Attempt.Outcome.ANSWER
-    if state in names.OPERATOR_LEG_FAILED_STATES and not call.answered_at and not call.full_seconds:
+    if (
+        state in names.OPERATOR_LEG_FAILED_STATES
+        and not call.answered_at
+        and call.full_seconds == 0
+    ):
         return Attempt.Outcome.OPERATOR_NOANSWER
     if state in CHARGED:
         return state

@@ -23,7 +23,7 @@ from django.utils import timezone
 from integration.bitrix import batch, notify
 from integration.calls import dial, sync
 from integration.calls.models import Call, CallSync
-from integration.campaigns import services
+from integration.campaigns import services, sweep
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.core.errors import IntegrationError
 from integration.core.log import log_context
@@ -234,7 +234,10 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
         if load_pending(campaign):
             services.tick_enqueue(campaign=campaign, delay_s=settings.CAMPAIGN_TICK_S)
             return {"skipped": "still loading"}
+        swept = sweep.attempts_sweep(campaign=campaign, now=now)
         result = _round(campaign, now)
+        if any(swept.values()):
+            result["swept"] = swept
         if _finish_if_done(campaign):
             result["finished"] = True
             return result
