@@ -1,0 +1,104 @@
+"""Campaign pages and actions: list, detail with progress, outcomes, agents and filtered items;
+start/pause/stop by managers only; another portal's campaign is not found."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integration.campaigns import services
+from integration.campaigns.models import Attempt, Campaign, CampaignItem
+from integration.campaigns.services import Entry
+from integration.models import Job
+from tests.pages.conftest import enter, fake_profile, other_portal, token  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(portal) -> Campaign:
+    campaign = services.campaign_create(portal=portal, name="Spring leads", agent_user_ids=[1, 2])
+    services.items_add(
+        campaign=campaign,
+        entries=[
+            Entry(raw_phone="+380501110001", entity_type="LEAD", entity_id=1),
+            Entry(raw_phone="+380501110002", entity_type="LEAD", entity_id=2),
+            Entry(raw_phone="12345", entity_type="LEAD", entity_id=3),
+        ],
+    )
+    first = CampaignItem.objects.get(phone="380501110001")
+    CampaignItem.objects.filter(pk=first.pk).update(state="done", attempts=1, last_outcome="ANSWER")
+    Attempt.objects.create(item=first, number=1, agent_user_id=1, outcome="ANSWER", charged=True)
+    return campaign
+
+
+def test_list_shows_each_campaign_with_its_progress(client, portal, rsps, campaign):
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/campaigns/").content.decode()
+    assert "Spring leads" in html
+    assert "2 of 3 done" in html  # reached + skipped are final
+    assert 'aria-valuenow="67"' in html
+
+
+def test_detail_filters_items_by_state_and_shows_outcomes_and_agents(
+    client, portal, rsps, campaign
+):
+    fake_profile(rsps)
+    html = enter(
+        client, portal, "/bitrix/app/campaigns/", campaign=str(campaign.pk), state="skipped"
+    ).content.decode()
+    assert "a phone number has 10-15 digits, &#x27;12345&#x27; has 5" in html
+    assert "380501110002" not in html  # waiting: filtered out
+    assert "<th>ANSWER</th>" in html
+    assert 'data-agent="2"' in html
+
+
+def test_ukrainian_detail_page(client, portal, rsps, campaign):
+    fake_profile(rsps)
+    html = enter(
+        client, portal, "/bitrix/app/campaigns/", lang="ua", campaign=str(campaign.pk)
+    ).content.decode()
+    assert "Кампанії" in html
+    assert "Запустити" in html
+    assert "1 з 3 завершено" not in html and "2 з 3 завершено" in html
+
+
+def test_manager_starts_pauses_and_stops(client, portal, campaign):
+    url = f"/bitrix/actions/campaigns/{campaign.pk}/"
+    started = client.post(url + "start/", **token(portal))
+    assert started.status_code == 200
+    assert started.json()["campaign"]["state"] == "running"
+    assert Job.objects.filter(kind=services.KIND_TICK).exists()
+    assert client.post(url + "pause/", **token(portal)).json()["campaign"]["state"] == "paused"
+    stopped = client.post(url + "stop/", **token(portal)).json()["campaign"]
+    assert stopped == {"id": campaign.pk, "state": "finished", "reason": "stopped by a manager"}
+    again = client.post(url + "start/", **token(portal))
+    assert again.status_code == 409
+    assert CampaignItem.objects.filter(state="pending").count() == 0
+
+
+def test_agents_cannot_start_campaigns_but_can_pause_themselves(client, portal, campaign):
+    url = f"/bitrix/actions/campaigns/{campaign.pk}/"
+    refused = client.post(url + "start/", **token(portal, user_id=2, admin=False))
+    assert refused.status_code == 403
+    paused = client.post(url + "agent/pause/", **token(portal, user_id=2, admin=False))
+    assert paused.json() == {"paused": True, "reason": "paused by the agent"}
+    stranger = client.post(url + "agent/pause/", **token(portal, user_id=9, admin=False))
+    assert stranger.status_code == 403
+
+
+def test_another_portals_campaign_is_not_found_and_bad_input_is_a_400(
+    client, campaign, other_portal
+):
+    url = f"/bitrix/actions/campaigns/{campaign.pk}/start/"
+    assert client.post(url, **token(other_portal)).status_code == 403
+    bad = client.post(f"/bitrix/actions/campaigns/{campaign.pk}/explode/", **token(other_portal))
+    assert bad.status_code == 400
+    assert "action" in json.dumps(bad.json())
+    huge = client.post(
+        "/bitrix/actions/campaigns/99999999999999999999/start/", **token(other_portal)
+    )
+    assert huge.status_code == 400
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.DRAFT
