@@ -4,6 +4,7 @@ an agent may pause or resume only themself in a campaign."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,7 +15,7 @@ from integration.campaigns import selectors, services
 from integration.campaigns.models import CampaignAgent
 from integration.core import inputs
 
-ACTIONS = {
+ACTIONS: dict[str, Callable[..., Any]] = {
     "start": services.campaign_start,
     "pause": services.campaign_pause,
     "stop": services.campaign_stop,
