@@ -79,6 +79,7 @@ def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
             "line_number": str(data.get("LINE_NUMBER") or ""),
             "crm_entity_type": str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
             "crm_entity_id": entity_id,
+            "call_list_id": _int(data.get("CALL_LIST_ID"), "data[CALL_LIST_ID]"),
             "registered_at": timezone.now(),
         },
     )

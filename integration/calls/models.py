@@ -114,6 +114,9 @@ class CallSync(models.Model):
     #: The directCall `meta` of a call the app starts without a Bitrix24 CALL_ID (a campaign dial:
     #: "cmp:<campaign>:<item>:<attempt>", docs/agents.md §5.2); the webhooks echo it back.
     dial_meta = models.CharField(max_length=128, blank=True)
+    #: The Bitrix24 call list the call belongs to (CALL_LIST_ID of the event, or the campaign's
+    #: call-list source), sent with register so the list links to the call (docs/agents.md §2.1).
+    call_list_id = models.PositiveIntegerField(null=True, blank=True)
 
     user_id = models.PositiveIntegerField(null=True, blank=True)  # Bitrix24 user
     phone_number = models.CharField(max_length=64, blank=True)

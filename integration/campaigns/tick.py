@@ -168,6 +168,7 @@ def attempt_dial(*, campaign: Campaign, agent: CampaignAgent, item: CampaignItem
             crm_entity_type=item.entity_type if item.entity_type in _CRM_TYPES else "",
             crm_entity_id=item.entity_id if item.entity_type in _CRM_TYPES else None,
             dial_meta=f"cmp:{campaign.pk}:{item.pk}:{attempt.pk}",
+            call_list_id=item.call_list_id,
         )
         Attempt.objects.filter(pk=attempt.pk).update(call_sync=row)
         attempt.call_sync = row

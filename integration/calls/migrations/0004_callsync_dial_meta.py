@@ -25,4 +25,10 @@ class Migration(migrations.Migration):
             model_name='callsync',
             index=models.Index(fields=['portal', 'dial_meta'], name='callsync_portal_dial_meta'),
         ),
+        migrations.AddField(
+            model_name='callsync',
+            name='call_list_id',
+            field=models.PositiveIntegerField(blank=True, null=True),
+        ),
+    
     ]

@@ -44,6 +44,7 @@ class FakeCrm:
     call_lists: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
+    registers: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> FakeCrm:
         self.rsps.add_callback(
@@ -104,6 +105,7 @@ class FakeCrm:
             self.comments.append(params["fields"])
             return len(self.comments), {}
         if method == "telephony.externalcall.register":
+            self.registers.append(params)
             return {"CALL_ID": f"externalCall.{len(self.requests)}"}, {}
         if method == "telephony.externalcall.finish":
             return {"CALL_ID": params.get("CALL_ID"), "CRM_ACTIVITY_ID": 1}, {}

@@ -74,10 +74,47 @@ def test_call_end_webhook_settles_the_attempt_registers_the_call_and_wakes_the_t
     assert row.call is not None
     assert row.call.meta == dial["meta"]
     assert row.stage == CallSync.Stage.FINISHED  # registered and finished like any call
+    [register] = crm.registers
+    assert (register["CRM_ENTITY_TYPE"], register["CRM_ENTITY_ID"]) == ("LEAD", "1")
+    assert "CALL_LIST_ID" not in register  # not a call-list source
     texts = [c["COMMENT"] for c in crm.comments]
     assert "Campaign Spring leads, attempt 1/3, NOANSWER" in texts
     wake = Job.objects.filter(kind=services.KIND_TICK, subject__contains="call ended")
     assert wake.exists()
+
+
+def test_a_call_list_campaign_registers_its_calls_with_the_call_list_id(
+    client, campaign, connection, crm, dials
+):
+    crm.add(3, 11, "+380671112233")
+    services.items_add(
+        campaign=campaign,
+        entries=[
+            Entry(
+                raw_phone="+380671112233",
+                entity_type="CONTACT",
+                entity_type_id=3,
+                entity_id=11,
+                call_list_id=5,
+            )
+        ],
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(state=Campaign.State.RUNNING)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+    body = copy.deepcopy(json.loads((PAYLOADS / "call_end_out_noanswer.json").read_text()))
+    body["call"].update(meta=dials[0]["meta"], **{"from": "101"})
+
+    client.post(
+        f"/unitalk/webhook/{connection.webhook_secret}/",
+        data=json.dumps(body),
+        content_type="application/json",
+    )
+    run_jobs()
+
+    [register] = crm.registers
+    assert register["CALL_LIST_ID"] == "5"
+    assert (register["CRM_ENTITY_TYPE"], register["CRM_ENTITY_ID"]) == ("CONTACT", "11")
 
 
 def test_an_end_merged_from_history_is_settled_by_the_next_tick(campaign, crm, dials):
