@@ -37,6 +37,44 @@
   $$("[data-self]").forEach(function (b) {
     b.addEventListener("click", function () { act("agent/" + b.getAttribute("data-self") + "/", null); });
   });
+  var create = $("#create-form");
+  if (create) {
+    create.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var f = create.elements;
+      var body = {
+        name: f.name.value, source: f.source.value, entity_type_id: f.entity_type_id.value,
+        list_id: f.list_id.value, window_start: f.window_start.value, window_end: f.window_end.value,
+        max_attempts: f.max_attempts.value,
+        agents: f.agents.value.split(",").map(function (s) { return s.trim(); }).filter(Boolean)
+      };
+      fetch(meta("app-actions").replace(/overview\/$/, "campaigns/"), {
+        method: "POST", body: JSON.stringify(body),
+        headers: { "X-App-Token": meta("app-token"), "X-App-Lang": meta("app-lang"), "Content-Type": "application/json" }
+      }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, data: d }; }); })
+        .then(function (r) {
+          if (r.ok) { post({ campaign: r.data.campaign.id }); return; }
+          var errors = r.data.errors || {};
+          $("#create-status").textContent = Object.keys(errors).map(function (k) { return k + ": " + errors[k]; }).join("; ");
+        });
+    });
+  }
+  var csvFile = $("#csv-file");
+  if (csvFile) {
+    csvFile.addEventListener("change", function () {
+      if (!csvFile.files.length) return;
+      csvFile.files[0].text().then(function (text) {
+        fetch(meta("app-actions").replace(/overview\/$/, "campaigns/") + current + "/csv/", {
+          method: "POST", body: text,
+          headers: { "X-App-Token": meta("app-token"), "X-App-Lang": meta("app-lang"), "Content-Type": "text/csv" }
+        }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, data: d }; }); })
+          .then(function (r) {
+            if (r.ok) { post({ campaign: current }); return; }
+            $("#action-status").textContent = r.data.error || JSON.stringify(r.data.errors || r.data);
+          });
+      });
+    });
+  }
   var filter = $("#item-filter");
   if (filter) {
     filter.addEventListener("submit", function (e) {

@@ -102,3 +102,84 @@ def test_another_portals_campaign_is_not_found_and_bad_input_is_a_400(
     assert huge.status_code == 400
     campaign.refresh_from_db()
     assert campaign.state == Campaign.State.DRAFT
+
+
+def test_manager_creates_a_crm_filter_campaign_and_its_load_is_queued(client, portal):
+    body = {
+        "name": "Cold leads",
+        "source": "crm_filter",
+        "entity_type_id": 1,
+        "filter": {"=stageId": "NEW"},
+        "agents": [1, 2],
+        "timezone": "Europe/Kyiv",
+        "window_start": "10:00",
+        "window_end": "18:30",
+        "max_attempts": 4,
+        "do_not_call": ["+380 50 111 0001"],
+    }
+    response = client.post(
+        "/bitrix/actions/campaigns/",
+        json.dumps(body),
+        content_type="application/json",
+        **token(portal),
+    )
+    assert response.status_code == 201
+    campaign = Campaign.objects.get(pk=response.json()["campaign"]["id"])
+    assert campaign.source_params == {"entity_type_id": 1, "filter": {"=stageId": "NEW"}}
+    assert campaign.do_not_call == ["380501110001"]
+    assert campaign.max_attempts == 4
+    assert campaign.manager_user_id == 1
+    assert sorted(campaign.agents.values_list("bitrix_user_id", flat=True)) == [1, 2]
+    assert campaign.load_state == Campaign.LoadState.LOADING
+    assert Job.objects.filter(
+        kind=services.KIND_LOAD, payload={"campaign_id": campaign.pk}
+    ).exists()
+
+
+def test_a_bad_create_form_names_every_field_and_stores_nothing(client, portal):
+    body = {
+        "name": "",
+        "source": "crm_filter",
+        "entity_type_id": "lead",
+        "agents": ["x"],
+        "timezone": "Mars/Olympus",
+        "window_start": "25",
+        "max_attempts": 0,
+        "do_not_call": ["call me"],
+    }
+    response = client.post(
+        "/bitrix/actions/campaigns/",
+        json.dumps(body),
+        content_type="application/json",
+        **token(portal),
+    )
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {
+        "name",
+        "entity_type_id",
+        "agents",
+        "timezone",
+        "window_start",
+        "max_attempts",
+        "do_not_call",
+    }
+    assert not Campaign.objects.exists()
+
+
+def test_csv_upload_adds_numbers_deduped_with_a_header_skipped(client, portal, campaign):
+    csv_body = "phone,name\n+380501110002,Olha\n+380671234567,Ivan\nnot a number,Bad\n"
+    response = client.post(
+        f"/bitrix/actions/campaigns/{campaign.pk}/csv/",
+        csv_body,
+        content_type="text/csv",
+        **token(portal),
+    )
+    assert response.json() == {"added": 1, "duplicate": 1, "invalid": 1}
+    assert CampaignItem.objects.filter(phone="380671234567", state="pending").exists()
+    empty = client.post(
+        f"/bitrix/actions/campaigns/{campaign.pk}/csv/",
+        "phone\n",
+        content_type="text/csv",
+        **token(portal),
+    )
+    assert empty.status_code == 400
