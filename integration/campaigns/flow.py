@@ -5,6 +5,7 @@
 | campaign.load     | sources.campaign_load       | items enrolled; the tick may dial    | load error on the campaign   |
 | campaign.tick     | tick.campaign_tick          | call.dial per free agent; next tick  | retried (next tick anyway)   |
 | campaign.comment  | timeline comment of attempt | —                                    | — (the attempt row has it)   |
+| campaign.todo     | crm.activity.todo.add       | a to-do for the item's responsible   | — (the item row has it)      |
 | (unitalk.webhook) | on settling: outcomes.call_ended | CALL_END settles the attempt, wakes the tick | — |
 | (call.dial)       | on dying: the attempt is DIAL_FAILED | number requeued, not charged | — |
 
@@ -13,14 +14,17 @@ Importing this module is the registration (CampaignsConfig.ready).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from integration import jobs
-from integration.bitrix import crm
+from integration.bitrix import client, crm
 from integration.calls import dial, merge
 from integration.calls.models import Call
 from integration.campaigns import outcomes, services, sources, tick
-from integration.campaigns.models import Attempt, Campaign
+from integration.campaigns.models import Attempt, Campaign, CampaignItem
 from integration.models import Job
 
 
@@ -59,6 +63,25 @@ def campaign_comment(job: Job) -> dict[str, Any]:
         campaign.portal, entity_type=item.entity_type, entity_id=item.entity_id, comment=text
     )
     return {"comment": comment_id}
+
+
+@jobs.register(services.KIND_TODO)
+def campaign_todo(job: Job) -> dict[str, Any]:
+    """A number not reached after max attempts: a to-do for its responsible user, tomorrow."""
+    item = CampaignItem.objects.select_related("campaign__portal").get(pk=job.payload["item_id"])
+    campaign = item.campaign
+    deadline = (timezone.now() + timedelta(days=1)).replace(microsecond=0).isoformat()
+    params: dict[str, Any] = {
+        "ownerTypeId": item.entity_type_id or sources.type_id_for(item.entity_type),
+        "ownerId": item.entity_id,
+        "deadline": deadline,
+        "title": f"Campaign {campaign.name}: {item.phone} not reached",
+        "description": f"{item.reason}. Last outcome: {item.last_outcome}.",
+    }
+    if item.responsible_user_id:
+        params["responsibleId"] = item.responsible_user_id
+    result = client.call(campaign.portal, "crm.activity.todo.add", params)
+    return {"todo": result}
 
 
 def _follow(job: Job, state: str) -> None:

@@ -96,6 +96,10 @@ def campaign_fields_parse(body: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         )
     except inputs.InputError:
         errors["max_attempts"] = "a number from 1 to 20"
+    todo = body.get("todo_on_failure", False)
+    if not isinstance(todo, bool):
+        errors["todo_on_failure"] = "true or false"
+    fields["todo_on_failure"] = todo is True
     raw_dnc = body.get("do_not_call", [])
     if not isinstance(raw_dnc, list) or len(raw_dnc) > MAX_DO_NOT_CALL:
         errors["do_not_call"] = f"a list of at most {MAX_DO_NOT_CALL} phone numbers"

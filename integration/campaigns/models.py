@@ -59,6 +59,9 @@ class Campaign(models.Model):
     auto_pause_after_s = models.PositiveIntegerField(default=600)
     no_agent_since = models.DateTimeField(null=True, blank=True)
 
+    #: A to-do for the item's responsible user when a number ends not reached (crm.activity.todo.add).
+    todo_on_failure = models.BooleanField(default=False)
+
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     state_reason = models.CharField(max_length=255, blank=True)
     manager_user_id = models.PositiveIntegerField(null=True, blank=True)  # told about auto-pause

@@ -67,6 +67,15 @@ def attempt_finish(*, attempt_id: int, outcome: str) -> bool:
                 subject=f"attempt {attempt.pk}",
                 payload={"attempt_id": attempt.pk},
             )
+        item.refresh_from_db(fields=["state"])
+        if campaign.todo_on_failure and item.state == CampaignItem.State.FAILED and item.entity_id:
+            jobs.job_enqueue(
+                kind=services.KIND_TODO,
+                key=f"{services.KIND_TODO}:{item.pk}",
+                portal=campaign.portal,
+                subject=f"item {item.pk}",
+                payload={"item_id": item.pk},
+            )
         if campaign.state == Campaign.State.RUNNING:
             services.tick_enqueue(campaign=campaign, reason="call ended")
     logger.info("campaign attempt settled", extra={"attempt": attempt_id, "outcome": outcome})

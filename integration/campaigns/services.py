@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 KIND_TICK = "campaign.tick"
 KIND_LOAD = "campaign.load"
 KIND_COMMENT = "campaign.comment"
+KIND_TODO = "campaign.todo"
 
 
 class CampaignStateError(ValueError):

@@ -32,6 +32,16 @@ class SourceInvalid(PermanentError):
     """The source cannot be read as configured (bad filter, unknown list): shown on the page."""
 
 
+def type_id_for(name: str) -> int | None:
+    """The entityTypeId of LEAD/DEAL/CONTACT/COMPANY/DYNAMIC_n, None if unknown."""
+    for type_id, known in TYPE_NAMES.items():
+        if known == name:
+            return type_id
+    if name.startswith("DYNAMIC_") and name[8:].isdigit():
+        return int(name[8:])
+    return None
+
+
 def _type_name(type_id: int) -> str:
     return TYPE_NAMES.get(type_id, f"DYNAMIC_{type_id}")
 

@@ -61,11 +61,13 @@ def test_a_crm_filter_campaign_with_two_agents_dials_every_contact_once(tmp_path
         assert {a.agent_user_id for a in attempts} == {1, 2}
         # logged in Bitrix24 like any call, bound to the contact
         wait_until(
-            lambda: CallSync.objects.filter(
-                origin=CallSync.Origin.CAMPAIGN,
-                stage__in=(CallSync.Stage.FINISHED, CallSync.Stage.RECORDED),
-            ).count()
-            == 6,
+            lambda: (
+                CallSync.objects.filter(
+                    origin=CallSync.Origin.CAMPAIGN,
+                    stage__in=(CallSync.Stage.FINISHED, CallSync.Stage.RECORDED),
+                ).count()
+                == 6
+            ),
             timeout=90,
             message="the campaign calls to be finished in Bitrix24",
         )

@@ -45,6 +45,7 @@ class FakeCrm:
     requests: list[str] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
     registers: list[dict[str, Any]] = field(default_factory=list)
+    todos: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> FakeCrm:
         self.rsps.add_callback(
@@ -111,6 +112,9 @@ class FakeCrm:
             return {"CALL_ID": params.get("CALL_ID"), "CRM_ACTIVITY_ID": 1}, {}
         if method in ("telephony.externalcall.searchcrmentities", "crm.activity.list"):
             return [], {}
+        if method == "crm.activity.todo.add":
+            self.todos.append(params)
+            return {"id": len(self.todos)}, {}
         if method == "im.notify.system.add":
             return 1, {}
         raise AssertionError(f"unexpected method {method}")

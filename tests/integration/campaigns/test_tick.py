@@ -184,6 +184,21 @@ def test_no_number_is_dialled_past_max_attempts(campaign, crm, dials):
     assert campaign.state == Campaign.State.FINISHED
 
 
+def test_a_number_not_reached_becomes_a_todo_for_its_responsible_when_asked(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001")
+    CampaignItem.objects.update(responsible_user_id=6)
+    Campaign.objects.filter(pk=campaign.pk).update(max_attempts=1, todo_on_failure=True)
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+
+    _end(Attempt.objects.select_related("item", "call_sync").get(), "BUSY")
+    run_jobs()
+
+    [todo] = crm.todos
+    assert (todo["ownerTypeId"], todo["ownerId"], todo["responsibleId"]) == (1, 1, 6)
+    assert todo["title"] == "Campaign Spring leads: 380501110001 not reached"
+
+
 def test_nothing_is_dialled_outside_the_window_in_the_clients_timezone(campaign, crm, dials):
     _enrol(campaign, crm, "+380501110001")
     Campaign.objects.filter(pk=campaign.pk).update(
