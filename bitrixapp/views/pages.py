@@ -138,13 +138,15 @@ def campaigns_page(request: HttpRequest) -> HttpResponse:
     campaign = (
         campaign_selectors.campaign_get(portal=portal, campaign_id=number) if number else None
     )
-    if campaign is None:
-        context = {"campaigns": campaign_selectors.campaigns_list(portal=portal)}
-        return _render(request, "pages/campaigns.html", context, page="campaigns")
-    page = inputs.parse_int_or_none(request.POST.get("page"), field="page", minimum=1) or 1
-    detail = campaign_selectors.campaign_detail(
-        campaign=campaign, state=request.POST.get("state", "")[:16], page=page
-    )
+    # Stored reasons are shown in the page's language (campaigns/reasons.py).
+    with translation.override(_lang(request, portal)):
+        if campaign is None:
+            context = {"campaigns": campaign_selectors.campaigns_list(portal=portal)}
+            return _render(request, "pages/campaigns.html", context, page="campaigns")
+        page = inputs.parse_int_or_none(request.POST.get("page"), field="page", minimum=1) or 1
+        detail = campaign_selectors.campaign_detail(
+            campaign=campaign, state=request.POST.get("state", "")[:16], page=page
+        )
     return _render(request, "pages/campaign.html", detail, page="campaigns")
 
 

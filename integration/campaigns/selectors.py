@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count
 
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
+from integration.campaigns.reasons import reason_label
 
 ITEMS_PAGE = 50
 
@@ -53,6 +54,12 @@ def campaign_detail(*, campaign: Campaign, state: str = "", page: int = 1) -> di
         items = items.filter(state=state)
     count = items.count()
     start = (max(1, page) - 1) * ITEMS_PAGE
+    page_items = list(items[start : start + ITEMS_PAGE])
+    for item in page_items:
+        item.reason_label = reason_label(item.reason)  # type: ignore[attr-defined]
+    agents = list(CampaignAgent.objects.filter(campaign=campaign).order_by("bitrix_user_id"))
+    for agent in agents:
+        agent.reason_label = reason_label(agent.pause_reason)  # type: ignore[attr-defined]
     return {
         "campaign": campaign,
         "progress": _progress(campaign),
@@ -60,8 +67,9 @@ def campaign_detail(*, campaign: Campaign, state: str = "", page: int = 1) -> di
             {"outcome": k, "n": v, "percent": round(100 * v / peak) if peak else 0}
             for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1])
         ],
-        "agents": list(CampaignAgent.objects.filter(campaign=campaign).order_by("bitrix_user_id")),
-        "items": list(items[start : start + ITEMS_PAGE]),
+        "state_reason": reason_label(campaign.state_reason),
+        "agents": agents,
+        "items": page_items,
         "items_count": count,
         "state_filter": state,
         "page": max(1, page),

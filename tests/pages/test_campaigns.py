@@ -62,6 +62,7 @@ def test_ukrainian_detail_page(client, portal, rsps, campaign):
     assert "Кампанії" in html
     assert "Запустити" in html
     assert "2 з 3 завершено" in html
+    assert "номер телефону має 10-15 цифр, &#x27;12345&#x27; має 5" in html
 
 
 def test_manager_starts_pauses_and_stops(client, portal, campaign):
