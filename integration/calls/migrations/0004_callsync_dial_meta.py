@@ -6,7 +6,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bitrixapp', '0004_event_dedupe_key_hash'),
         ('calls', '0003_call_sync_claims'),
     ]
 

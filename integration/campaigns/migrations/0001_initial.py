@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('bitrixapp', '0004_event_dedupe_key_hash'),
+        ('bitrixapp', '0001_initial'),
         ('calls', '0004_callsync_dial_meta'),
     ]
 
