@@ -33,7 +33,9 @@ run: $(STAMP_RUN) .env
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	mkdir -p var
 	$(DEV_ENV) $(PY) bin/procfile-dev > var/Procfile.dev
-	$(DEV_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start
+	@# honcho answers Ctrl-C with exit status 130 once every process has stopped: a clean stop.
+	$(DEV_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f var/Procfile.dev -d . start \
+		|| { rc=$$?; [ $$rc -eq 130 ] && echo "stopped." || exit $$rc; }
 
 test: $(STAMP_TEST)
 	@# Page tests drive Debian's Chromium (never a downloaded browser); compilemessages needs msgfmt.

@@ -1,19 +1,107 @@
-"""Celery application: configured from Django settings (CELERY_ namespace)."""
+"""Celery application: configured from Django settings (CELERY_ namespace).
+
+Worker and beat log JSON lines like every other process (docs/operations.md, "Logs"): Celery's
+own logging is replaced by Django's LOGGING (`setup_logging`), and the start-up banners, which
+Celery prints as text, become one JSON line each with what the banner said.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import logging.config
 import os
-from typing import Any
+import sys
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import IO, Any
 
+import celery.apps.worker
 from celery import Celery
+from celery.apps.beat import Beat
+from celery.apps.worker import Worker
 from celery.signals import beat_init, celeryd_after_setup, setup_logging
+
+from integration.core.log import JsonFormatter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bitrixapp.settings")
 
-app = Celery("bitrixapp")
+logger = logging.getLogger("bitrixapp.celery")
+
+# Python warnings raised before LOGGING is applied (Celery's SecurityWarning when started as root,
+# docs/operations.md "Running as a non-root user") are JSON lines too.
+logging.captureWarnings(True)
+_early_warnings = logging.StreamHandler(sys.stdout)
+_early_warnings.setFormatter(JsonFormatter())
+logging.getLogger("py.warnings").addHandler(_early_warnings)
+logging.getLogger("py.warnings").propagate = False
+
+
+def _say_json(msg: str, f: IO[str] = sys.__stdout__) -> None:  # type: ignore[assignment]
+    """Celery's `safe_say` (shutdown notices, written from signal handlers with a raw os.write),
+    as a JSON line: same raw write, no logging locks."""
+    line = {
+        "time": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+        "level": "INFO",
+        "logger": "celery.apps.worker",
+        "message": msg.strip(),
+    }
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # best effort, as Celery's
+        os.write(f.fileno(), (json.dumps(line) + "\n").encode())
+
+
+setattr(celery.apps.worker, "safe_say", _say_json)  # noqa: B010 (celery-types omits it)
+
+
+class JsonBannerWorker(Worker):
+    def emit_banner(self) -> None:
+        me: Any = self  # attributes set by Celery at run time, not in the stubs
+        logger.info(
+            "worker starting",
+            extra={
+                "hostname": me.hostname,
+                "concurrency": me.concurrency,
+                "queues": sorted(me.app.amqp.queues),
+                "broker": me.app.connection().as_uri(),  # password masked by kombu
+            },
+        )
+
+
+class JsonBannerBeat(Beat):
+    def run(self) -> None:
+        self.quiet = True  # the text banners; one JSON line below instead
+        super().run()
+
+    def setup_logging(self, colorize: bool | None = None) -> None:
+        super().setup_logging(colorize=colorize)
+        me: Any = self
+        logger.info(
+            "beat starting",
+            extra={
+                "schedule_file": str(me.schedule),
+                "broker": me.app.connection().as_uri(),
+                "max_interval_s": me.max_interval,
+            },
+        )
+
+
+class App(Celery):
+    @cached_property
+    def Worker(self) -> Any:
+        return self.subclass_with_self(JsonBannerWorker)
+
+    @cached_property
+    def Beat(self) -> Any:
+        return self.subclass_with_self(JsonBannerBeat)
+
+
+app = App("bitrixapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Connects the worker's heartbeat thread to worker_ready (beat's is its scheduler class).
+from bitrixapp import heartbeats as _heartbeats  # noqa: E402, F401
 
 
 @setup_logging.connect

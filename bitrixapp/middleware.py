@@ -1,4 +1,4 @@
-"""Request-scoped log context."""
+"""Request-scoped log context and answer counts; the input guard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from integration.core import metrics
 from integration.core.log import log_context
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -26,6 +27,11 @@ class RequestIdMiddleware:
         with log_context(request_id=request_id):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        # Answers by route (webhook deliveries by status among them); the route name, never the
+        # path: the webhook's path carries its secret, and paths are unbounded.
+        match = getattr(request, "resolver_match", None)
+        route = (match.url_name or match.view_name) if match else "unmatched"
+        metrics.door_answers.labels(route, str(response.status_code)).inc()
         return response
 
 

@@ -12,23 +12,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from bitrixapp.models import Portal, portal_options
 from integration.calls import failed
 from integration.calls.models import CallSync, FailedCall
-from integration.core import inputs
+from integration.core import messages
 from integration.models import Job, Notification
-
-#: Notification kinds the pages show as banners, with the page that fixes them.
-BANNER_FIX = {
-    "unitalk.credentials_invalid": "settings",
-    "unitalk.unmapped_lines": "settings",
-    "bitrix.auth": "",
-    "bitrix.install": "",
-    "jobs.dead": "failed",
-}
 
 
 def page_lang(raw: str | None, *, fallback: str = "en") -> str:
@@ -41,33 +34,63 @@ def page_lang(raw: str | None, *, fallback: str = "en") -> str:
     return fallback if fallback in supported else "en"
 
 
-def banners_list(*, portal: Portal, user_id: int) -> list[Notification]:
-    """Open problems to show: the portal-wide ones and this user's own."""
+def banners_list(*, portal: Portal, user_id: int, is_admin: bool) -> list[Notification]:
+    """Open problems this person can act on: their own, and the portal-wide ones for admins.
+
+    One row per cause already (a tag has at most one open row); an ordinary user is not shown
+    an admin's problem they can do nothing about.
+    """
+    audience = Q(audience=Notification.Audience.USER, user_id=user_id)
+    if is_admin:
+        audience |= Q(audience=Notification.Audience.ADMINS)
     return list(
         Notification.objects.filter(portal=portal, resolved_at__isnull=True)
-        .filter(Q(audience=Notification.Audience.ADMINS) | Q(user_id=user_id))
+        .filter(audience)
         .order_by("-updated_at")[:20]
     )
 
 
 def banner_dict(row: Notification) -> dict[str, Any]:
+    """A banner in the active language: title, what to do, repeats; the detail for the toggle."""
+    shown = messages.notification_render(row)
     return {
         "id": row.pk,
         "kind": row.kind,
         "severity": row.severity,
-        "message": row.message,
+        "title": shown.title,
+        "message": shown.text,
+        "detail": row.message if row.message != shown.text else "",
+        "repeats": messages.repeat_text(row.count),
         "count": row.count,
         "since": row.created_at.isoformat(),
-        "fix": BANNER_FIX.get(row.kind, ""),
+        "fix": shown.fix,
     }
 
 
-def overview_get(*, portal: Portal, user_id: int) -> dict[str, Any]:
+def overview_get(*, portal: Portal, user_id: int, is_admin: bool) -> dict[str, Any]:
+    """Counts and banners (already rendered: call under the reader's language)."""
     return {
         "counts": failed.failed_call_counts(portal=portal),
-        "banners": [banner_dict(b) for b in banners_list(portal=portal, user_id=user_id)],
+        "banners": [
+            banner_dict(b) for b in banners_list(portal=portal, user_id=user_id, is_admin=is_admin)
+        ],
         "portal_status": portal.status,
     }
+
+
+def setup_steps(*, portal: Portal) -> list[str]:
+    """What a fresh install has not configured yet, in order (the overview lists them)."""
+    from integration.unitalk.models import OperatorMapping, UnitalkConnection
+
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    steps = []
+    if connection is None or not connection.api_key:
+        steps.append("key")
+    elif connection.last_webhook_at is None:
+        steps.append("webhook")
+    if not OperatorMapping.objects.filter(portal=portal).exists():
+        steps.append("lines")
+    return steps
 
 
 def health_get(*, portal: Portal) -> dict[str, Any]:
@@ -84,6 +107,7 @@ def health_get(*, portal: Portal) -> dict[str, Any]:
         "bitrix_expires_at": expires,
         "bitrix_expired": bool(expires and expires <= now),
         "unitalk_status": connection.status if connection else "",
+        "unitalk_state": unitalk_state(connection=connection),
         "unitalk_reason": connection.status_reason if connection else "",
         "unitalk_key": connection.api_key_masked if connection else "",
         "last_webhook_at": connection.last_webhook_at if connection else None,
@@ -91,6 +115,21 @@ def health_get(*, portal: Portal) -> dict[str, Any]:
         "paused": Job.objects.filter(portal=portal, state=Job.State.PAUSED).count(),
         "dead": Job.objects.filter(portal=portal, state=Job.State.DEAD).count(),
     }
+
+
+def unitalk_state(*, connection: Any) -> str:
+    """The one answer to "does the Unitalk key work?" that every part of the settings page shows.
+
+    "none" (no key), "checking" (saved, Unitalk not asked yet), "ok", "refused", "unreachable".
+    """
+    if connection is None or not connection.api_key:
+        return "none"
+    return {
+        "ok": "ok",
+        "unchecked": "checking",
+        "credentials_invalid": "refused",
+        "unreachable": "unreachable",
+    }.get(connection.status, "checking")
 
 
 def settings_get(*, portal: Portal) -> dict[str, Any]:
@@ -124,41 +163,86 @@ class FailedFilters:
     date_to: date | None = None
 
 
+class FiltersInvalid(Exception):
+    """Filters a person typed that cannot mean anything; `errors` has a message per field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
 def failed_filters_parse(query: Any) -> FailedFilters:
-    """Filters from a query dict. Dates that do not parse are ignored; a `user` that is not a
-    user id raises InputError (a 400 naming the field)."""
+    """Filters from a query dict (call under the reader's language).
+
+    Raises FiltersInvalid for a user id that is not a number, a date that is not a date, or
+    From after To: ignoring them would answer "nothing here", which would not be true.
+    """
+    errors: dict[str, str] = {}
 
     def day(name: str) -> date | None:
+        raw = str(query.get(name) or "").strip()
+        if not raw:
+            return None
         try:
-            return date.fromisoformat(query.get(name) or "")
+            return date.fromisoformat(raw)
         except ValueError:
+            errors[name] = _("Enter a date like 2025-01-31.")
             return None
 
     kind = query.get("kind") or ""
     state = query.get("state") or "open"
+    raw_user = str(query.get("user") or "").strip()
+    user_id = int(raw_user) if raw_user.isdigit() and 0 < len(raw_user) < 10 else None
+    if raw_user and not user_id:
+        errors["user"] = _("Enter a Bitrix24 user id (a positive number).")
+    date_from, date_to = day("date_from"), day("date_to")
+    if date_from and date_to and date_from > date_to:
+        errors["date_to"] = _("“To” must not be earlier than “From”.")
+    if errors:
+        raise FiltersInvalid(errors)
     return FailedFilters(
         kind=kind if kind in FailedCall.Kind.values else "",
         state=state if state in ("open", *FailedCall.State.values) else "open",
-        user_id=inputs.parse_int_or_none(query.get("user"), field="user", minimum=1),
+        user_id=user_id,
         reason=str(query.get("reason") or "")[:200],
-        date_from=day("date_from"),
-        date_to=day("date_to"),
+        date_from=date_from,
+        date_to=date_to,
     )
 
 
+def failed_reason_text(kind: str) -> str:
+    """What happened, in people's words; the stored reason is the technical detail."""
+    texts: dict[str, str] = {
+        FailedCall.Kind.MISSED: _("Nobody answered. Call the customer back."),
+        FailedCall.Kind.DIAL_FAILED: _("The call could not be placed through Unitalk."),
+        FailedCall.Kind.CRM_SYNC_FAILED: _("The call could not be saved in the Bitrix24 CRM."),
+    }
+    return texts.get(kind, _("Something went wrong with this call."))
+
+
 def failed_item_dict(item: FailedCall) -> dict[str, Any]:
+    """An item as the list shows it (call under the reader's language)."""
     return {
         "id": item.pk,
         "kind": item.kind,
         "state": item.state,
         "phone": item.phone_number,
         "owner": item.owner_user_id,
-        "reason": item.reason,
+        "reason": failed_reason_text(item.kind),
+        "detail": item.reason,
         "attempts": item.attempts,
+        "attempts_text": (
+            ngettext("%(n)d attempt", "%(n)d attempts", item.attempts) % {"n": item.attempts}
+            if item.attempts
+            else ""
+        ),
         "occurrences": item.occurrences,
+        "occurrences_text": messages.repeat_text(item.occurrences),
         "created_at": item.created_at.isoformat(),
         "retryable": item.job_id is not None and item.state != FailedCall.State.RESOLVED,
         "resolution": item.resolution,
+        "resolved_by": item.resolved_by_user_id,
+        "resolved_at": item.resolved_at.isoformat() if item.resolved_at else "",
         "crm": (
             {"type": item.crm_entity_type, "id": item.crm_entity_id}
             if item.crm_entity_type and item.crm_entity_id
@@ -192,10 +276,43 @@ def failed_item_get(*, portal: Portal, item_id: int) -> FailedCall | None:
     return FailedCall.objects.filter(portal=portal, pk=item_id).select_related("job").first()
 
 
+def call_status_label(code: str) -> str:
+    """Unitalk's end `state` (docs/unitalk.md §3.5) or our own progress, as people say it."""
+    labels = {
+        "ANSWER": _("Answered"),
+        "NOANSWER": _("Not answered"),
+        "BUSY": _("Busy"),
+        "ANSW_RJCT": _("Rejected"),
+        "ANSW_NF_OP": _("No free operator"),
+        "ANSW_OP_NA": _("The operator did not pick up"),
+        "UNREACHABLE": _("Unreachable"),
+        "ANSWERING_MACHINE": _("Answering machine"),
+        "FAIL": _("Failed"),
+        "ringing": _("Ringing"),
+        "answered": _("In conversation"),
+        "ended": _("Ended"),
+    }
+    return str(labels.get(code, code or "—"))
+
+
+def _ring_seconds(call: Any) -> int | None:
+    if call is None:
+        return None
+    if call.started_at and call.answered_at:
+        return max(int((call.answered_at - call.started_at).total_seconds()), 0)
+    if call.full_seconds is not None and call.talk_seconds is not None:
+        return max(call.full_seconds - call.talk_seconds, 0)
+    return None
+
+
 def sync_dict(sync: CallSync) -> dict[str, Any]:
     call = sync.call
     started = (call.started_at if call else None) or sync.created_at
+    status = (call.state or call.status) if call else ""
     return {
+        "status_label": call_status_label(status) if status else "—",
+        "ring_seconds": _ring_seconds(call),
+        "line": (call.operator_line if call else "") or sync.line_number,
         "id": sync.pk,
         "bitrix_call_id": sync.bitrix_call_id or "",
         "stage": sync.stage,
@@ -227,7 +344,30 @@ def crm_calls_list(*, portal: Portal, entity_type: str, entity_id: int) -> list[
         .select_related("call")
         .order_by("-created_at")[:100]
     )
-    return [sync_dict(s) for s in syncs]
+    rows = [sync_dict(s) for s in syncs]
+    # How often each number has called this portal: a repeat caller is worth knowing about.
+    numbers = {r["phone"] for r in rows if r["phone"]}
+    seen = dict(
+        CallSync.objects.filter(portal=portal, phone_number__in=numbers)
+        .values_list("phone_number")
+        .annotate(n=Count("id"))
+    )
+    resolved = {
+        f.sync_id: f
+        for f in FailedCall.objects.filter(
+            portal=portal, sync_id__in=[r["id"] for r in rows], state=FailedCall.State.RESOLVED
+        )
+    }
+    for r in rows:
+        r["calls_from_number"] = seen.get(r["phone"], 0)
+        item = resolved.get(r["id"])
+        r["resolved_by"] = item.resolved_by_user_id if item else None
+        r["resolved_when"] = (
+            timezone.localtime(item.resolved_at).strftime("%Y-%m-%d %H:%M")
+            if item and item.resolved_at
+            else ""
+        )
+    return rows
 
 
 def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | None:

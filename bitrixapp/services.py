@@ -99,6 +99,7 @@ def _refuse_non_admin(*, known: Portal | None, user_id: int) -> None:
                 "reinstall the app. Nothing was changed."
             ),
             context={"user": user_id},
+            params={"user": user_id},
         )
     raise InstallNotAdmin(reason)
 

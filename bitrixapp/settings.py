@@ -294,7 +294,12 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "integration.core.log.ContextFilter"}},
+    "filters": {
+        "context": {"()": "integration.core.log.ContextFilter"},
+        # Celery's per-task and beat's per-tick lines: DEBUG (integration/core/log.py, Routine).
+        "celery_task_routine": {"()": "integration.core.log.Routine", "prefixes": ("Task ",)},
+        "beat_routine": {"()": "integration.core.log.Routine", "prefixes": ("Scheduler: Sending",)},
+    },
     "formatters": {"json": {"()": "integration.core.log.JsonFormatter"}},
     "handlers": {
         "stdout": {
@@ -311,6 +316,9 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        "celery.worker.strategy": {"filters": ["celery_task_routine"]},
+        "celery.app.trace": {"filters": ["celery_task_routine"]},
+        "celery.beat": {"filters": ["beat_routine"]},
         "urllib3": {"level": "WARNING"},
     },
 }
@@ -323,8 +331,13 @@ if DEBUG:
 JOB_BACKOFF_BASE_S = env.float("JOB_BACKOFF_BASE_S", default=2.0)
 JOB_BACKOFF_CAP_S = env.float("JOB_BACKOFF_CAP_S", default=600.0)
 JOB_RETRY_HORIZON_S = env.int("JOB_RETRY_HORIZON_S", default=6 * 3600)
-# How long a running attempt may go silent before another worker may take the job over.
-JOB_LEASE_S = env.int("JOB_LEASE_S", default=CELERY_TASK_TIME_LIMIT + 30)
+# How long a running attempt may go silent before another worker may take the job over. The
+# worker renews it every JOB_LEASE_RENEW_S while the attempt runs (integration/lease.py), so a
+# killed worker's job is taken over within JOB_LEASE_S + JOB_DISPATCH_INTERVAL_S; a job whose
+# attempts died with their worker JOB_MAX_ABANDONED times is given up (dead).
+JOB_LEASE_S = env.float("JOB_LEASE_S", default=10.0)
+JOB_LEASE_RENEW_S = env.float("JOB_LEASE_RENEW_S", default=2.0)
+JOB_MAX_ABANDONED = env.int("JOB_MAX_ABANDONED", default=3)
 # Retries due within this many seconds go to the broker with a countdown; later ones wait in the
 # job row for beat's dispatcher, so the broker never holds a message longer than this plus a run
 # (docs/operations.md, "RabbitMQ").
@@ -334,6 +347,32 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "task": "integration.jobs_dispatch",
     "schedule": JOB_DISPATCH_INTERVAL_S,
 }
+
+# --- Heartbeats and readiness (docs/operations.md, "Readiness") -------------------------------
+# Workers and beat write a heartbeat this often (bitrixapp/heartbeats.py); /readyz fails a part
+# whose heartbeat is older than READY_HEARTBEAT_MAX_AGE_S.
+HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
+READY_HEARTBEAT_MAX_AGE_S = env.float("READY_HEARTBEAT_MAX_AGE_S", default=30.0)
+CELERY_BEAT_SCHEDULER = "bitrixapp.heartbeats:HeartbeatScheduler"
+# /readyz fails when the oldest due job of a queue has waited longer than this (seconds); per
+# queue: READY_BACKLOG_MAX_AGE_BY_QUEUE=interactive=30,background=900.
+READY_BACKLOG_MAX_AGE_S = env.float("READY_BACKLOG_MAX_AGE_S", default=120.0)
+READY_BACKLOG_MAX_AGE_BY_QUEUE: dict[str, float] = env.dict(
+    "READY_BACKLOG_MAX_AGE_BY_QUEUE", cast={"value": float}, default={}
+)
+
+# --- Metrics (/metrics; docs/operations.md, "Metrics") ------------------------------------------
+# Off unless one of these is set: a bearer token scrapers send, and/or client networks that may
+# scrape without it (comma-separated addresses or CIDRs, e.g. 10.0.0.0/8,127.0.0.1).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_IPS = env.list("METRICS_ALLOW_IPS", default=[])
+# A folder every web and worker process of the host writes its counters into (prometheus-client
+# multiprocess mode), under APP_VAR_DIR; empty: each process counts alone and /metrics shows the
+# web process's own. Emptied by the release step (counts restart with the processes).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    writable_dir(Path(PROMETHEUS_MULTIPROC_DIR))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 
 # --- Unitalk side (issue #5: client, webhook intake, operators, reconciliation) ------------------
 INSTALLED_APPS += ["integration.unitalk", "integration.calls"]

@@ -1,9 +1,11 @@
 from django.urls import include, path
 
-from bitrixapp.views import health
+from bitrixapp.views import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
     path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),

@@ -6,8 +6,10 @@ between commit and publish, broker down), `jobs_dispatch` finds the due row and 
 Retry times live in the row (`next_attempt_at`), so the broker never holds long ETAs.
 
 A job runs at most once at a time: `_claim` is a conditional UPDATE that only one worker wins.
-A worker that dies mid-attempt leaves a running row whose lease expires; it is then claimable
-again. Handlers must therefore be idempotent (they are: every external write carries our key).
+The lease is renewed while the attempt runs (integration/lease.py); a worker that dies
+mid-attempt stops renewing, the lease expires within seconds and the job is claimable again,
+its lost attempt closed as abandoned. Handlers must therefore be idempotent (they are: every
+external write carries our key).
 
 An inbox is a table whose rows become jobs later, in bulk: a door that must answer in
 microseconds (the Unitalk webhook) stores only its own row, and `jobs_dispatch` first asks
@@ -29,6 +31,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from integration import lease
 from integration.core import retry
 from integration.core.log import log_context
 from integration.models import Job, JobAttempt
@@ -105,7 +108,7 @@ def registered_kinds() -> list[str]:
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=getattr(settings, "JOB_LEASE_S", settings.CELERY_TASK_TIME_LIMIT + 30))
+    return lease.lease_length()
 
 
 def _send(job_ids: Iterable[int], *, countdown: float = 0) -> None:
@@ -182,11 +185,17 @@ def job_execute(*, job_id: int) -> str | None:
     kind = _registry.get(job.kind)
     portal_ref = job.portal.member_id if job.portal else None
     with log_context(job=job.pk, attempt=job.attempts, portal=portal_ref):
+        abandoned = lease.attempts_abandon(job=job, number=job.attempts)
         started = time.monotonic()
         try:
             if kind is None:
                 raise LookupError(f"no handler registered for job kind {job.kind!r}")
-            result = kind.handler(job)
+            if abandoned >= settings.JOB_MAX_ABANDONED:
+                raise lease.WorkerLostRepeatedly(
+                    f"{abandoned} attempts died with their worker; not trying again"
+                )
+            with lease.lease_kept(job_id=job.pk, attempt=job.attempts):
+                result = kind.handler(job)
         except Exception as exc:  # the task boundary: every failure becomes a decision
             _record_failure(job, attempt, exc, kind)
         else:

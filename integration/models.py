@@ -66,6 +66,9 @@ class JobAttempt(models.Model):
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
+        # Its worker died mid-attempt; closed by the worker that took the job over
+        # (integration/lease.py).
+        ABANDONED = "abandoned", "abandoned"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_rows")
     number = models.PositiveIntegerField()
@@ -107,7 +110,10 @@ class Notification(models.Model):
     # Repeats of the same problem share a tag: they update one row (and replace one message
     # in Bitrix24 via im.notify TAG) instead of piling up.
     tag = models.CharField(max_length=128)
+    # `kind` is the message code; `params` fill it in the reader's language when shown
+    # (integration/core/messages.py). `message` is the technical detail: logs and "details" only.
     message = models.TextField()
+    params = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
     count = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -90,12 +90,13 @@ class Faults:
                 for (m, k), r in self._rules.items()
             ]
 
-    def pick(self, method: str) -> tuple[str, float] | None:
-        """The fault to apply to this call, if any fires."""
+    def pick(self, method: str, *, exact: bool = False) -> tuple[str, float] | None:
+        """The fault to apply to this call, if any fires (`exact`: ignore `*` rules)."""
         method = method.lower()
+        names = (method,) if exact else ("*", method)
         with self._lock:
             for (rule_method, kind), rule in self._rules.items():
-                if rule_method in ("*", method) and rule["rng"].random() < rule["rate"]:
+                if rule_method in names and rule["rng"].random() < rule["rate"]:
                     return kind, rule["seconds"]
         return None
 
@@ -171,7 +172,10 @@ class App:
         picked = self.faults.pick(method)
         if not picked:
             return None
-        kind, seconds = picked
+        return self.fault_kind(*picked)
+
+    def fault_kind(self, kind: str, seconds: float) -> Response | None:
+        """The answer of one fault kind (None for latency, after waiting)."""
         if kind == "latency":
             time.sleep(seconds)
             return None

@@ -119,6 +119,8 @@ class World:
             "WORK_PHONE": "",
             "PERSONAL_MOBILE": "",
             "USER_TYPE": "employee",
+            "IS_ONLINE": "N" if user.get("IS_ONLINE") in ("N", False) else "Y",
+            "UF_DEPARTMENT": [int(d) for d in user.get("UF_DEPARTMENT") or [1]],
             "ADMIN": bool(user.get("ADMIN", user.get("admin", index == 1))),
         }
 

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
+from bitrixapp.views import pages
 from integration.calls import failed
 from integration.calls.models import FailedCall
 from integration.core import inputs
@@ -76,17 +77,34 @@ def _not_found() -> JsonResponse:
 @require_GET
 @auth.page_token_required
 def overview(request: HttpRequest) -> HttpResponse:
-    identity = _identity(request)
-    return JsonResponse(selectors.overview_get(portal=_portal(request), user_id=identity.user_id))
+    """Counts and banners now (pages poll it, so a banner goes away when its cause does)."""
+    identity, portal = _identity(request), _portal(request)
+    page = request.GET.get("page", "")[:16]
+    with translation.override(_lang(request, portal)):
+        data = pages.banners_context(identity=identity, portal=portal, page=page)
+        data["banners_html"] = render_to_string(
+            "pages/_banners.html", {"banners": data["banners"], "identity": identity}
+        )
+    return JsonResponse(data)
 
 
 @require_GET
 @auth.page_token_required
 def failed_list(request: HttpRequest) -> HttpResponse:
-    filters = selectors.failed_filters_parse(request.GET)
-    page = inputs.parse_int_or_none(request.GET.get("page"), field="page", minimum=1) or 1
-    data = selectors.failed_page_get(portal=_portal(request), filters=filters, page=page)
-    data["counts"] = failed.failed_call_counts(portal=_portal(request))
+    """One page of a list; wrong filters answer 400 with a message per field, not a silent
+    "nothing here"."""
+    portal = _portal(request)
+    with translation.override(_lang(request, portal)):
+        try:
+            filters = selectors.failed_filters_parse(request.GET)
+        except selectors.FiltersInvalid as exc:
+            field, message = next(iter(exc.errors.items()))
+            return JsonResponse(
+                {"errors": exc.errors, "field": field, "error": message}, status=400
+            )
+        page = inputs.parse_int_or_none(request.GET.get("page"), field="page", minimum=1) or 1
+        data = selectors.failed_page_get(portal=portal, filters=filters, page=page)
+    data["counts"] = failed.failed_call_counts(portal=portal)
     return JsonResponse(data)
 
 
@@ -184,23 +202,46 @@ def settings_key(request: HttpRequest) -> HttpResponse:
                 status=400,
             )
     connection = unitalk_services.connection_save_key(portal=portal, api_key=key)
-    with translation.override(_lang(request, portal)):
-        # The health panel on the same page must not keep saying "not set".
-        health = f"{_('accepted')} ({connection.api_key_masked})"
+    # Checked on save: Unitalk is asked by a job (never inside this request); the page polls
+    # it and redraws the status from `settings_status`, the one source of the page's state.
+    job = services.connection_test_enqueue(portal=portal)
     return JsonResponse(
         {
             "key_masked": connection.api_key_masked,
-            "health_unitalk": health,
+            "job": job.pk,
             "webhook_url": unitalk_services.connection_webhook_url(connection=connection),
             "webhook_secret": connection.webhook_secret,
         }
+        | _status(request, portal)
     )
+
+
+def _status(request: HttpRequest, portal: Portal) -> dict[str, Any]:
+    health = selectors.health_get(portal=portal)
+    with translation.override(_lang(request, portal)):
+        html = render_to_string("pages/_health.html", {"health": health})
+    return {"unitalk_state": health["unitalk_state"], "health_html": html}
+
+
+@require_GET
+@auth.page_token_required(admin=True)
+def settings_status(request: HttpRequest) -> HttpResponse:
+    """The settings page's status (health panel, key state) as it is now."""
+    portal = _portal(request)
+    key = selectors.settings_get(portal=portal)["key_masked"]
+    return JsonResponse({"key_masked": key} | _status(request, portal))
 
 
 @require_POST
 @auth.page_token_required(admin=True)
 def settings_test(request: HttpRequest) -> HttpResponse:
-    job = services.connection_test_enqueue(portal=_portal(request))
+    portal = _portal(request)
+    if selectors.settings_get(portal=portal)["key_masked"] == "":
+        with translation.override(_lang(request, portal)):
+            # Unitalk is not asked at all: say so, not "Unitalk did not accept".
+            message = _("Enter your Unitalk API key and save it first.")
+        return JsonResponse({"errors": {"api_key": message}, "error": message}, status=400)
+    job = services.connection_test_enqueue(portal=portal)
     return JsonResponse({"job": job.pk}, status=202)
 
 
@@ -226,7 +267,10 @@ def operator_rows(request: HttpRequest) -> HttpResponse:
     with translation.override(_lang(request, portal)):
         html = render_to_string(
             "pages/_mapping_rows.html",
-            {"mappings": selectors.settings_get(portal=portal)["mappings"]},
+            {
+                "mappings": selectors.settings_get(portal=portal)["mappings"],
+                "users": services.users_directory(portal=portal) or {},
+            },
         )
     return JsonResponse({"html": html})
 
@@ -234,37 +278,63 @@ def operator_rows(request: HttpRequest) -> HttpResponse:
 @require_POST
 @auth.page_token_required(admin=True)
 def operator_map(request: HttpRequest) -> HttpResponse:
-    """Map a user to a line by hand; an empty line removes the user's mapping."""
+    """Map a user to a line by hand (`remove: true` removes the user's row).
+
+    A mapping that takes a line from another user, or moves this user off their line, answers
+    409 with what would change, unless the page sends `confirm: true` after asking.
+    """
+    from integration.unitalk import mapping as mapping_rules
     from integration.unitalk import services as unitalk_services
 
     portal = _portal(request)
     data = _body(request)
-    line = str(data.get("line") or "").strip()
     known = services.users_directory(portal=portal)
-    try:
-        user = inputs.parse_int(data.get("user_id"), field="user_id", minimum=1)
-    except inputs.InputError:
-        user = 0
     with translation.override(_lang(request, portal)):
-        if not user or (known is not None and user not in known):
-            return JsonResponse(
-                {
-                    "errors": {
-                        "user_id": _("There is no active user %(id)s on this portal.")
-                        % {"id": str(data.get("user_id") or "")[:32]}
-                    }
-                },
-                status=400,
-            )
-        if line and (len(line) > 32 or not line.replace("*", "").replace("#", "").isalnum()):
-            return JsonResponse(
-                {"errors": {"line": _("An inner line is a short number, e.g. 101.")}}, status=400
-            )
-    if not line:
-        unitalk_services.operator_unmap(portal=portal, bitrix_user_id=user)
-        return JsonResponse({"removed": True})
+        user, line, errors = _mapping_fields(data, known, remove=bool(data.get("remove")))
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        if data.get("remove"):
+            unitalk_services.operator_unmap(portal=portal, bitrix_user_id=user)
+            return JsonResponse({"removed": True})
+        conflicts = mapping_rules.operator_map_conflicts(
+            portal=portal, bitrix_user_id=user, line=line
+        )
+        if conflicts and data.get("confirm") is not True:
+            names = known or {}
+            changes = [
+                _("Line %(line)s is now %(user)s's and will be taken from them.")
+                % {"line": c.line, "user": names.get(c.bitrix_user_id, f"#{c.bitrix_user_id}")}
+                if c.line == line
+                else _("%(user)s will no longer have line %(line)s.")
+                % {"line": c.line, "user": names.get(c.bitrix_user_id, f"#{c.bitrix_user_id}")}
+                for c in conflicts
+            ]
+            return JsonResponse({"confirm": changes}, status=409)
     mapping = unitalk_services.operator_map_manual(portal=portal, bitrix_user_id=user, line=line)
     return JsonResponse({"user_id": mapping.bitrix_user_id, "line": mapping.line})
+
+
+def _mapping_fields(
+    data: dict[str, Any], known: dict[int, str] | None, *, remove: bool
+) -> tuple[int, str, dict[str, str]]:
+    """(user, line, errors) of a manual mapping, each error the one that is true."""
+    errors: dict[str, str] = {}
+    raw_user = str(data.get("user_id") or "").strip()
+    line = str(data.get("line") or "").strip()
+    user = int(raw_user) if raw_user.isdigit() and len(raw_user) < 10 else 0
+    if not raw_user:
+        errors["user_id"] = _("Enter the Bitrix24 user ID.")
+    elif not user:
+        errors["user_id"] = _("Enter a Bitrix24 user id (a positive number).")
+    elif known is not None and user not in known:
+        errors["user_id"] = _("There is no active user %(id)s on this portal.") % {"id": user}
+    if remove:
+        return user, line, errors
+    if not line:
+        errors["line"] = _("Enter the Unitalk inner line, e.g. 101.")
+    elif len(line) > 32 or not line.replace("*", "").replace("#", "").isalnum():
+        errors["line"] = _("An inner line is a short number, e.g. 101.")
+    return user, line, errors
 
 
 @require_POST

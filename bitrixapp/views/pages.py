@@ -48,11 +48,32 @@ def js_strings() -> dict[str, Any]:
         "none": _("Nothing here. Well done."),
         "page": _("Page"),
         "of": _("of"),
-        "testing": _("Testing the connection…"),
-        "test_ok": _("Unitalk answered: the key works (%(n)s operators)."),
-        "test_failed": _("Unitalk did not accept the connection:"),
+        "testing": _("Checking the key with Unitalk…"),
+        "test_ok_n": _("Unitalk answered: the key works. Operators found: %(n)s."),
+        "test_problem": {
+            "credentials_invalid": _(
+                "Unitalk did not accept this key. Copy it again from your Unitalk account "
+                "(Settings → API) and save it."
+            ),
+            "unreachable": _(
+                "Unitalk could not be reached. The key is kept; try again in a few minutes."
+            ),
+            "": _("The check did not finish. Try again in a moment."),
+        },
         "syncing": _("Matching users and lines…"),
         "synced": _("Matching finished."),
+        "sync_failed": _("Matching did not finish. Check the Unitalk key, then try again."),
+        "fix_fields": _("Nothing was saved: correct the fields marked in red."),
+        "removed": _("Removed."),
+        "details": _("Details"),
+        "headers": {
+            "when": _("When"),
+            "number": _("Number"),
+            "user": _("User"),
+            "reason": _("Reason"),
+            "state": _("State"),
+            "actions": _("Actions"),
+        },
         "copied": _("Copied."),
         "no_call": _("This call is not known to the app yet."),
         "open": _("open"),
@@ -61,8 +82,6 @@ def js_strings() -> dict[str, Any]:
         "dial_failed": _("Call not placed"),
         "missed": _("Missed call"),
         "crm_sync_failed": _("CRM not updated"),
-        "attempts": _("attempts"),
-        "times": _("times"),
         "saving": _("Saving…"),
         "stages": stage_labels(),
     }
@@ -97,33 +116,48 @@ def _render(
             "page_token": request.bitrix_page_token,  # type: ignore[attr-defined]
             "bx24_js_url": settings.BITRIX24_JS_URL,
             "entry": {name: request.POST.get(name, "") for name in ENTRY_FIELDS} | {"LANG": lang},
-            "counts": selectors.overview_get(portal=portal, user_id=identity.user_id)["counts"],
-            "banners": selectors.banners_list(portal=portal, user_id=identity.user_id),
+            **banners_context(identity=identity, portal=portal, page=page),
             "js_strings": js_strings(),
             "poll_ms": settings.PAGES_CALL_CARD_POLL_MS,
         }
         return render(request, template, base | context, status=status)
 
 
+def banners_context(*, identity: auth.PageIdentity, portal: Portal, page: str) -> dict[str, Any]:
+    """Counts and banners for a page (under the page's language).
+
+    Inside the narrow CRM tab only the viewer's own problems are shown: portal-wide ones are
+    for the app's pages, where the admin can act on them.
+    """
+    is_admin = identity.is_admin and page not in ("crm", "call_card")
+    return selectors.overview_get(portal=portal, user_id=identity.user_id, is_admin=is_admin)
+
+
 @auth.frame_entry
 def app_page(request: HttpRequest) -> HttpResponse:
-    """Overview: open failed-call counts, problem banners, links to the other pages."""
-    return _render(request, "pages/overview.html", {}, page="overview")
+    """Overview: open failed-call counts, problem banners, what is not set up yet, tabs."""
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    return _render(
+        request,
+        "pages/overview.html",
+        {"setup": selectors.setup_steps(portal=portal)},
+        page="overview",
+    )
 
 
 @auth.frame_entry
 def failed_page(request: HttpRequest) -> HttpResponse:
-    """Failed-call lists; the table is filled by actions.failed_list (filters, pages)."""
+    """Missed calls (their own list: people to call back) or failed calls (work to retry:
+    not placed, CRM not updated); the table is filled by actions.failed_list."""
     kind = request.POST.get("kind", "")
-    kinds = [(value, label) for value, label in _kind_labels().items()]
+    kind = kind if kind in FailedCall.Kind.values else FailedCall.Kind.DIAL_FAILED
+    labels = _kind_labels()
+    shown = [kind] if kind == FailedCall.Kind.MISSED else list(labels)[1:]
     return _render(
         request,
         "pages/failed.html",
-        {
-            "kind": kind if kind in FailedCall.Kind.values else FailedCall.Kind.MISSED,
-            "kinds": kinds,
-        },
-        page="failed",
+        {"kind": kind, "kinds": [(value, labels[value]) for value in shown]},
+        page="missed" if kind == FailedCall.Kind.MISSED else "failed",
     )
 
 
@@ -210,13 +244,17 @@ def placement(request: HttpRequest) -> HttpResponse:
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
         entity_id = inputs.parse_int_or_none(options.get("ID"), field="PLACEMENT_OPTIONS.ID") or 0
-        calls = selectors.crm_calls_list(
-            portal=portal, entity_type=entity_type, entity_id=entity_id
-        )
+        services.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
         with translation.override(_lang(request, portal)):
+            calls = selectors.crm_calls_list(
+                portal=portal, entity_type=entity_type, entity_id=entity_id
+            )
             labels = stage_labels()
+        users = services.users_directory(portal=portal) or {}
         for call in calls:
             call["stage_label"] = labels.get(call["stage"], call["stage"])
+            call["user_name"] = users.get(call["user"] or 0, "")
+            call["resolved_by_name"] = users.get(call["resolved_by"] or 0, "")
         context |= {"entity_type": entity_type, "entity_id": entity_id or "", "calls": calls}
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":

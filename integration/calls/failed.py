@@ -85,7 +85,10 @@ def failed_call_open(
                 crm_entity_type=crm_entity_type,
                 crm_entity_id=crm_entity_id,
             )
-    logger.warning(
+    # A missed call is ordinary business (someone calls back), not something an operator acts on.
+    level = logging.INFO if kind == FailedCall.Kind.MISSED else logging.WARNING
+    logger.log(
+        level,
         "failed-call item opened: %s",
         reason,
         extra={"kind": kind, "item": item.pk, "portal": portal.member_id},
@@ -125,6 +128,7 @@ def failed_call_report(
         tag=f"{notice_kind}:{row.pk}",
         user_id=row.user_id,
         context={"sync_id": row.pk, **context},
+        params={"phone": row.phone_number},
     )
     return item
 
@@ -138,7 +142,29 @@ def failed_call_resolve(*, item: FailedCall, resolution: str, user_id: int | Non
         resolved_at=timezone.now(),
         updated_at=timezone.now(),
     )
+    if updated:
+        failed_call_notices_close(items=[item])
     return bool(updated)
+
+
+#: The notice each kind of item raised (failed_call_open's `notice_kind`, missed.py's tag).
+NOTICE_KINDS = {
+    FailedCall.Kind.DIAL_FAILED: "call.dial_failed",
+    FailedCall.Kind.CRM_SYNC_FAILED: "call.crm_sync_failed",
+}
+
+
+def failed_call_notices_close(*, items: Any) -> None:
+    """The items are handled: their banners and notices go with them (docs/pages.md)."""
+    for item in items:
+        if item.kind == FailedCall.Kind.MISSED:
+            number = "".join(ch for ch in item.phone_number if ch in "0123456789")
+            tag = f"call.missed:{number or item.phone_number}"
+        elif item.sync_id and item.kind in NOTICE_KINDS:
+            tag = f"{NOTICE_KINDS[item.kind]}:{item.sync_id}"
+        else:
+            continue
+        alerts.notification_resolve(portal=item.portal, tag=tag)
 
 
 def failed_call_retry(*, item: FailedCall) -> FailedCall:
@@ -158,12 +184,14 @@ def failed_call_retry(*, item: FailedCall) -> FailedCall:
 
 def missed_calls_resolve_for_number(*, portal: Any, phone_number: str, resolution: str) -> int:
     """An answered outgoing call reached this number: its missed-call items are done."""
-    return FailedCall.objects.filter(
+    items = FailedCall.objects.filter(
         portal=portal,
         kind=FailedCall.Kind.MISSED,
         phone_number=phone_number,
         state__in=OPEN_STATES,
-    ).update(
+    )
+    failed_call_notices_close(items=list(items.select_related("portal")))
+    return items.update(
         state=FailedCall.State.RESOLVED,
         resolution=resolution[:255],
         resolved_at=timezone.now(),
@@ -175,6 +203,7 @@ def failed_call_follow_job(job: Job, state: str) -> None:
     """Items being retried follow their job: success resolves them, death reopens them."""
     items = FailedCall.objects.filter(job=job, state=FailedCall.State.RETRYING)
     if state == Job.State.SUCCEEDED:
+        failed_call_notices_close(items=list(items.select_related("portal")))
         items.update(
             state=FailedCall.State.RESOLVED,
             resolution="retried successfully",

@@ -74,6 +74,8 @@ def missed_handle(*, sync_id: int) -> dict[str, Any]:
             severity="warning",
             user_id=owner,
             context={"sync_id": row.pk, "item_id": item.pk, "phone": number},
+            params={"phone": row.phone_number},
+            log_level=logging.INFO,  # ordinary business: the owner calls back
         )
         logger.info("missed call handed to its owner", extra={"owner": owner})
     return {"owner": owner, "item": item.pk}

@@ -99,7 +99,11 @@ def reconcile_portal(*, portal: Portal | Any, now: datetime | None = None) -> di
                 recovered += 1
                 call_changed(call=call, event=EVENT_RECONCILED)
     UnitalkConnection.objects.filter(pk=connection.pk).update(reconciled_until=end)
-    if connection.status == UnitalkConnection.Status.UNREACHABLE:
+    # Unitalk answered with this key: an unreachable or not-yet-checked key works.
+    if connection.status in (
+        UnitalkConnection.Status.UNREACHABLE,
+        UnitalkConnection.Status.UNCHECKED,
+    ):
         connection_status_set(connection, UnitalkConnection.Status.OK)
     result = {
         "from": start.isoformat(),

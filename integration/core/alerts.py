@@ -44,8 +44,15 @@ def notification_raise(
     severity: str = Notification.Severity.ERROR,
     user_id: int | None = None,
     context: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    log_level: int | None = None,
 ) -> Notification:
-    """Record a problem for the portal's admins (or one user when `user_id` is given)."""
+    """Record a problem for the portal's admins (or one user when `user_id` is given).
+
+    `kind` is the message code and `params` its parameters (integration/core/messages.py renders
+    them in the reader's language); `message` is the technical detail for logs and "details".
+    `log_level` overrides the level of its log line (default: ERROR for errors, else WARNING).
+    """
     tag = tag or (f"{kind}:user:{user_id}" if user_id else kind)
     fields = {
         "audience": Notification.Audience.USER if user_id else Notification.Audience.ADMINS,
@@ -53,6 +60,7 @@ def notification_raise(
         "kind": kind,
         "severity": severity,
         "message": message,
+        "params": params or {},
         "context": context or {},
     }
     with transaction.atomic():
@@ -70,8 +78,12 @@ def notification_raise(
                     portal=portal, tag=tag, resolved_at__isnull=True
                 ).update(count=F("count") + 1)
         row = Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
-    log = logger.error if severity in ("error", "critical") else logger.warning
-    log("notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id})
+    # The log level is the operator's: WARNING means someone may need to act (docs/operations.md,
+    # "Logs"); what only a portal user must hear about (a missed call) is logged as INFO.
+    level = log_level or (logging.ERROR if severity in ("error", "critical") else logging.WARNING)
+    logger.log(
+        level, "notification raised: %s", message, extra={"kind": kind, "tag": tag, "user": user_id}
+    )
     transaction.on_commit(partial(_delivery_schedule, row, created))
     return row
 
@@ -84,6 +96,7 @@ def notification_raise_once(
     tag: str,
     severity: str = Notification.Severity.ERROR,
     context: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Notification:
     """Like `notification_raise` for the admins, but a repeat while the row is open only counts.
 
@@ -98,7 +111,13 @@ def notification_raise_once(
             logger.info("notification repeated (not sent again)", extra={"kind": kind, "tag": tag})
             return Notification.objects.get(portal=portal, tag=tag, resolved_at__isnull=True)
         return notification_raise(
-            portal=portal, kind=kind, message=message, tag=tag, severity=severity, context=context
+            portal=portal,
+            kind=kind,
+            message=message,
+            tag=tag,
+            severity=severity,
+            context=context,
+            params=params,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from integration.core import metrics
 from integration.core.errors import TransientError
 
 logger = logging.getLogger(__name__)
@@ -57,8 +59,10 @@ def request(
     The response is returned whatever its status: mapping statuses and envelopes to errors is
     the job of each service's client, which knows the provider's conventions.
     """
+    started = time.monotonic()
+    status = "error"
     try:
-        return _session().request(
+        response = _session().request(
             method,
             url,
             params=params,
@@ -69,6 +73,8 @@ def request(
             allow_redirects=False,
             stream=stream,
         )
+        status = str(response.status_code)
+        return response
     except requests.Timeout as exc:
         raise TransientError(f"{service}: timed out", service=service) from exc
     except requests.ConnectionError as exc:
@@ -79,6 +85,10 @@ def request(
         raise TransientError(
             f"{service}: request failed ({type(exc).__name__})", service=service
         ) from exc
+    finally:
+        # Every request to a provider is counted here, the one place they all pass.
+        metrics.provider_requests.labels(service, status).inc()
+        metrics.provider_request_seconds.labels(service).observe(time.monotonic() - started)
 
 
 def close() -> None:

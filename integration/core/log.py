@@ -9,7 +9,11 @@ Secrets are masked by knowing them, not only by their look (docs/security.md):
   settings' own secrets are noted on first use), and any log text containing one is masked;
 - by position: the webhook secret in `/unitalk/webhook/<secret>/`, and values after a secret's
   field name (`auth[access_token]=…`, `"api_key": "…"`, `AUTH_ID=…`);
-- by shape: long token-like strings.
+- by field: a log field whose name says it holds a secret (`token`, `api_key`, ...) is masked
+  whole.
+Nothing is masked by its look: request ids, portal member ids, Celery task ids and job keys are
+long hex strings too, and a log line must be matchable to the request, portal or task it is
+about (docs/operations.md, "Logs").
 The gunicorn access and error logs go through this formatter too (gunicorn.conf.py).
 """
 
@@ -31,18 +35,22 @@ CONTEXT_FIELDS = ("portal", "call", "job", "attempt", "request_id")
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
-# Names whose values are secrets wherever they appear: key=value, "key": "value", key: value.
+# Names that hold a secret: a name ending in one of these (`auth[access_token]`, `X-Unitalk-Secret`,
+# `AUTH_ID`). A bare `key` or `id` is not among them: `idempotency_key`, `pause_key`, `member_id`
+# and `request_id` are ids an operator needs in full.
 _SECRET_NAMES = (
-    r"access_token|refresh_token|application_token|client_secret|api_key|apikey|auth_id|"
-    r"refresh_id|authorization|password|secret|token|auth|key"
+    r"access_token|refresh_token|application_token|client_secret|webhook_secret|secret_key|"
+    r"encryption_key|private_key|api_key|apikey|auth_id|refresh_id|authorization|password|"
+    r"passwd|secret|token|auth"
 )
+# In text: name=value, "name": "value", name: value.
 _SECRET_PAIR = re.compile(
-    rf"(?P<name>[\w\[\]-]*(?:{_SECRET_NAMES})[\w\]]*)(?P<sep>[\"']?\s*[:=]\s*[\"']?(?:Bearer\s+)?)"
+    rf"(?P<name>[\w\[\]-]*?(?:{_SECRET_NAMES})\]?)(?P<sep>[\"']?\s*[:=]\s*[\"']?(?:Bearer\s+)?)"
     r"(?P<value>[A-Za-z0-9._~+/=-]{6,})",
     re.IGNORECASE,
 )
-# Bare long tokens (Bitrix24 tokens are 70+ hex chars, Fernet blobs are long base64).
-_LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_-]{32,}\b")
+# As a log field (`extra={"token": ...}`): the whole value is masked.
+_SECRET_FIELD = re.compile(rf"^(?:.*[_-])?(?:{_SECRET_NAMES})$", re.IGNORECASE)
 # The webhook door's URL carries its secret (integration/unitalk/urls.py).
 _WEBHOOK_PATH = re.compile(r"(/unitalk/webhook/)([^/?#\s\"'<>]+)")
 # Known secrets are remembered, and looked for, as their runs of these characters: the same
@@ -87,6 +95,7 @@ def _note_settings() -> None:
         values = [
             settings.SECRET_KEY,
             getattr(settings, "BITRIX24_CLIENT_SECRET", ""),
+            getattr(settings, "METRICS_TOKEN", ""),
             *getattr(settings, "FIELD_ENCRYPTION_KEYS", []),
             getattr(settings, "EMAIL_HOST_PASSWORD", ""),
             _url_password(getattr(settings, "REDIS_URL", "")),
@@ -113,13 +122,17 @@ def _mask_known(match: re.Match[str]) -> str:
 
 
 def mask_secrets(text: str) -> str:
-    """Mask every known secret, the webhook path secret, named secrets and token-like strings."""
+    """Mask every known secret, the webhook path secret and values after a secret's name."""
     _note_settings()
     if _known:
         text = _RUN.sub(_mask_known, text)
     text = _WEBHOOK_PATH.sub(lambda m: m.group(1) + mask(m.group(2)), text)
-    text = _SECRET_PAIR.sub(lambda m: m["name"] + m["sep"] + mask(m["value"]), text)
-    return _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+    return _SECRET_PAIR.sub(lambda m: m["name"] + m["sep"] + mask(m["value"]), text)
+
+
+def is_secret_field(name: str) -> bool:
+    """A log field or parameter name that says its value is a secret."""
+    return bool(_SECRET_FIELD.match(name))
 
 
 def mask_value(value: Any) -> Any:
@@ -130,7 +143,10 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return mask_secrets(value)
     if isinstance(value, dict):
-        return {str(k): mask_value(v) for k, v in value.items()}
+        return {
+            str(k): mask(v) if isinstance(v, str) and is_secret_field(str(k)) else mask_value(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [mask_value(v) for v in value]
     method, path = getattr(value, "method", None), getattr(value, "path", None)
@@ -180,7 +196,10 @@ class JsonFormatter(logging.Formatter):
         for name, value in record.__dict__.items():
             if name in _RESERVED or name.startswith("_"):
                 continue
-            payload[name] = mask_value(value)
+            if is_secret_field(name) and isinstance(value, str):
+                payload[name] = mask(value)
+            else:
+                payload[name] = mask_value(value)
         if record.exc_info:
             payload["exc"] = mask_secrets(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
@@ -199,3 +218,21 @@ def settings_source_log(*, role: str) -> None:
         settings.SETTINGS_SOURCE,
         extra={"role": role, "settings_source": settings.SETTINGS_SOURCE, "debug": settings.DEBUG},
     )
+
+
+class Routine(logging.Filter):
+    """Routine framework lines go to DEBUG: Celery's "Task … received" / "succeeded" for every
+    task and beat's "Sending due task" every few seconds are half of all lines and mean nothing
+    to an operator (docs/operations.md, "Logs"). Attached to those loggers in LOGGING; the line
+    is kept only when the root level is DEBUG.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith(self.prefixes):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)

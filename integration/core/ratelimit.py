@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
+from integration.core import metrics
 from integration.core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) 
     else:
         ok, wait = _reserve_file(key, interval, tolerance, max_wait)
     if not ok:
+        metrics.rate_limit_refusals.labels(metrics.provider_of(key)).inc()
         raise RateLimitedError(
             f"local rate budget for {key} exhausted", retry_after=wait, service="ratelimit"
         )
@@ -123,6 +125,7 @@ def reserve(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) 
 def acquire(key: str, *, burst: int, per_second: float, max_wait: float = 30.0) -> float:
     """Reserve a slot and wait for it (in a worker, never in a web request). Returns the wait."""
     wait = reserve(key, burst=burst, per_second=per_second, max_wait=max_wait)
+    metrics.rate_limit_wait_seconds.labels(metrics.provider_of(key)).observe(wait)
     if wait > 0:
         time.sleep(wait)  # pacing to the provider's limit is the point here
     return wait

@@ -28,7 +28,7 @@ from bitrixapp.models import Portal, portal_options
 from integration import jobs
 from integration.bitrix import notify
 from integration.calls.models import FailedCall
-from integration.core import alerts
+from integration.core import alerts, messages
 from integration.core.alerts import (
     DEAD_JOBS_KIND,
     DEAD_JOBS_TAG,
@@ -56,21 +56,11 @@ def notification_recipients(*, notification: Notification) -> list[int]:
     return [int(installer)] if installer else []
 
 
-def _title(kind: str) -> str:
-    titles = {
-        "unitalk.credentials_invalid": _("Unitalk refused the API key"),
-        "unitalk.unmapped_lines": _("Unitalk lines without a Bitrix24 user"),
-        "bitrix.auth": _("The portal suspended the app"),
-        "bitrix.install": _("The app installation did not finish"),
-        DEAD_JOBS_KIND: _("Some work failed for good"),
-    }
-    return titles.get(kind, _("Unitalk integration"))
-
-
 def notification_text(*, notification: Notification) -> str:
-    """The notice in the portal's language: a translated title and the stored detail."""
-    with translation.override(notification.portal.lang or "en"):
-        return f"[b]{_title(notification.kind)}[/b]\n{notification.message}"
+    """The notice in the recipients' language (the portal's, which its admins set by using the
+    app): title and what to do, rendered from the message code. Technical detail stays out."""
+    shown = messages.notification_render(notification, lang=notification.portal.lang or "en")
+    return f"[b]{shown.title}[/b]\n{shown.text}"
 
 
 def notification_deliver(*, notification_id: int) -> dict[str, Any]:
@@ -103,12 +93,14 @@ def notification_email(*, notification_id: int) -> dict[str, Any]:
     if not to:
         return {"skipped": "no stakeholder e-mail addresses"}
     with translation.override(row.portal.lang or "en"):
-        subject = f"[{row.portal.domain}] {_title(row.kind)}"
+        shown = messages.notification_render(row)
+        subject = f"[{row.portal.domain}] {shown.title}"
         body = "\n\n".join(
             [
-                row.message,
+                shown.text,
                 _("Open the Unitalk app in Bitrix24 to fix it: %(url)s")
                 % {"url": f"{row.portal.client_endpoint.removesuffix('/rest/')}/marketplace/"},
+                _("Technical details (for support): %(detail)s") % {"detail": row.message},
             ]
         )
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
@@ -149,7 +141,10 @@ def digest_build(*, portal: Portal, now: Any = None) -> tuple[str, str]:
         lines.append(_("Work that failed for good: %(n)d") % {"n": dead})
         lines.append("")
         lines.append(_("Open problems: %(n)d") % {"n": len(problems)})
-        lines += [f"- {_title(p.kind)}: {p.message}" for p in problems]
+        lines += [
+            f"- {shown.title}: {shown.text}"
+            for shown in (messages.notification_render(p) for p in problems)
+        ]
         subject = _("Daily summary for %(domain)s") % {"domain": portal.domain}
     return subject, "\n".join(lines)
 
@@ -216,6 +211,7 @@ def dead_job_problem(job: Job, state: str) -> None:
         tag=DEAD_JOBS_TAG,
         message=f"{job.kind} ({job.subject or job.pk}) failed for good: {job.last_error[:300]}",
         context={"job": job.pk, "kind": job.kind},
+        params={"n": Job.objects.filter(portal_id=job.portal_id, state=Job.State.DEAD).count()},
     )
 
 

@@ -18,6 +18,8 @@ def _default_timezone() -> str:
 class UnitalkConnection(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "ok"
+        # Saved, not yet answered by Unitalk: the save queues a connection test that settles it.
+        UNCHECKED = "unchecked", "not checked yet"
         CREDENTIALS_INVALID = "credentials_invalid", "API key rejected"
         UNREACHABLE = "unreachable", "Unitalk unreachable"
 

@@ -30,6 +30,7 @@ from integration.core.errors import (
     TransientError,
 )
 from integration.unitalk import client, intake, names, schema
+from integration.unitalk import mapping as mapping_rules
 from integration.unitalk.errors import PAUSE_KEY
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
 from integration.unitalk.selectors import WebhookTarget, secret_digest, webhook_target_seen
@@ -72,7 +73,7 @@ def connection_save_key(*, portal: Portal, api_key: str) -> UnitalkConnection:
             connection = connection_create(portal=portal)
         connection.api_key = api_key
         connection.api_key_digest = key_digest(api_key)
-        connection.status = UnitalkConnection.Status.OK
+        connection.status = UnitalkConnection.Status.UNCHECKED
         connection.status_reason = ""
         connection.status_changed_at = timezone.now()
         connection.save()
@@ -127,6 +128,7 @@ def connection_mark_invalid(*, connection_id: int, api_key: str, reason: str) ->
             "until a valid key is saved in the app settings; nothing is lost meanwhile."
         ),
         context={"reason": reason[:500]},
+        params={"key": connection.api_key_masked},
     )
 
 
@@ -300,6 +302,7 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
                 + ". Set the user's internal phone (UF_PHONE_INNER) or map them by hand."
             ),
             context={"lines": unmapped},
+            params={"lines": unmapped},
         )
     else:
         alerts.notification_resolve(portal=portal, tag=TAG_UNMAPPED_LINES)
@@ -323,6 +326,7 @@ def operator_map_manual(*, portal: Portal, bitrix_user_id: int, line: str) -> Op
             bitrix_user_id=bitrix_user_id,
             defaults={"line": line, "source": OperatorMapping.Source.MANUAL},
         )
+        mapping_rules.unmapped_lines_recheck(portal=portal, tag=TAG_UNMAPPED_LINES)
     return mapping
 
 

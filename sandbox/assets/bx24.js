@@ -133,6 +133,9 @@
         cb(out);
       });
     },
+    // BX24.im.phoneTo (docs/bitrix24.md §6.3): the portal starts the call through the app that
+    // handles its telephony, exactly as when a number is clicked in the CRM (click-to-call).
+    im: { phoneTo: function (number) { send("phoneTo", { number: String(number) }); } },
     openApplication: function (params, cb) { send("openApplication", params || {}, cb); },
     closeApplication: function () { send("closeApplication"); },
     reloadWindow: function () { location.reload(); }

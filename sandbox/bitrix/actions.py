@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sandbox import formcodec
-from sandbox.bitrix import crmactions
+from sandbox.bitrix import agentactions, crmactions
 from sandbox.bitrix.methods import crm, telephony
 from sandbox.bitrix.rest import BxError, Call
 from sandbox.control import control_common, control_payload
@@ -271,4 +271,5 @@ ACTIONS: dict[str, Callable[[PortalApp, dict[str, Any], dict[str, Any]], Respons
     "users": action_users,
     "settings": action_settings,
     **crmactions.ACTIONS,
+    **agentactions.ACTIONS,
 }

@@ -14,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.bitrix import crmpages
+from sandbox.bitrix import agentpages, crmpages
 from sandbox.httpcore import Request, Response, html_response, json_response
 
 if TYPE_CHECKING:
@@ -39,15 +39,22 @@ small{color:#777}
 .unitalk table{font-size:13px;border-collapse:collapse}
 .unitalk td,.unitalk th{padding:1px 6px 1px 0;text-align:left}
 .key{font-family:monospace;background:#f3eefc;padding:1px 4px}
-.card small,#ut-webhooks small{word-break:break-all}
+.card small,#ut-webhooks small,#dial-result{word-break:break-all;overflow-wrap:anywhere}
 .ok{color:#2a8a2a}
 .error{color:#c0392b}
 """
+
+#: Inline, so the portal page asks for no /favicon.ico (which would answer 404).
+FAVICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%232fc6f6'/%3E%3C/svg%3E"
+)
 
 PARENT_JS = """
 const FRAMES = %(frames)s;
 const MEMBER = %(member)s;
 const UNITALK = %(unitalk)s;
+let finishing = false;
 window.addEventListener('message', async (event) => {
   const d = event.data;
   if (!d || !d.bx24 || d.reply) return;
@@ -60,9 +67,20 @@ window.addEventListener('message', async (event) => {
     if (el && d.params.height) el.style.height = Math.max(200, d.params.height) + 'px';
     reply(true);
   } else if (d.cmd === 'installFinish') {
-    await fetch('/_sandbox/portals/' + MEMBER + '/install-finish', {method: 'POST'});
+    // Once per page, and the answer read to its end: fetch() resolves on the headers, and a
+    // reload while the body is still coming aborts the request (seen as ERR_ABORTED).
+    if (finishing) return;
+    finishing = true;
+    const done = await fetch('/_sandbox/portals/' + MEMBER + '/install-finish', {method: 'POST'});
+    await done.text();
+    if (window.INSTALL_EVENT) await window.INSTALL_EVENT.catch(() => null);
     reply(true);
     location.reload();
+  } else if (d.cmd === 'phoneTo') {
+    // Bitrix24 starts the call through the app that handles telephony: click-to-call
+    // (ONEXTERNALCALLSTART), the same path as a phone number clicked in the CRM.
+    dial(String(d.params.number || ''), '', '');
+    reply(true);
   } else if (d.cmd === 'refreshAuth') {
     const r = await fetch('/_sandbox/portals/' + MEMBER + '/tokens', {method: 'POST',
       body: JSON.stringify({user_id: frame.state.auth.user_id})});
@@ -77,8 +95,9 @@ async function post(path, body) {
 async function dial(phone, type, id) {
   const r = await post('/_sandbox/portals/' + MEMBER + '/click-to-call',
     {phone, entity_type: type, entity_id: id, user_id: %(user)s});
-  document.getElementById('dial-result').textContent = r.call ? ('Calling… ' + r.call.CALL_ID) :
-    ('Error: ' + (r.error_description || r.error));
+  const out = document.getElementById('dial-result');
+  out.innerHTML = r.call ? ('Calling ' + esc(phone) + '…<br><small>' + esc(r.call.CALL_ID) + '</small>') :
+    esc('Error: ' + (r.error_description || r.error));
 }
 const esc = (s) => String(s).replace(/[&<>"']/g,
   (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
@@ -98,6 +117,11 @@ async function feed() {
     `<div class="card">${bbcode(n.MESSAGE)}<br><small>${esc(n.DATE)} ${esc(n.TAG)}</small></div>`
   ).join('') || '<small>No notifications</small>';
   telephonyLog(f);
+  // A lead the app creates for an unknown caller shows up without a reload.
+  const leads = document.getElementById('leads');
+  if (leads) leads.innerHTML = f.leads.map(l =>
+    `<li><a href="/portal/${encodeURIComponent(MEMBER)}/lead/${esc(l.id)}/">#${esc(l.id)} ${esc(l.title)}</a></li>`
+  ).join('') || '<li>none</li>';
 }
 // Unitalk's side, played from this page: its control API answers CORS * (sandbox/httpcore.py).
 async function unitalk(path, body) {
@@ -159,10 +183,12 @@ def render(app: PortalApp, request: Request) -> Response:
     lead = re.fullmatch(r"/lead/(\d+)", rest)
     if lead:
         return _lead(app, portal, user_id, lead.group(1))
-    if rest == "/crm":
-        crm = crmpages.crm_body(app, portal, user_id)
-        body = f"{_header(portal)}<main><section>{crm}</section>{_side(app, portal)}</main>"
-        return _page(app, "CRM", body, portal["member_id"], user_id, {})
+    section = {"/crm": ("CRM", crmpages.crm_body), "/agents": ("Agents", agentpages.agents_body)}
+    if rest in section:
+        title, fragment = section[rest]
+        inner = fragment(app, portal, user_id)
+        body = f"{_header(portal)}<main><section>{inner}</section>{_side(app, portal)}</main>"
+        return _page(app, title, body, portal["member_id"], user_id, {})
     return _home(app, portal, user_id)
 
 
@@ -177,6 +203,7 @@ def _page(
     }
     return html_response(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<link rel='icon' href='{FAVICON}'>"
         f"<style>{STYLE}</style></head><body>{body}<script>{script}</script></body></html>"
     )
 
@@ -218,7 +245,8 @@ def _iframe(
     )
     return (
         f"<form id='form-{name}' method='post' target='{name}' action='{escape(url)}'>{fields}"
-        f"</form><iframe id='{name}' name='{name}'></iframe>"
+        # A Bitrix24 portal lets its app frames write to the clipboard (the app's Copy buttons).
+        f"</form><iframe id='{name}' name='{name}' allow='clipboard-write'></iframe>"
         f"<script>document.getElementById('form-{name}').submit()</script>"
     )
 
@@ -230,6 +258,7 @@ def _header(portal: dict[str, Any] | None) -> str:
     return (
         f"<header><a href='/'>Bitrix24 sandbox</a> · portal {member} · "
         f"<a href='/portal/{member}/'>Application</a> · <a href='/portal/{member}/crm/'>CRM</a>"
+        f" · <a href='/portal/{member}/agents/'>Agents</a>"
         f" · status {escape(portal['status'])}</header>"
     )
 
@@ -259,7 +288,7 @@ def _side(app: PortalApp, portal: dict[str, Any]) -> str:
     return (
         "<aside><section><h3>Call card</h3><div id='cards'></div><div id='dial-result'></div>"
         "</section><section><h3>Notifications</h3><div id='notes'></div></section>"
-        f"<section><h3>Leads</h3><ul>{leads or '<li>none</li>'}</ul>"
+        f"<section><h3>Leads</h3><ul id='leads'>{leads or '<li>none</li>'}</ul>"
         "<input id='lead-phone' placeholder='+380501234567'> "
         "<button onclick=\"post('/_sandbox/portals/'+MEMBER+'/lead',"
         "{phone: document.getElementById('lead-phone').value}).then(()=>location.reload())\">"
@@ -358,8 +387,10 @@ def _home(app: PortalApp, portal: dict[str, Any], user_id: str) -> Response:
         content = (
             "<p><small>Installing… (ONAPPINSTALL sent; waiting for BX24.installFinish)</small></p>"
             + _iframe(app, portal, user_id, frames, path=settings.install_path, placement="DEFAULT")
-            + f"<script>fetch('/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
-            " {method: 'POST'})</script>"
+            # Kept as a promise: installFinish waits for it, so its reload aborts nothing.
+            + "<script>window.INSTALL_EVENT = fetch("
+            f"'/_sandbox/portals/{escape(portal['member_id'])}/install-event',"
+            " {method: 'POST'}).then(r => r.text())</script>"
         )
     body = f"{_header(portal)}<main><section>{content}</section>{_side(app, portal)}</main>"
     return _page(app, "Application", body, portal["member_id"], user_id, frames)
@@ -432,4 +463,8 @@ def _feed(app: PortalApp, portal: dict[str, Any], user_id: str) -> dict[str, Any
         "cards": cards,
         "notifications": notes[::-1],
         "finished": finished[::-1],
+        "leads": [
+            {"id": lead["ID"], "title": lead["TITLE"] or lead["NAME"]}
+            for lead in list(portal["leads"].values())[-15:]
+        ],
     }

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from sandbox.bitrix import actions, pages
 from sandbox.bitrix.methods import disk, telephony
-from sandbox.bitrix.rest import BxError, Call, Engine
+from sandbox.bitrix.rest import BatchFault, BxError, Call, Engine
 from sandbox.httpcore import App, Request, Response, html_response, json_response
 from sandbox.world import World
 
@@ -39,7 +39,7 @@ class PortalApp(App):
     def __init__(self, world: World) -> None:
         super().__init__(world.store)
         self.world = world
-        self.engine = Engine(world)
+        self.engine = Engine(world, self.faults)
 
     def on_reset(self) -> None:
         super().on_reset()
@@ -121,10 +121,16 @@ class PortalApp(App):
             if refused:
                 return refused
         cpu = _cpu_times()
-        if webhook:
-            status, body = self.engine.run_webhook(name, params, *webhook, scope=scope)
-        else:
-            status, body = self.engine.run(name, params, token)
+        try:
+            if webhook:
+                status, body = self.engine.run_webhook(name, params, *webhook, scope=scope)
+            else:
+                status, body = self.engine.run(name, params, token)
+        except BatchFault as escalated:
+            # A command's timeout/reset inside `batch` takes the whole answer (docs/sandbox.md).
+            return self.fault_kind(escalated.kind, escalated.seconds) or bx_error(
+                "INTERNAL_SERVER_ERROR", "Internal server error", 500
+            )
         user_s, system_s = (after - before for after, before in zip(_cpu_times(), cpu, strict=True))
         timing = body.get("time")
         headers = {

@@ -9,20 +9,18 @@ and run under the store lock with a `Call`; they return a result, a `Page`, or r
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox import formcodec
+from sandbox.bitrix.limits import Limits
 from sandbox.world import World
 
 PAGE_SIZE = 50
 BATCH_MAX = 50
-OPERATING_WINDOW = 600.0
 
 
 class BxError(Exception):
@@ -81,6 +79,20 @@ class Call:
 
 Method = Callable[[Call], Any]
 METHODS: dict[str, Method] = {}
+#: Predicates (portal, name) → True when a portal lacks the method's module (timeman switch).
+HIDDEN: list[Callable[[dict[str, Any], str], bool]] = []
+
+
+def known(portal: dict[str, Any], name: str) -> bool:
+    return name in METHODS and not any(hidden(portal, name) for hidden in HIDDEN)
+
+
+class BatchFault(Exception):
+    """A fault on a command inside `batch` that takes the whole HTTP answer (timeout, reset)."""
+
+    def __init__(self, kind: str, seconds: float) -> None:
+        super().__init__(kind)
+        self.kind, self.seconds = kind, seconds
 
 
 def method(*names: str) -> Callable[[Method], Method]:
@@ -148,55 +160,12 @@ def php_array(entries: dict[str, Any]) -> Any:
     return php_json(entries)
 
 
-class Limits:
-    """Leaky bucket per portal and operating seconds per (portal, method).
-
-    docs/bitrix24.md §4.1, §4.2.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[str, list[float]] = {}
-        self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = {}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
-            self._operating.clear()
-
-    def admit(self, portal: dict[str, Any]) -> bool:
-        """Count one HTTP request; False when the bucket would overflow."""
-        now = time.monotonic()
-        with self._lock:
-            level, last = self._buckets.get(portal["member_id"], [0.0, now])
-            level = max(0.0, level - (now - last) * float(portal["drain"]))
-            if level + 1 > float(portal["burst"]) + 1e-9:
-                self._buckets[portal["member_id"]] = [level, now]
-                return False
-            self._buckets[portal["member_id"]] = [level + 1, now]
-            return True
-
-    def operating(self, portal: dict[str, Any], name: str) -> tuple[float, float]:
-        """(seconds used in the window, unix time the oldest basket drops)."""
-        now = time.time()
-        with self._lock:
-            entries = self._operating.setdefault((portal["member_id"], name), deque())
-            while entries and entries[0][0] < now - OPERATING_WINDOW:
-                entries.popleft()
-            used = sum(cost for _, cost in entries)
-            reset_at = (entries[0][0] if entries else now) + OPERATING_WINDOW
-            return used, reset_at
-
-    def spend(self, portal: dict[str, Any], name: str) -> None:
-        with self._lock:
-            entries = self._operating.setdefault((portal["member_id"], name), deque())
-            entries.append((time.time(), float(portal["operating_cost"])))
-
-
 class Engine:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, faults: Any = None) -> None:
         self.world = world
         self.limits = Limits()
+        #: The portal's `Faults`: rules naming a method also hit it inside `batch`.
+        self.faults = faults
 
     def run(self, name: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
         """One REST call over HTTP with an OAuth access token: (status, envelope)."""
@@ -235,7 +204,7 @@ class Engine:
         """The call once its credentials are known: bucket, method, operating budget."""
         if not self.limits.admit(portal):
             return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
-        if name != "batch" and name not in METHODS:
+        if name != "batch" and not known(portal, name):
             return 404, {
                 "error": "ERROR_METHOD_NOT_FOUND",
                 "error_description": "Method not found!",
@@ -367,12 +336,15 @@ class Engine:
                 },
                 None,
             )
-        if name not in METHODS:
+        if not known(portal, name):
             return (
                 404,
                 {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"},
                 None,
             )
+        fault = self._batch_fault(name)
+        if fault is not None:
+            return fault[0], fault[1], None
         used, _ = self.limits.operating(portal, name)
         if used >= float(portal["operating_limit"]):
             return (
@@ -390,6 +362,25 @@ class Engine:
         status, body = self.execute(portal, info, token, name, params)
         self.limits.spend(portal, name)
         return status, body, self.limits.operating(portal, name)
+
+    def _batch_fault(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """A fault rule for this very method (not `*`) inside `batch` (docs/sandbox.md).
+
+        Error kinds become this command's `result_error` entry, the others run on; latency
+        waits; timeout, reset and down take the whole batch answer.
+        """
+        picked = self.faults.pick(name, exact=True) if self.faults is not None else None
+        if picked is None:
+            return None
+        kind, seconds = picked
+        if kind == "latency":
+            time.sleep(seconds)
+            return None
+        if kind in ("timeout", "reset", "down", "expired_token"):
+            raise BatchFault(kind, seconds)
+        if kind == "503":
+            return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+        return 500, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}
 
 
 _REF = re.compile(r"\$result((?:\[[^\]]*\])+)")

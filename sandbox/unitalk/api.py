@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox.httpcore import Response, json_response
+from sandbox.unitalk import lines, operators
 from sandbox.unitalk.calls import DATE_FORMAT, call_start
 
 if TYPE_CHECKING:
@@ -39,7 +40,27 @@ def api_direct_call(app: UnitalkApp, project: dict[str, Any], payload: dict[str,
         return error("Inner line not found")  # UNCONFIRMED wording
     if not number:
         return error("Number is empty")
-    call_start(app, project, direction="OUT", caller=sip, callee=[number], meta=payload.get("meta"))
+    # Issue 15's line knobs (lines.py): a busy line, the operator leg, a lost answer.
+    settings = app.settings(project)
+    mode = settings["busy_mode"]
+    # None: the line has a live call (never under `allow`); a busy leg does not occupy it.
+    on_end = app.live.begin(project["api_key"], sip, unless_busy=mode != "allow")
+    if on_end is None and mode == "reject":
+        return error(lines.BUSY_MESSAGE)
+    leg = lines.OPERATOR_LEGS["busy"] if on_end is None else None
+    call_start(
+        app,
+        project,
+        direction="OUT",
+        caller=sip,
+        callee=[number],
+        meta=payload.get("meta"),
+        on_end=on_end,
+        operator=leg or lines.operator_leg(app, project, sip),
+    )
+    lost = float(settings["answer_lost"])
+    if lost > 0 and app.rng.random() < lost:
+        return Response(drop="down")  # the call was placed; its answer never arrives
     return success()
 
 
@@ -282,4 +303,7 @@ API = {
     "history/get": api_history,
     "users/list": api_users,
     "autodial/action": api_autodial,
+    # Absent unless the `status_api` setting is on (docs/agents.md §3, UNCONFIRMED).
+    operators.SET_PATH: operators.api_status_set,
+    operators.GET_PATH: operators.api_status_get,
 }

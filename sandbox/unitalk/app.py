@@ -19,7 +19,7 @@ from typing import Any
 
 from sandbox.control import control_common, control_payload
 from sandbox.httpcore import App, Request, Response, json_response
-from sandbox.unitalk import recordings
+from sandbox.unitalk import lines, operators, recordings
 from sandbox.unitalk.api import API, error
 from sandbox.unitalk.calls import call_start
 from sandbox.world import World
@@ -44,6 +44,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "outer_number": "380441234567",
     "group_name": "Sales managers",
     "seed": None,
+    # The operator-status API (operators.py, UNCONFIRMED): absent unless switched on.
+    "status_api": False,
+    "status_api_fault": "",  # "" | error | 500 | 502 | 503 | timeout | slow
+    "status_api_fault_seconds": 10.0,  # how long timeout/slow hold the answer
+    # Lines (lines.py, UNCONFIRMED): how operator legs end, busy lines, lost directCall answers.
+    "operator_outcome": "answer",  # answer | noanswer | busy | chanunavail
+    "busy_mode": "allow",  # allow | reject (error envelope) | busy_leg (operator leg BUSY)
+    "answer_lost": 0.0,  # probability that directCall's answer is lost after placing the call
 }
 
 # Request weights by expected processing time (docs/unitalk.md §2.5: <50 ms = 1 … >1000 ms = 5).
@@ -77,6 +85,7 @@ class UnitalkApp(App):
         self._budget: dict[str, deque[tuple[float, int]]] = {}
         self._budget_lock = threading.Lock()
         self.rng = random.Random()  # call ids and duplicates (calls.py)
+        self.live = lines.LiveCalls()  # calls in progress per line (busy tracking)
         self.ensure_default_project()
 
     def ensure_default_project(self) -> None:
@@ -90,6 +99,7 @@ class UnitalkApp(App):
         super().on_reset()
         with self._budget_lock:
             self._budget.clear()
+        self.live.clear()
         self.ensure_default_project()
 
     def fault_response(self, kind: str) -> Response:
@@ -198,6 +208,13 @@ class UnitalkApp(App):
             unknown = set(payload) - set(DEFAULT_SETTINGS) - {"api_key"}
             if unknown:
                 return json_response({"error": f"unknown settings {sorted(unknown)}"}, 400)
+            if str(payload.get("status_api_fault") or "") not in operators.FAULTS:
+                return json_response(
+                    {"error": f"status_api_fault must be one of {operators.FAULTS}"}, 400
+                )
+            bad = _bad_setting(payload)
+            if bad:
+                return json_response({"error": bad}, 400)
             values = {k: v for k, v in payload.items() if k != "api_key"}
             with self.store.lock:
                 if project is not None:
@@ -210,6 +227,10 @@ class UnitalkApp(App):
             return json_response(
                 {"error": "unknown api_key (create one: POST /_sandbox/keys)"}, 404
             )
+        if path == "/_sandbox/lines":
+            return lines.control(self, project, payload)
+        if path == "/_sandbox/operator-status":
+            return operators.control(self, project, payload)
         if path == "/_sandbox/webhooks":
             url = str(payload.get("url") or "")
             if not url.startswith(("http://", "https://")):
@@ -245,6 +266,7 @@ class UnitalkApp(App):
                 outcome=payload.get("outcome"),
                 talk_time=payload.get("talk_time"),
                 outer=payload.get("outer_number"),
+                on_end=self.live.begin(project["api_key"], line),
             )
             return json_response({"call": call}, 201)
         return json_response({"error": f"unknown control endpoint {path}"}, 404)
@@ -257,3 +279,17 @@ class UnitalkApp(App):
         return None if not projects else next(iter(projects.values()))
 
     # ---- calls -----------------------------------------------------------------------------
+
+
+def _bad_setting(payload: dict[str, Any]) -> str:
+    """Why a settings body is refused ("" if it is fine) for the knobs with fixed values."""
+    choices = {"operator_outcome": tuple(lines.OPERATOR_LEGS), "busy_mode": lines.BUSY_MODES}
+    for name, allowed in choices.items():
+        if name in payload and payload[name] not in allowed:
+            return f"{name} must be one of {', '.join(allowed)}"
+    try:
+        float(payload.get("status_api_fault_seconds", 0))
+        lost = float(payload.get("answer_lost", 0))
+    except (TypeError, ValueError):
+        return "status_api_fault_seconds and answer_lost must be numbers"
+    return "" if 0 <= lost <= 1 else "answer_lost must be within 0..1"

@@ -50,12 +50,20 @@ def call_start(
     outer: Any = None,
     source: str = "REGULAR",
     on_end: Any = None,
+    operator: tuple[str, int, int] | None = None,
 ) -> dict[str, Any]:
-    """Create a call and play CALL_NEW → CALL_ANSWER? → CALL_END on a thread."""
+    """Create a call and play CALL_NEW → CALL_ANSWER? → CALL_END on a thread.
+
+    `operator` is a failed operator leg (state, cause, secondsFullTime; lines.py): the client
+    leg never starts, so the call ends with that state and nobody talked.
+    """
     settings = app.settings(project)
     outcome = str(outcome or settings["outcome"]).lower()
     state, cause = OUTCOMES.get(outcome, (outcome.upper(), 16))
     talk = int(talk_time if talk_time is not None else settings["talk_time"])
+    ring = int(settings["ring_time"])
+    if operator is not None:
+        state, cause, ring = operator
     if state != "ANSWER":
         talk = 0
     call = {
@@ -71,7 +79,7 @@ def call_start(
         "source": source,
         "meta": None if meta is None else str(meta),
     }
-    plan = {"state": state, "cause": cause, "talk": talk, "ring": int(settings["ring_time"])}
+    plan = {"state": state, "cause": cause, "talk": talk, "ring": ring}
     thread = threading.Thread(
         target=play, args=(app, project, call, plan, on_end), daemon=True, name="unitalk-call"
     )

@@ -40,13 +40,37 @@
     el.addEventListener("click", function () { go(el.getAttribute("data-go"), el.getAttribute("data-kind")); });
   });
 
-  $$("[data-dismiss]").forEach(function (btn) {
-    btn.addEventListener("click", function () {
+  var PAGE = document.body.getAttribute("data-page");
+  var bannersBox = $("#banners");
+  if (bannersBox) {
+    bannersBox.addEventListener("click", function (e) {
+      var btn = e.target.closest("[data-dismiss]"); if (!btn) return;
       api("POST", "problems/" + btn.getAttribute("data-dismiss") + "/dismiss/", {}).then(function (r) {
         if (r.ok) { btn.closest(".banner").remove(); fit(); }
       });
     });
-  });
+  }
+  function setBadge(el, n) { if (!el) return; el.textContent = n; el.classList.toggle("zero", !n); }
+  // The tab badges: each sums the lists named in its data-total.
+  function setTotals(counts) {
+    $$("[data-total]").forEach(function (el) {
+      var n = 0;
+      el.getAttribute("data-total").split(" ").forEach(function (k) { n += counts[k] || 0; });
+      setBadge(el, n);
+    });
+  }
+  // Banners follow their causes: redrawn from the server after every change and every 15 s,
+  // so a fixed problem disappears without a reload (docs/pages.md "Banners").
+  function refreshBanners() {
+    if (!bannersBox) return;
+    api("GET", "overview/?page=" + encodeURIComponent(PAGE)).then(function (r) {
+      if (!r.ok) return;
+      bannersBox.innerHTML = r.data.banners_html;
+      setTotals(r.data.counts || {});
+      fit();
+    });
+  }
+  if (bannersBox) setInterval(refreshBanners, 15000);
 
   function showErrors(form, errors) {
     $$(".field-error", form).forEach(function (el) { el.textContent = ""; });
@@ -54,6 +78,9 @@
       var el = $('[data-error-for="' + name + '"]', form);
       if (el) el.textContent = errors[name];
     });
+  }
+  function detail(text) {
+    return text ? '<details class="detail"><summary>' + esc(S.details) + "</summary><code>" + esc(text) + "</code></details>" : "";
   }
 
   function pollJob(id, done) {
@@ -70,7 +97,7 @@
       BX.Runtime.loadExtension("im.public.iframe").then(function (e) { e.Messenger.startPhoneCall(number, {}); });
       return;
     }
-    window.open("tel:" + number, "_top"); // the sandbox portal provides no phone API
+    window.open("tel:" + number, "_top"); // outside any portal
   }
 
   function failedPage() {
@@ -83,6 +110,10 @@
       q.set("kind", state.kind); q.set("page", state.page);
       return q.toString();
     }
+    var H = S.headers || {};
+    function cell(name, html, cls) {
+      return '<td data-label="' + esc(H[name] || "") + '"' + (cls ? ' class="' + cls + '"' : "") + ">" + html + "</td>";
+    }
     function row(item) {
       var actions = "";
       if (item.state !== "resolved") {
@@ -90,27 +121,37 @@
         if (item.phone) actions += '<button type="button" data-act="call">' + esc(S.call_back) + "</button> ";
         actions += '<button type="button" data-act="resolve">' + esc(S.resolve) + "</button>";
       }
-      var more = item.occurrences > 1 ? " (" + item.occurrences + " " + esc(S.times) + ")" : "";
+      var more = item.occurrences_text ? ' <span class="muted">(' + esc(item.occurrences_text) + ")</span>" : "";
+      var tries = item.attempts_text ? ' <span class="muted">(' + esc(item.attempts_text) + ")</span>" : "";
       return '<tr data-id="' + item.id + '" data-phone="' + esc(item.phone) + '" data-state="' + esc(item.state) + '">' +
-        '<td><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
-        "<td>" + esc(item.created_at.slice(0, 16).replace("T", " ")) + "</td>" +
-        "<td>" + esc(item.phone) + more + "</td><td>" + esc(item.owner || "—") + "</td>" +
-        '<td class="reason">' + esc(item.reason) + (item.attempts ? ' <span class="muted">(' + item.attempts + " " + esc(S.attempts) + ")</span>" : "") + "</td>" +
-        '<td class="state">' + esc(S[item.state === "open" ? "open" : item.state + "_state"] || item.state) + "</td>" +
-        '<td class="acts">' + actions + "</td></tr>";
+        '<td class="pick-col"><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
+        cell("when", esc(item.created_at.slice(0, 16).replace("T", " "))) +
+        cell("number", esc(item.phone) + more) + cell("user", esc(item.owner || "—")) +
+        cell("reason", esc(item.reason) + tries + detail(item.detail), "reason") +
+        cell("state", esc(S[item.state === "open" ? "open" : item.state + "_state"] || item.state), "state") +
+        cell("actions", actions, "acts") + "</tr>";
     }
     function load() {
       api("GET", "failed/?" + query()).then(function (r) {
-        if (!r.ok) { status.textContent = r.data.error || S.failed; return; }
+        showErrors(form, r.data.errors);
+        if (!r.ok) {
+          status.textContent = r.data.errors ? "" : (r.data.error || S.failed);
+          if (r.data.errors) $("#failed-rows").innerHTML = "";
+          fit(); return;
+        }
+        status.textContent = "";
         var rows = r.data.items.map(row).join("");
+        var selectable = r.data.items.some(function (i) { return i.retryable; });
+        // Selecting only makes sense where something can be retried (never for missed calls).
+        $("#failed-table").classList.toggle("no-pick", !selectable);
+        $("#bulk-retry").hidden = !selectable;
         $("#failed-rows").innerHTML = rows || '<tr><td colspan="7" class="muted">' + esc(S.none) + "</td></tr>";
         $("#pageinfo").textContent = S.page + " " + r.data.page + " " + S.of + " " + r.data.pages;
         $("#prev").disabled = r.data.page <= 1; $("#next").disabled = r.data.page >= r.data.pages;
         Object.keys(r.data.counts).forEach(function (k) {
-          var b = $('[data-count="' + k + '"]'); if (b) b.textContent = r.data.counts[k];
+          setBadge($('[data-count="' + k + '"]'), r.data.counts[k]);
         });
-        var total = 0; Object.keys(r.data.counts).forEach(function (k) { total += r.data.counts[k]; });
-        $("#badge-total").textContent = total;
+        setTotals(r.data.counts);
         fit();
       });
     }
@@ -134,7 +175,7 @@
       api("POST", "failed/" + id + "/" + act + "/", {}).then(function (r) {
         status.textContent = r.ok ? "" : (r.data.error || S.failed);
         if (act === "retry" && r.ok) { watch(id); }
-        load();
+        load(); refreshBanners();
       });
     });
     // After a retry, follow the item until its job settles (resolved, or open again).
@@ -170,27 +211,52 @@
 
   function settingsPage() {
     var keyForm = $("#key-form");
+    var out = $("#test-result");
+    // Everything the page says about the connection comes from settings/status/ (one source).
+    function showStatus(data) {
+      if (data.health_html) $("#health-panel").innerHTML = data.health_html;
+      if (data.key_masked !== undefined) $("#key-masked").textContent = data.key_masked || "—";
+      refreshBanners(); fit();
+    }
+    function refreshStatus() { api("GET", "settings/status/").then(function (r) { if (r.ok) showStatus(r.data); }); }
+    function testResult(job) {
+      var res = job.result || {};
+      var box = $("#test-detail");
+      box.hidden = true;
+      if (res.ok) {
+        out.textContent = S.test_ok_n.replace("%(n)s", res.operators); out.className = "ok";
+      } else {
+        out.textContent = S.test_problem[res.status] || S.test_problem[""]; out.className = "error";
+        var why = res.error || job.error;
+        if (why) { $("code", box).textContent = why; box.hidden = false; }
+      }
+      refreshStatus();
+    }
+    function runTest(jobId) {
+      out.textContent = S.testing; out.className = ""; $("#test-detail").hidden = true;
+      pollJob(jobId, testResult);
+    }
     keyForm.addEventListener("submit", function (e) {
       e.preventDefault();
       api("POST", "settings/key/", { api_key: $("#api_key").value }).then(function (r) {
         showErrors(keyForm, r.data.errors);
         if (r.ok) {
-          $("#api_key").value = ""; $("#key-masked").textContent = r.data.key_masked;
-          $("[data-health=unitalk]").textContent = r.data.health_unitalk;
+          $("#api_key").value = "";
           $("#webhook-url").value = r.data.webhook_url; $("#webhook-secret").value = r.data.webhook_secret;
+          showStatus(r.data);
+          runTest(r.data.job); // the key is checked on save; the answer arrives from a job
         }
       });
     });
     $("#test-connection").addEventListener("click", function () {
-      var out = $("#test-result"); out.textContent = S.testing; out.className = "";
+      showErrors(keyForm, {});
       api("POST", "settings/test/", {}).then(function (r) {
-        if (!r.ok) { out.textContent = r.data.error || S.failed; return; }
-        pollJob(r.data.job, function (job) {
-          var res = job.result || {};
-          if (res.ok) { out.textContent = S.test_ok.replace("%(n)s", res.operators); out.className = "ok"; }
-          else { out.textContent = S.test_failed + " " + (res.error || job.error); out.className = "error"; }
-          fit();
-        });
+        if (!r.ok) {
+          showErrors(keyForm, r.data.errors);
+          out.textContent = r.data.errors ? "" : (r.data.error || S.failed); out.className = "error";
+          return;
+        }
+        runTest(r.data.job);
       });
     });
     var options = $("#options-form");
@@ -199,7 +265,9 @@
       var out = $("#options-status"); out.textContent = S.saving; out.className = "";
       api("POST", "settings/", formData(options)).then(function (r) {
         showErrors(options, r.data.errors);
-        out.textContent = r.ok ? S.saved : S.failed; out.className = r.ok ? "ok" : "error"; fit();
+        // Field errors say what is wrong; a generic line under them would say nothing true.
+        out.textContent = r.ok ? S.saved : (r.data.errors ? S.fix_fields : S.failed);
+        out.className = r.ok ? "ok" : "error"; fit();
       });
     });
     $("#operators-sync").addEventListener("click", function () {
@@ -207,8 +275,8 @@
       api("POST", "operators/sync/", {}).then(function (r) {
         if (!r.ok) { out.textContent = r.data.error || S.failed; return; }
         pollJob(r.data.job, function (job) {
-          out.textContent = job.state === "succeeded" ? S.synced : S.failed + " " + job.error;
-          refreshMappings();
+          out.textContent = job.state === "succeeded" ? S.synced : S.sync_failed;
+          refreshMappings(); refreshBanners();
         });
       });
     });
@@ -218,11 +286,29 @@
       });
     }
     var mapForm = $("#map-form");
-    mapForm.addEventListener("submit", function (e) {
-      e.preventDefault();
-      api("POST", "operators/", formData(mapForm)).then(function (r) {
+    var confirmBox = $("#map-confirm");
+    function map(body) {
+      confirmBox.hidden = true;
+      api("POST", "operators/", body).then(function (r) {
         showErrors(mapForm, r.data.errors);
-        if (r.ok) { $("#operators-status").textContent = S.saved; refreshMappings(); }
+        if (r.status === 409) {
+          // A line would change hands: say what would change and ask first.
+          $("ul", confirmBox).innerHTML = r.data.confirm.map(function (t) { return "<li>" + esc(t) + "</li>"; }).join("");
+          confirmBox.hidden = false;
+          $("#map-confirm-yes").onclick = function () { map(Object.assign({}, body, { confirm: true })); };
+          fit(); return;
+        }
+        if (r.ok) { $("#operators-status").textContent = S.saved; refreshMappings(); refreshBanners(); }
+      });
+    }
+    $("#map-confirm-no").addEventListener("click", function () { confirmBox.hidden = true; fit(); });
+    mapForm.addEventListener("submit", function (e) { e.preventDefault(); map(formData(mapForm)); });
+    $("#mapping-table").addEventListener("click", function (e) {
+      var btn = e.target.closest("[data-unmap]"); if (!btn) return;
+      btn.disabled = true;
+      api("POST", "operators/", { user_id: btn.getAttribute("data-unmap"), remove: true }).then(function (r) {
+        $("#operators-status").textContent = r.ok ? S.removed : (r.data.error || S.failed);
+        refreshMappings(); refreshBanners();
       });
     });
     $$("[data-copy]").forEach(function (btn) {

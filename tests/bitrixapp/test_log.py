@@ -1,7 +1,15 @@
 import json
 import logging
+import uuid
 
-from integration.core.log import ContextFilter, JsonFormatter, log_context, mask, mask_secrets
+from integration.core.log import (
+    ContextFilter,
+    JsonFormatter,
+    log_context,
+    mask,
+    mask_secrets,
+    secret_note,
+)
 
 
 def _render(message, *args, **extra):
@@ -27,9 +35,25 @@ def test_secrets_in_free_text_are_masked():
     assert "****7777" in masked
 
 
-def test_bare_long_tokens_are_masked():
-    token = "f" * 70
-    assert token not in mask_secrets(f"token {token} rejected")
+def test_long_ids_are_kept_in_full():
+    request_id, member_id, task_id = "a" * 32, "0123456789abcdef" * 2, str(uuid.uuid4())
+    text = f"request {request_id} portal {member_id} task {task_id} idempotency_key=sync:42:ab"
+    assert mask_secrets(text) == text
+
+
+def test_a_known_secret_is_masked_wherever_it_sits():
+    token = uuid.uuid4().hex + uuid.uuid4().hex
+    secret_note(token)
+    masked = mask_secrets(f"GET /x?code={token}&y=1 and {token}.")
+    assert token not in masked
+    assert masked.count("****" + token[-4:]) == 2
+
+
+def test_fields_named_like_secrets_are_masked_whole():
+    line = _render("m", api_key="k-123456789", payload={"access_token": "at-98765"}, pause_key="u")
+    assert line["api_key"] == "****6789"
+    assert line["payload"] == {"access_token": "****8765"}
+    assert line["pause_key"] == "u"
 
 
 def test_json_line_carries_context_fields_and_masks_message():

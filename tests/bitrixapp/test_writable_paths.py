@@ -89,7 +89,8 @@ def test_a_production_run_writes_nothing_into_the_code_tree(tmp_path):
         CELERY_TASK_DEFAULT_QUEUE=f"ro-{uuid.uuid4().hex[:8]}",
         JOB_DISPATCH_INTERVAL_S="1",
         PYTHONUNBUFFERED="1",
-        LOG_LEVEL="INFO",
+        # Celery's per-task "succeeded" lines, seen below, are DEBUG (integration/core/log.py, Routine).
+        LOG_LEVEL="DEBUG",
         **SECRETS,
     )
 

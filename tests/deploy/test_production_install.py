@@ -66,6 +66,8 @@ def test_the_production_install_runs_web_worker_and_beat_without_test_extras(tmp
         DJANGO_STATIC_ROOT=str(app / "staticfiles"),
         CELERY_TASK_DEFAULT_QUEUE=f"prod-{uuid.uuid4().hex[:8]}",
         PYTHONUNBUFFERED="1",
+        # Celery's per-task "succeeded" lines, waited for below, are DEBUG (integration/core/log.py).
+        LOG_LEVEL="DEBUG",
         **SECRETS,
     )
     python = str(venv / "bin" / "python")
@@ -109,6 +111,12 @@ def test_the_production_install_runs_web_worker_and_beat_without_test_extras(tmp
             message="the worker to run beat's dispatch",
         )
         health = _get(f"http://127.0.0.1:{port}/healthz")
+        # and the worker's and beat's heartbeats reach the web process's readiness
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{port}/readyz") == 200,
+            timeout=60,
+            message="readiness with worker and beat heartbeats",
+        )
 
     # Then they served and worked, from the code tree the image has (not site-packages)
     assert health == 200

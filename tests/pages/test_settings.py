@@ -7,6 +7,7 @@ import json
 import pytest
 import responses
 
+from bitrixapp import services
 from bitrixapp.models import portal_options
 from integration import jobs
 from integration.models import Job
@@ -109,8 +110,11 @@ def test_saved_key_is_answered_by_its_last_four_characters_only(client, portal):
     assert response.json()["key_masked"] == "****4321"
     assert "SecretUnitalkKey4321" not in response.content.decode()
     assert response.json()["webhook_url"].startswith("https://app.example.com/unitalk/webhook/")
-    # the health panel on the page is updated from the same answer
-    assert response.json()["health_unitalk"] == "accepted (****4321)"
+    # the key is checked on save by a job, and until it answers the page says so
+    assert Job.objects.get(pk=response.json()["job"]).kind == services.KIND_CONNECTION_TEST
+    assert response.json()["unitalk_state"] == "checking"
+    assert "accepted" not in response.json()["health_html"]
+    assert "****4321" in response.json()["health_html"]
 
 
 def test_settings_page_never_shows_the_full_key(client, portal, rsps):
@@ -182,7 +186,10 @@ def test_mapping_rows_are_redrawn_from_the_stored_mappings(client, portal):
     )
     response = client.get("/bitrix/actions/operators/rows/", **token(portal))
     assert response.status_code == 200
-    assert "<td>102</td>" in response.json()["html"]
+    html = response.json()["html"]
+    assert 'data-line="102"' in html
+    assert "Oleg" in html
+    assert 'data-unmap="2"' in html
     assert (
         client.get("/bitrix/actions/operators/rows/", **token(portal, admin=False)).status_code
         == 403

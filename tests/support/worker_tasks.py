@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,26 @@ def touch(job: Any) -> dict[str, str]:
     """A job that leaves a mark, so tests can see a real worker ran it."""
     Path(job.payload["path"]).write_text(f"job {job.pk} pid {os.getpid()}\n")
     return {"touched": job.payload["path"]}
+
+
+@jobs.register("test.hold")
+def hold(job: Any) -> dict[str, Any]:
+    """A long job: notes each start (pid) in its journal, then runs until `release` exists."""
+    journal, release = Path(job.payload["journal"]), Path(job.payload["release"])
+    with journal.open("a") as fh:
+        fh.write(f"start attempt {job.attempts} pid {os.getpid()}\n")
+    deadline = time.monotonic() + float(job.payload.get("max_s", 60))
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the job's own work, simulated: waiting for the test's signal
+    with journal.open("a") as fh:
+        fh.write(f"done attempt {job.attempts} pid {os.getpid()}\n")
+    return {"attempt": job.attempts}
+
+
+@app.task(name="tests.busy")
+def busy(journal: str, seconds: float) -> None:
+    """Holds a worker slot (a slow Bitrix24 call, say) so a shutdown has a running task."""
+    Path(journal).write_text("started\n")
+    time.sleep(seconds)
+    with Path(journal).open("a") as fh:
+        fh.write("finished\n")

@@ -19,9 +19,10 @@ from sandbox.bitrix.methods import (
     im,
     placement,
     telephony,
+    timeman,
     users,
 )
 from sandbox.bitrix.rest import METHODS
 
 __all__ = ["METHODS", "app", "crm", "disk", "events", "im", "placement", "telephony", "users"]
-__all__ += ["bizproc", "calllist", "crmitem"]
+__all__ += ["bizproc", "calllist", "crmitem", "timeman"]

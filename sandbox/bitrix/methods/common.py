@@ -44,7 +44,8 @@ def user_by_id(call: Call, user_id: Any) -> dict[str, Any] | None:
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:
-    return dict(user)
+    # Users stored before IS_ONLINE / UF_DEPARTMENT existed read as online, in department 1.
+    return {"IS_ONLINE": "Y", "UF_DEPARTMENT": [1], **user}
 
 
 def matches(entity: dict[str, Any], flt: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox.bitrix.methods import timeman
 from sandbox.bitrix.methods.common import decode_base64, digits, truthy, upload_url, user_by_id
 from sandbox.bitrix.methods.crm import crm_create, crm_find_by_phone
 from sandbox.bitrix.rest import BxError, Call, iso_now, method
@@ -350,7 +351,7 @@ def call_search_crm(call: Call) -> Any:
                 "NAME": f"{entity['NAME']} {entity['LAST_NAME']}".strip() or entity["TITLE"],
                 "ASSIGNED_BY": {
                     "ID": owner["ID"],
-                    "TIMEMAN_STATUS": "OPENED",
+                    "TIMEMAN_STATUS": timeman.search_status(call.portal, owner["ID"]),
                     "USER_PHONE_INNER": owner["UF_PHONE_INNER"] or None,
                     "WORK_PHONE": None,
                     "PERSONAL_PHONE": None,

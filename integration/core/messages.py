@@ -1,0 +1,174 @@
+"""What people read about a problem: a message code (the row's `kind`) and its parameters.
+
+Rows store the code and `params`, never the sentence, so a banner, a Bitrix24 notice or an
+e-mail is written in the reader's language when it is read, with proper plural forms (uk and
+ru have three, docs/pages.md "Languages"). The row's `message` keeps the technical detail (job
+kind, method, provider error) for logs and the "details" toggle only.
+
+A code nobody registered (a new part of the app raising its own kind) falls back to a generic
+title and the stored text, so nothing is ever shown blank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+#: Which page fixes the problem ("" = nothing in the app can).
+FIX_SETTINGS = "settings"
+FIX_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    text: str
+    fix: str = ""
+
+
+def _n(params: dict[str, Any], key: str = "n") -> int:
+    try:
+        return max(int(params.get(key) or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _credentials_invalid(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("Unitalk refused the API key"),
+        _(
+            "Unitalk did not accept the API key %(key)s. Calls are not synced until you save "
+            "a valid key in Settings; nothing is lost meanwhile."
+        )
+        % {"key": p.get("key") or "—"},
+        FIX_SETTINGS,
+    )
+
+
+def _unmapped_lines(p: dict[str, Any]) -> Rendered:
+    lines = [str(line) for line in p.get("lines") or []]
+    n = len(lines)
+    return Rendered(
+        _("Unitalk lines without a Bitrix24 user"),
+        ngettext(
+            "%(n)d Unitalk line has no Bitrix24 user: %(lines)s. Enter the internal phone "
+            "number in the employee's Bitrix24 profile, or map the line in Settings.",
+            "%(n)d Unitalk lines have no Bitrix24 user: %(lines)s. Enter the internal phone "
+            "number in each employee's Bitrix24 profile, or map the lines in Settings.",
+            n,
+        )
+        % {"n": n, "lines": ", ".join(lines[:20]) + (" …" if n > 20 else "")},
+        FIX_SETTINGS,
+    )
+
+
+def _bitrix_auth(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("The portal suspended the app"),
+        _(
+            "Bitrix24 stopped accepting the app's access. Open the app as a Bitrix24 "
+            "administrator or reinstall it; calls are not saved in the CRM until then."
+        ),
+    )
+
+
+def _bitrix_install(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("The app installation did not finish"),
+        _("The app could not finish installing on Bitrix24. Reinstall it from the Market."),
+    )
+
+
+def _install_refused(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("Someone tried to reinstall the app"),
+        _(
+            "Bitrix24 user %(user)s, who is not an administrator, tried to install or "
+            "reinstall the app. Nothing was changed."
+        )
+        % {"user": p.get("user") or "?"},
+    )
+
+
+def _jobs_dead(p: dict[str, Any]) -> Rendered:
+    n = _n(p) or 1
+    return Rendered(
+        _("Some work failed for good"),
+        ngettext(
+            "%(n)d task could not be done even after several tries. See Failed calls and "
+            "retry it there.",
+            "%(n)d tasks could not be done even after several tries. See Failed calls and "
+            "retry them there.",
+            n,
+        )
+        % {"n": n},
+        FIX_FAILED,
+    )
+
+
+def _call_missed(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("Missed call"),
+        _("Missed call from %(phone)s. Please call back.") % {"phone": p.get("phone") or "?"},
+        FIX_FAILED,
+    )
+
+
+def _call_dial_failed(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("Call not placed"),
+        _("Your call to %(phone)s could not be placed. Open Failed calls to try again.")
+        % {"phone": p.get("phone") or "?"},
+        FIX_FAILED,
+    )
+
+
+def _call_crm_sync_failed(p: dict[str, Any]) -> Rendered:
+    return Rendered(
+        _("Call not saved in the CRM"),
+        _("The call with %(phone)s could not be saved in Bitrix24. Open Failed calls to retry it.")
+        % {"phone": p.get("phone") or "?"},
+        FIX_FAILED,
+    )
+
+
+#: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
+MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
+    "unitalk.credentials_invalid": _credentials_invalid,
+    "unitalk.unmapped_lines": _unmapped_lines,
+    "bitrix.auth": _bitrix_auth,
+    "bitrix.install": _bitrix_install,
+    "bitrix.install_refused": _install_refused,
+    "jobs.dead": _jobs_dead,
+    "call.missed": _call_missed,
+    "call.dial_failed": _call_dial_failed,
+    "call.crm_sync_failed": _call_crm_sync_failed,
+}
+
+
+def message_render(*, kind: str, params: dict[str, Any], detail: str = "") -> Rendered:
+    """The message in the active language; an unknown code shows its stored text."""
+    render = MESSAGES.get(kind)
+    if render is None:
+        return Rendered(_("Unitalk integration"), detail)
+    return render(params or {})
+
+
+def repeat_text(count: int) -> str:
+    """ "(2 times)" with the language's plural form; empty for a first occurrence."""
+    if count <= 1:
+        return ""
+    return ngettext("%(n)d time", "%(n)d times", count) % {"n": count}
+
+
+def notification_render(row: Any, *, lang: str | None = None) -> Rendered:
+    """A `Notification` as its reader sees it (in `lang`, or the active language)."""
+    if lang is None:
+        return message_render(kind=row.kind, params=row.params, detail=row.message)
+    with translation.override(lang):
+        return message_render(kind=row.kind, params=row.params, detail=row.message)
