@@ -524,3 +524,12 @@ CALL_DRAIN_PARALLEL = env.int("CALL_DRAIN_PARALLEL", default=4)
 # jobs.py reads this with getattr (default 60 s): made settable so the chaos test can recover
 # hand-offs lost with a SIGKILLed worker within its time budget.
 JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=60)
+
+# --- Autodialer campaigns (issue 14, docs/agents.md §5.2) ---------------------------------------
+INSTALLED_APPS += ["integration.campaigns"]
+# A running campaign's tick period (the doc's 2-5 s); CALL_END wakes it earlier.
+CAMPAIGN_TICK_S = env.float("CAMPAIGN_TICK_S", default=3.0)
+# An item "calling" this long without a Unitalk call is checked against history/get by meta.
+CAMPAIGN_CALLING_STALE_S = env.float("CAMPAIGN_CALLING_STALE_S", default=600.0)
+# Items loaded at most per campaign (a huge source is paged, never one request).
+CAMPAIGN_MAX_ITEMS = env.int("CAMPAIGN_MAX_ITEMS", default=20000)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("bitrix/actions/agents/", include("integration.agents.urls")),
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
+    path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),
 ]

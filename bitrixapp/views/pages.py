@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
 from integration.calls.models import FailedCall
+from integration.campaigns import selectors as campaign_selectors
 from integration.core import inputs
 
 #: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
@@ -191,6 +192,29 @@ def failed_page(request: HttpRequest) -> HttpResponse:
         {"kind": kind, "kinds": [(value, labels[value]) for value in shown]},
         page="missed" if kind == FailedCall.Kind.MISSED else "failed",
     )
+
+
+@auth.frame_entry
+def campaigns_page(request: HttpRequest) -> HttpResponse:
+    """Campaigns: the list, or one campaign's progress, outcomes, agents and items (POST field
+    `campaign`, filter `state`, `page`); start/pause/stop go through campaigns/views.py."""
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    number = inputs.parse_int_or_none(
+        request.POST.get("campaign"), field="campaign", minimum=1, maximum=inputs.INT64_MAX
+    )
+    campaign = (
+        campaign_selectors.campaign_get(portal=portal, campaign_id=number) if number else None
+    )
+    # Stored reasons are shown in the page's language (campaigns/reasons.py).
+    with translation.override(_lang(request, portal)):
+        if campaign is None:
+            context = {"campaigns": campaign_selectors.campaigns_list(portal=portal)}
+            return _render(request, "pages/campaigns.html", context, page="campaigns")
+        page = inputs.parse_int_or_none(request.POST.get("page"), field="page", minimum=1) or 1
+        detail = campaign_selectors.campaign_detail(
+            campaign=campaign, state=request.POST.get("state", "")[:16], page=page
+        )
+    return _render(request, "pages/campaign.html", detail, page="campaigns")
 
 
 def _kind_labels() -> dict[str, Any]:

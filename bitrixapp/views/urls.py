@@ -27,6 +27,7 @@ urlpatterns = [
     path("app/failed/", pages.failed_page, name="bitrix-app-failed"),
     path("app/agents/", pages.agents_page, name="bitrix-app-agents"),
     path("app/settings/", pages.settings_page, name="bitrix-app-settings"),
+    path("app/campaigns/", pages.campaigns_page, name="bitrix-app-campaigns"),
     path("placement/", pages.placement, name="bitrix-placement"),
     path("events/", events.events, name="bitrix-events"),
     # JSON actions from the pages (X-App-Token)

@@ -55,6 +55,7 @@ def register_command(
     show: bool = True,
     crm_entity_type: str = "",
     crm_entity_id: int | None = None,
+    call_list_id: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {
         "USER_ID": user_id,
@@ -72,6 +73,9 @@ def register_command(
     if crm_entity_type and crm_entity_id:
         params["CRM_ENTITY_TYPE"] = crm_entity_type
         params["CRM_ENTITY_ID"] = crm_entity_id
+    if call_list_id:
+        # Links the call to a native call list (docs/agents.md §2.1).
+        params["CALL_LIST_ID"] = call_list_id
     return "telephony.externalCall.register", params
 
 

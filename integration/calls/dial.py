@@ -103,6 +103,7 @@ def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
             "line_number": str(data.get("LINE_NUMBER") or ""),
             "crm_entity_type": str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
             "crm_entity_id": entity_id,
+            "call_list_id": _int(data.get("CALL_LIST_ID"), "data[CALL_LIST_ID]"),
             "registered_at": timezone.now(),
         },
     )
@@ -204,7 +205,7 @@ def call_dial(*, job: Job) -> dict[str, Any]:
             )
             sync._record_registered(row, result)
         # A redial is logged as a fresh call seen at Unitalk: the failed one is finished already.
-        meta = "" if redial else (row.bitrix_call_id or "")
+        meta = "" if redial else (row.bitrix_call_id or row.dial_meta or "")
         try:
             unitalk_client.direct_call(
                 unitalk_services.connection_credentials(connection=connection),

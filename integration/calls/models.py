@@ -90,6 +90,7 @@ class CallSync(models.Model):
         CLICK_TO_CALL = "click_to_call", "click-to-call from Bitrix24"
         CALLBACK = "callback", "callback request from Bitrix24"
         UNITALK = "unitalk", "call seen at Unitalk"
+        CAMPAIGN = "campaign", "autodialer campaign"
 
     class Stage(models.TextChoices):
         # Where the Bitrix24 side of the call stands; only ever moves forward.
@@ -110,6 +111,12 @@ class CallSync(models.Model):
     # NULL, not "", until registered: the unique constraint must ignore unregistered rows.
     bitrix_call_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
+    #: The directCall `meta` of a call the app starts without a Bitrix24 CALL_ID (a campaign dial:
+    #: "cmp:<campaign>:<item>:<attempt>", docs/agents.md §5.2); the webhooks echo it back.
+    dial_meta = models.CharField(max_length=128, blank=True)
+    #: The Bitrix24 call list the call belongs to (CALL_LIST_ID of the event, or the campaign's
+    #: call-list source), sent with register so the list links to the call (docs/agents.md §2.1).
+    call_list_id = models.PositiveIntegerField(null=True, blank=True)
 
     user_id = models.PositiveIntegerField(null=True, blank=True)  # Bitrix24 user
     phone_number = models.CharField(max_length=64, blank=True)
@@ -154,6 +161,7 @@ class CallSync(models.Model):
                 fields=["portal", "crm_entity_type", "crm_entity_id"], name="callsync_portal_crm"
             ),
             models.Index(fields=["portal", "stage"], name="callsync_portal_stage"),
+            models.Index(fields=["portal", "dial_meta"], name="callsync_portal_dial_meta"),
         ]
 
     def __str__(self) -> str:

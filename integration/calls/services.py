@@ -30,6 +30,11 @@ def call_sync_for_call(*, call: Call) -> CallSync | None:
         ).update(call=call)
         if linked:
             return CallSync.objects.get(call=call)
+        linked = CallSync.objects.filter(
+            portal_id=call.portal_id, dial_meta=call.meta, call__isnull=True
+        ).update(call=call)
+        if linked:
+            return CallSync.objects.get(call=call)
     row, _ = CallSync.objects.get_or_create(
         call=call,
         defaults={
@@ -60,7 +65,9 @@ def call_changed(*, call: Call, event: str) -> None:
                 # A live call's end is finished in this worker right away (interactive lane).
                 sync.job_enqueue(sync.KIND_SYNC, row, run_here=True)
             return
-        if row.origin == CallSync.Origin.UNITALK and row.stage == CallSync.Stage.NEW:
+        # A campaign dial is unknown to Bitrix24 until we register it, like a call seen at Unitalk.
+        registers = (CallSync.Origin.UNITALK, CallSync.Origin.CAMPAIGN)
+        if row.origin in registers and row.stage == CallSync.Stage.NEW:
             sync.job_enqueue(sync.KIND_REGISTER, row)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)

@@ -197,6 +197,7 @@ def _plan(sync: CallSync, *, portal: Portal, options: PortalOptions | None = Non
         call_start=sync.call_start_sent,
         crm_create=options.create_leads,
         show=False,  # the call is over: no card to pop up
+        **register_links(sync),
     )
     # `$result[...]` hands register's CALL_ID to finish in one request (docs/bitrix24.md §2.5).
     finish = telephony.finish_command(
@@ -260,6 +261,15 @@ def _resolve_ambiguous(sync: CallSync, *, portal: Portal) -> bool:
     _record_registered(sync, {"CALL_ID": call_id})
     _record_finished(sync, {"CRM_ACTIVITY_ID": activity.get("ID")})
     return True
+
+
+def register_links(sync: CallSync) -> dict[str, Any]:
+    """What register says about where the call belongs: the call list, and for a campaign dial
+    the CRM item it was dialled for (a call seen at Unitalk is matched by Bitrix24 itself)."""
+    links: dict[str, Any] = {"call_list_id": sync.call_list_id}
+    if sync.origin == CallSync.Origin.CAMPAIGN and sync.crm_entity_id:
+        links |= {"crm_entity_type": sync.crm_entity_type, "crm_entity_id": sync.crm_entity_id}
+    return links
 
 
 def _record_registered(sync: CallSync, result: dict[str, Any]) -> None:
@@ -542,6 +552,7 @@ def register_run(*, sync_id: int) -> dict[str, Any]:
                     call_start=sync.call_start_sent,
                     crm_create=options.create_leads,
                     show=options.card_mode == options.CardMode.ON_RING,
+                    **register_links(sync),
                 )
             except IntegrationError as exc:
                 if _definitely_not_sent(exc):

@@ -40,6 +40,11 @@ STATES = (
     "NOT_EXIST",
 )
 
+# A directCall whose operator leg failed (the agent's line did not pick up or is not registered)
+# ends without a conversation before the client rang: these states with no full time
+# (UNCONFIRMED: how Unitalk reports a failed operator leg is not documented, docs/agents.md §5.2).
+OPERATOR_LEG_FAILED_STATES = ("CHANUNAVAIL", "NOANSWER", "BUSY")
+
 # --- Extra webhook fields (docs/unitalk.md §4.3) --------------------------------------------------
 # Key of the directCall/originateNew `meta` echo inside `call` (UNCONFIRMED: assumed `call.meta`).
 FIELD_META = "meta"

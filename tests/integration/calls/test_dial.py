@@ -210,3 +210,14 @@ def test_callback_request_registers_a_callback_then_dials(portal, connection, bi
     assert row.bitrix_call_id
     assert f"meta={row.bitrix_call_id}" in rsps.calls[-1].request.body
     assert sync.KIND_SYNC not in Job.objects.values_list("kind", flat=True)
+
+
+def test_click_to_call_from_a_call_list_keeps_its_call_list_id(portal, connection, bitrix, rsps):
+    # given a click on "Call" in a Bitrix24 call list (docs/agents.md §2.1)
+    event = _event(portal)
+    event.data["CALL_LIST_ID"] = "12"
+    event.save()
+
+    dial.dial_event_route(event=event)
+
+    assert CallSync.objects.get(bitrix_call_id=CALL_ID).call_list_id == 12

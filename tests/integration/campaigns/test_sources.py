@@ -1,0 +1,109 @@
+"""Loading numbers from Bitrix24: CRM filter pages, deals through contacts, call lists, and a
+source of 10,000 items that is paged and batched, never one request (docs/agents.md §2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integration.campaigns import services, sources
+from integration.campaigns.models import Campaign, CampaignItem
+from integration.models import Job
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    call_settings,
+    connection,
+    portal,
+    run_jobs,
+)
+from tests.integration.campaigns.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    campaign,
+    crm,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _source(campaign, source, **params) -> Campaign:
+    Campaign.objects.filter(pk=campaign.pk).update(source=source, source_params=params)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def test_crm_filter_loads_leads_with_phones_through_a_job(campaign, crm):
+    crm.add(1, 1, "+380501110001", "+380501110002")
+    crm.add(1, 2, "0501110001")  # the same number as lead 1's first: merged
+    crm.add(1, 3)  # no phone at all
+    _source(campaign, Campaign.Source.CRM_FILTER, entity_type_id=1, filter={"=stageId": "NEW"})
+
+    services.campaign_load_enqueue(campaign=campaign)
+    run_jobs()
+
+    campaign.refresh_from_db()
+    assert campaign.load_state == Campaign.LoadState.LOADED
+    rows = set(CampaignItem.objects.values_list("entity_id", "phone", "state", "reason"))
+    assert rows == {
+        (1, "380501110001", "pending", ""),
+        (1, "380501110002", "pending", ""),
+        (3, "", "skipped", "no phone number"),
+    }
+    [select] = {
+        tuple(json.loads(c.request.body)["select"])
+        for c in crm.rsps.calls
+        if c.request.url.endswith("crm.item.list")
+    }
+    assert select == ("*",)  # phones come only with select ['*']
+
+
+def test_a_deal_is_dialled_at_its_contacts_phones(campaign, crm):
+    crm.add(3, 40, "+380671234567")
+    crm.add(2, 7, contactId=40, title="Big deal")
+    _source(campaign, Campaign.Source.CRM_FILTER, entity_type_id=2, filter={})
+
+    sources.campaign_load(campaign=campaign)
+
+    item = CampaignItem.objects.get()
+    assert (item.entity_type, item.entity_id, item.phone) == ("DEAL", 7, "380671234567")
+    assert (item.phone_owner_type_id, item.phone_owner_id) == (3, 40)
+
+
+def test_ten_thousand_items_are_paged_in_batches_never_one_request(campaign, crm, settings):
+    for n in range(1, 10_001):
+        crm.add(3, n, f"+38050{n:07d}")
+    _source(campaign, Campaign.Source.CRM_FILTER, entity_type_id=3, filter={})
+
+    counts = sources.campaign_load(campaign=campaign)
+
+    assert counts == {"added": 10_000, "duplicate": 0, "invalid": 0}
+    assert CampaignItem.objects.filter(state="pending").count() == 10_000
+    # first page alone (it tells the total), then 199 pages in batches of at most 50
+    assert crm.count("crm.item.list") == 1
+    assert crm.count("batch") == 4
+
+
+def test_call_list_members_are_enrolled_with_the_list_id(campaign, crm):
+    crm.add(3, 11, "+380501110011")
+    crm.add(4, 12, "+380441110012")
+    crm.call_lists[5] = [
+        {"ID": 11, "STATUS": "IN_WORK", "ENTITY_TYPE": "CONTACT"},
+        {"ID": 12, "STATUS": "IN_WORK", "ENTITY_TYPE": "COMPANY"},
+    ]
+    _source(campaign, Campaign.Source.CALL_LIST, list_id=5)
+
+    sources.campaign_load(campaign=campaign)
+
+    rows = set(CampaignItem.objects.values_list("entity_type", "entity_id", "call_list_id"))
+    assert rows == {("CONTACT", 11, 5), ("COMPANY", 12, 5)}
+
+
+def test_a_source_that_cannot_be_read_is_shown_on_the_campaign(campaign, crm):
+    _source(campaign, Campaign.Source.CRM_FILTER, filter={})
+
+    services.campaign_load_enqueue(campaign=campaign)
+    run_jobs()
+
+    campaign.refresh_from_db()
+    assert campaign.load_state == Campaign.LoadState.FAILED
+    assert campaign.load_error == "the CRM filter names no entity type"
+    assert Job.objects.get(kind=services.KIND_LOAD).state == Job.State.DEAD
+    assert not CampaignItem.objects.exists()

@@ -1,0 +1,292 @@
+"""The tick's rules (docs/agents.md §5.2): who gets a number, which number, and when not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from integration.calls.models import Call, CallSync
+from integration.campaigns import outcomes, services, tick
+from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
+from integration.campaigns.services import Entry
+from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    call_settings,
+    connection,
+    make_call,
+    portal,
+    run_jobs,
+)
+from tests.integration.campaigns.fixtures import (  # noqa: F401  (pytest fixtures, by name)
+    campaign,
+    crm,
+    dials,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _enrol(campaign, crm, *phones: str) -> list[CampaignItem]:
+    entries = []
+    for n, phone in enumerate(phones, start=1):
+        crm.add(1, n, phone)
+        entries.append(Entry(raw_phone=phone, entity_type="LEAD", entity_type_id=1, entity_id=n))
+    services.items_add(campaign=campaign, entries=entries)
+    return list(CampaignItem.objects.filter(campaign=campaign).order_by("pk"))
+
+
+def _running(campaign) -> Campaign:
+    Campaign.objects.filter(pk=campaign.pk).update(state=Campaign.State.RUNNING)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def _end(attempt: Attempt, state: str, *, full: int = 30) -> None:
+    """Unitalk reports the end of the attempt's call (the webhook merged into a Call row)."""
+    call = make_call(
+        attempt.item.campaign.portal,
+        direction=Call.Direction.OUT,
+        state=state,
+        number=attempt.item.phone,
+        meta=attempt.call_sync.dial_meta,
+    )
+    Call.objects.filter(pk=call.pk).update(full_seconds=full)
+    CallSync.objects.filter(pk=attempt.call_sync_id).update(call=call)
+    call.refresh_from_db()
+    assert outcomes.call_ended(call=call)
+
+
+def test_each_free_agent_gets_one_number_from_their_own_line_with_campaign_meta(
+    campaign, crm, dials
+):
+    items = _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    _running(campaign)
+
+    result = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert result["dialled"] == 2
+    assert sorted(d["sip"] for d in dials) == ["101", "102"]
+    attempts = list(Attempt.objects.order_by("pk"))
+    assert {d["meta"] for d in dials} == {f"cmp:{campaign.pk}:{a.item_id}:{a.pk}" for a in attempts}
+    states = [i.state for i in CampaignItem.objects.order_by("pk")]
+    assert states == ["calling", "calling", "pending"]
+    assert CallSync.objects.filter(origin=CallSync.Origin.CAMPAIGN).count() == 2
+    # the re-check in Bitrix24 went in one batch for both numbers
+    assert crm.count("batch") == 1
+    assert crm.count("crm.item.get") == 0
+    assert items[0].phone == "380501110001"
+
+
+def test_an_agent_on_a_call_gets_no_second_number_and_a_second_tick_dials_nobody_twice(
+    campaign, crm, dials
+):
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003", "+380501110004")
+    _running(campaign)
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    second = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert second["dialled"] == 0
+    assert len(dials) == 2
+    assert len({d["number"] for d in dials}) == 2
+
+
+def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    for agent in CampaignAgent.objects.filter(campaign=campaign):
+        services.campaign_agent_pause(agent=agent, paused=True)
+    now = timezone.now()
+
+    first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+    early = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=9))
+    late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+
+    assert first["dialled"] == early["dialled"] == 0
+    assert late["waiting"] == "no agent available for 10 min"
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.PAUSED
+    assert campaign.state_reason == "no agent available for 10 min"
+    assert crm.count("im.notify.system.add") == 1  # the manager is told
+    assert dials == []
+
+
+def test_agent_without_a_line_is_not_available(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    CampaignAgent.objects.filter(campaign=campaign, bitrix_user_id=6).update(bitrix_user_id=77)
+    _running(campaign)
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert [d["sip"] for d in dials] == ["101"]
+
+
+@pytest.mark.parametrize(
+    ("state", "delay"), [("NOANSWER", 1800), ("BUSY", 600), ("FAIL", 3600), ("CHANUNAVAIL", 3600)]
+)
+def test_retry_delay_follows_the_outcome(campaign, crm, dials, state, delay):
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    attempt = Attempt.objects.select_related("item", "call_sync").get()
+
+    before = timezone.now()
+    _end(attempt, state)
+
+    item = CampaignItem.objects.get()
+    assert item.state == CampaignItem.State.PENDING
+    assert item.attempts == 1
+    assert item.last_outcome == state
+    assert (
+        before + timedelta(seconds=delay - 5)
+        <= item.next_at
+        <= timezone.now() + timedelta(seconds=delay)
+    )
+    # not due yet: the next tick leaves it alone
+    assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 0
+
+
+def test_answered_item_is_done_and_the_timeline_says_campaign_attempt_and_outcome(
+    campaign, crm, dials
+):
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    attempt = Attempt.objects.select_related("item", "call_sync").get()
+
+    _end(attempt, "BUSY")
+    run_jobs()
+
+    assert crm.comments[-1]["COMMENT"] == "Campaign Spring leads, attempt 1/3, BUSY"
+    assert crm.comments[-1]["ENTITY_TYPE"] == "lead"
+
+
+def test_no_number_is_dialled_past_max_attempts(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(max_attempts=2, retry_delays={"NOANSWER": 0})
+    for _ in range(2):
+        tick.campaign_tick(campaign_id=campaign.pk)
+        _end(Attempt.objects.select_related("item", "call_sync").get(outcome=""), "NOANSWER")
+
+    result = tick.campaign_tick(campaign_id=campaign.pk)
+
+    item = CampaignItem.objects.get()
+    assert item.state == CampaignItem.State.FAILED
+    assert item.reason == "max attempts reached (2/2)"
+    assert Attempt.objects.count() == 2
+    assert result.get("finished") is True
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.FINISHED
+
+
+def test_a_number_not_reached_becomes_a_todo_for_its_responsible_when_asked(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001")
+    CampaignItem.objects.update(responsible_user_id=6)
+    Campaign.objects.filter(pk=campaign.pk).update(max_attempts=1, todo_on_failure=True)
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+
+    _end(Attempt.objects.select_related("item", "call_sync").get(), "BUSY")
+    run_jobs()
+
+    [todo] = crm.todos
+    assert (todo["ownerTypeId"], todo["ownerId"], todo["responsibleId"]) == (1, 1, 6)
+    assert todo["title"] == "Campaign Spring leads: 380501110001 not reached"
+
+
+def test_nothing_is_dialled_outside_the_window_in_the_clients_timezone(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001")
+    Campaign.objects.filter(pk=campaign.pk).update(
+        timezone="Europe/Kyiv", window_start=time(9, 0), window_end=time(20, 0)
+    )
+    _running(campaign)
+    # 06:30 UTC is 08:30 in Kyiv in winter (UTC+2): before the window; 07:30 UTC is inside.
+    early = datetime(2026, 12, 1, 6, 30, tzinfo=UTC)
+    inside = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)
+
+    assert tick.campaign_tick(campaign_id=campaign.pk, now=early)["waiting"] == (
+        "outside the calling window"
+    )
+    assert tick.campaign_tick(campaign_id=campaign.pk, now=inside)["dialled"] == 1
+
+
+def test_window_may_span_midnight(campaign):
+    campaign.window_start, campaign.window_end = time(22, 0), time(2, 0)
+    assert tick.in_window(campaign=campaign, now=datetime(2026, 12, 1, 23, 0, tzinfo=UTC))
+    assert tick.in_window(campaign=campaign, now=datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
+    assert not tick.in_window(campaign=campaign, now=datetime(2026, 12, 2, 3, 0, tzinfo=UTC))
+
+
+def test_do_not_call_numbers_are_never_dialled(campaign, crm, dials):
+    Campaign.objects.filter(pk=campaign.pk).update(do_not_call=["380501110001"])
+    campaign.refresh_from_db()
+    _enrol(campaign, crm, "+380 50 111 0001", "+380501110002")
+    # added to the list after enrolment: the tick refuses it too
+    Campaign.objects.filter(pk=campaign.pk).update(do_not_call=["380501110001", "380501110002"])
+    _running(campaign)
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert dials == []
+    assert set(CampaignItem.objects.values_list("state", "reason")) == {
+        ("skipped", "on the do-not-call list")
+    }
+
+
+def test_item_deleted_in_bitrix24_after_loading_is_skipped_with_the_reason(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    del crm.items[1][1]
+    _running(campaign)
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert [d["number"] for d in dials] == ["380501110002"]
+    skipped = CampaignItem.objects.get(entity_id=1)
+    assert (skipped.state, skipped.reason) == ("skipped", "deleted in Bitrix24")
+
+
+def test_two_operator_legs_not_answered_in_a_row_pause_the_agent_without_charging_the_item(
+    campaign, crm, dials
+):
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    CampaignAgent.objects.filter(campaign=campaign, bitrix_user_id=6).delete()
+    _running(campaign)
+    for _ in range(2):
+        tick.campaign_tick(campaign_id=campaign.pk)
+        _end(
+            Attempt.objects.select_related("item", "call_sync").get(outcome=""), "NOANSWER", full=0
+        )
+
+    agent = CampaignAgent.objects.get(campaign=campaign)
+    assert agent.paused is True
+    assert agent.pause_reason == "did not pick up 2 calls in a row"
+    assert list(CampaignItem.objects.values_list("attempts", flat=True)) == [0, 0, 0]
+    assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 0
+
+
+def test_unnormalisable_numbers_are_skipped_with_the_reason_and_duplicates_merged(campaign):
+    counts = services.items_add(
+        campaign=campaign,
+        entries=[
+            Entry(raw_phone="+380 50 111-00-01"),
+            Entry(raw_phone="0501110001"),  # the same number, national form
+            Entry(raw_phone="12345"),
+            Entry(raw_phone="call me"),
+            Entry(raw_phone=""),
+        ],
+    )
+
+    assert counts == {"added": 1, "duplicate": 1, "invalid": 3}
+    reasons = dict(CampaignItem.objects.filter(state="skipped").values_list("raw_phone", "reason"))
+    assert reasons == {
+        "12345": "a phone number has 10-15 digits, '12345' has 5",
+        "call me": "not a phone number: 'call me'",
+        "": "no phone number",
+    }
