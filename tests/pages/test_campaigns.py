@@ -132,9 +132,7 @@ def test_manager_creates_a_crm_filter_campaign_and_its_load_is_queued(client, po
     assert campaign.manager_user_id == 1
     assert sorted(campaign.agents.values_list("bitrix_user_id", flat=True)) == [1, 2]
     assert campaign.load_state == Campaign.LoadState.LOADING
-    assert Job.objects.filter(
-        kind=services.KIND_LOAD, payload={"campaign_id": campaign.pk}
-    ).exists()
+    assert Job.objects.filter(kind=services.KIND_LOAD, payload__campaign_id=campaign.pk).exists()
 
 
 def test_a_bad_create_form_names_every_field_and_stores_nothing(client, portal):
