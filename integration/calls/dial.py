@@ -271,6 +271,8 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
             notice_kind="call.dial_failed",
             message=message,
             context={"status_code": code, "error": technical},
+            # The reason is already in the portal's language, as the notice is.
+            params={"reason": reason},
         )
         logger.warning("dial failed for good", extra={"status_code": code})
 

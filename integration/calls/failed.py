@@ -106,8 +106,11 @@ def failed_call_report(
     notice_kind: str,
     message: str,
     context: dict[str, Any],
+    params: dict[str, Any] | None = None,
 ) -> FailedCall:
-    """A call could not be placed or saved: open its item and tell the call's user."""
+    """A call could not be placed or saved: open its item and tell the call's user.
+
+    `params` adds to the notice's message parameters (integration/core/messages.py)."""
     item = failed_call_open(
         portal=row.portal,
         kind=kind,
@@ -128,7 +131,7 @@ def failed_call_report(
         tag=f"{notice_kind}:{row.pk}",
         user_id=row.user_id,
         context={"sync_id": row.pk, **context},
-        params={"phone": row.phone_number},
+        params={"phone": row.phone_number, **(params or {})},
     )
     return item
 

@@ -121,12 +121,18 @@ def _call_missed(p: dict[str, Any]) -> Rendered:
 
 
 def _call_dial_failed(p: dict[str, Any]) -> Rendered:
-    return Rendered(
-        _("Call not placed"),
-        _("Your call to %(phone)s could not be placed. Open Failed calls to try again.")
-        % {"phone": p.get("phone") or "?"},
-        FIX_FAILED,
-    )
+    phone = p.get("phone") or "?"
+    if p.get("reason"):
+        # A click that failed (issue 21 item 1): why, and the one-click "Try again".
+        text = _(
+            "Your call to %(number)s could not be placed: %(reason)s. Press “Try again” in the"
+            " call's Unitalk tab or on the Failed calls page to dial it now."
+        ) % {"number": phone, "reason": p["reason"]}
+    else:
+        text = _("Your call to %(phone)s could not be placed. Open Failed calls to try again.") % {
+            "phone": phone
+        }
+    return Rendered(_("Call not placed"), text, FIX_FAILED)
 
 
 def _call_crm_sync_failed(p: dict[str, Any]) -> Rendered:
