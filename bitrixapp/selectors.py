@@ -24,16 +24,6 @@ from integration.core import messages
 from integration.models import Job, Notification
 
 
-def page_lang(raw: str | None, *, fallback: str = "en") -> str:
-    """Our language for Bitrix24's LANG (`ua` is Bitrix24's code for Ukrainian)."""
-    code = (raw or "").strip().lower()[:8]
-    code = {"ua": "uk"}.get(code, code)
-    supported = {c for c, _ in settings.LANGUAGES}
-    if code in supported:
-        return code
-    return fallback if fallback in supported else "en"
-
-
 def banners_list(*, portal: Portal, user_id: int, is_admin: bool) -> list[Notification]:
     """Open problems this person can act on: their own, and the portal-wide ones for admins.
 
@@ -93,64 +83,13 @@ def setup_steps(*, portal: Portal) -> list[str]:
     return steps
 
 
-def health_get(*, portal: Portal) -> dict[str, Any]:
-    """What the settings page shows under "Connection health"."""
-    from integration.unitalk.models import UnitalkConnection
-
-    connection = UnitalkConnection.objects.filter(portal=portal).first()
-    now = timezone.now()
-    expires = portal.access_expires_at
-    return {
-        "bitrix_status": portal.status,
-        "bitrix_reason": portal.status_reason,
-        "bitrix_token": bool(portal.access_token and portal.refresh_token),
-        "bitrix_expires_at": expires,
-        "bitrix_expired": bool(expires and expires <= now),
-        "unitalk_status": connection.status if connection else "",
-        "unitalk_state": unitalk_state(connection=connection),
-        "unitalk_reason": connection.status_reason if connection else "",
-        "unitalk_key": connection.api_key_masked if connection else "",
-        "last_webhook_at": connection.last_webhook_at if connection else None,
-        "backlog": Job.objects.filter(portal=portal, state__in=Job.OPEN_STATES).count(),
-        "paused": Job.objects.filter(portal=portal, state=Job.State.PAUSED).count(),
-        "dead": Job.objects.filter(portal=portal, state=Job.State.DEAD).count(),
-    }
-
-
-def unitalk_state(*, connection: Any) -> str:
-    """The one answer to "does the Unitalk key work?" that every part of the settings page shows.
-
-    "none" (no key), "checking" (saved, Unitalk not asked yet), "ok", "refused", "unreachable".
-    """
-    if connection is None or not connection.api_key:
-        return "none"
-    return {
-        "ok": "ok",
-        "unchecked": "checking",
-        "credentials_invalid": "refused",
-        "unreachable": "unreachable",
-    }.get(connection.status, "checking")
-
-
 def settings_get(*, portal: Portal) -> dict[str, Any]:
-    """Options, the Unitalk connection as the admin may see it (key: last 4 only), mappings."""
-    from integration.unitalk import services as unitalk_services
-    from integration.unitalk.models import OperatorMapping, UnitalkConnection
+    """Options, and the Unitalk connection as the admin may see it (integration/unitalk)."""
+    from integration.unitalk import selectors as unitalk_selectors
 
-    connection = UnitalkConnection.objects.filter(portal=portal).first()
-    return {
-        "options": portal_options(portal),
-        "connection": connection,
-        "key_masked": connection.api_key_masked if connection else "",
-        "webhook_url": (
-            unitalk_services.connection_webhook_url(connection=connection) if connection else ""
-        ),
-        "webhook_secret": connection.webhook_secret if connection else "",
-        "webhook_header": settings.UNITALK_WEBHOOK_SECRET_HEADER,
-        "mappings": list(
-            OperatorMapping.objects.filter(portal=portal).order_by("line", "bitrix_user_id")
-        ),
-    }
+    return {"options": portal_options(portal)} | unitalk_selectors.connection_settings_get(
+        portal=portal
+    )
 
 
 @dataclass(frozen=True)

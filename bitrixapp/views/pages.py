@@ -22,9 +22,11 @@ from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
+from integration.bitrix import users as bitrix_users
 from integration.calls.models import FailedCall
 from integration.campaigns import selectors as campaign_selectors
 from integration.core import inputs
+from integration.unitalk import selectors as unitalk_selectors
 
 #: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
 ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")
@@ -32,7 +34,7 @@ ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")
 
 def _lang(request: HttpRequest, portal: Portal) -> str:
     raw = request.GET.get("LANG") or request.POST.get("LANG")
-    return selectors.page_lang(raw, fallback=portal.lang)
+    return auth.page_lang(raw, fallback=portal.lang)
 
 
 def js_strings() -> dict[str, Any]:
@@ -232,10 +234,10 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if not identity.is_admin:
         return _render(request, "pages/forbidden.html", {}, page="settings", status=403)
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
-    services.users_refresh_enqueue(portal=portal)
+    bitrix_users.users_refresh_enqueue(portal=portal)
     context = selectors.settings_get(portal=portal) | {
-        "health": selectors.health_get(portal=portal),
-        "users": services.users_directory(portal=portal) or {},
+        "health": unitalk_selectors.health_get(portal=portal),
+        "users": bitrix_users.users_directory(portal=portal) or {},
         "card_modes": _card_modes(),
         "owner_rules": _owner_rules(),
     }
@@ -277,13 +279,13 @@ def placement(request: HttpRequest) -> HttpResponse:
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
         entity_id = inputs.parse_int_or_none(options.get("ID"), field="PLACEMENT_OPTIONS.ID") or 0
-        services.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
+        bitrix_users.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
         with translation.override(_lang(request, portal)):
             calls = selectors.crm_calls_list(
                 portal=portal, entity_type=entity_type, entity_id=entity_id
             )
             labels = stage_labels()
-        users = services.users_directory(portal=portal) or {}
+        users = bitrix_users.users_directory(portal=portal) or {}
         for call in calls:
             call["stage_label"] = labels.get(call["stage"], call["stage"])
             call["user_name"] = users.get(call["user"] or 0, "")

@@ -41,12 +41,6 @@ urlpatterns = [
         name="bitrix-act-resolve",
     ),
     path("actions/settings/", actions.settings_save, name="bitrix-act-settings"),
-    path("actions/settings/key/", actions.settings_key, name="bitrix-act-key"),
-    path("actions/settings/test/", actions.settings_test, name="bitrix-act-test"),
-    path("actions/settings/status/", actions.settings_status, name="bitrix-act-status"),
-    path("actions/operators/sync/", actions.operators_sync, name="bitrix-act-operators-sync"),
-    path("actions/operators/", actions.operator_map, name="bitrix-act-operator-map"),
-    path("actions/operators/rows/", actions.operator_rows, name="bitrix-act-operator-rows"),
     path(
         "actions/problems/<digits:notification_id>/dismiss/",
         actions.problem_dismiss,

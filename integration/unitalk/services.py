@@ -33,13 +33,19 @@ from integration.unitalk import client, intake, names, schema
 from integration.unitalk import mapping as mapping_rules
 from integration.unitalk.errors import PAUSE_KEY
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
-from integration.unitalk.selectors import WebhookTarget, secret_digest, webhook_target_seen
+from integration.unitalk.selectors import (
+    WebhookTarget,
+    connection_webhook_url,
+    secret_digest,
+    webhook_target_seen,
+)
 
 logger = logging.getLogger(__name__)
 
 TAG_CREDENTIALS = "unitalk:credentials-invalid"
 TAG_UNMAPPED_LINES = "unitalk:unmapped-lines"
 KIND_OPERATORS_SYNC = "unitalk.operators_sync"
+KIND_CONNECTION_TEST = "unitalk.connection_test"
 
 
 def key_digest(api_key: str) -> str:
@@ -83,11 +89,6 @@ def connection_save_key(*, portal: Portal, api_key: str) -> UnitalkConnection:
         "unitalk key saved (%s), %d paused jobs resumed", connection.api_key_masked, resumed
     )
     return connection
-
-
-def connection_webhook_url(*, connection: UnitalkConnection) -> str:
-    """The URL the admin pastes into Unitalk's "Event handling" page for every event."""
-    return f"{settings.APP_BASE_URL}/unitalk/webhook/{connection.webhook_secret}/"
 
 
 def connection_rotate_webhook_secret(*, connection: UnitalkConnection) -> str:
@@ -198,6 +199,19 @@ def connection_test(*, connection: UnitalkConnection) -> dict[str, Any]:
         return {"ok": False, "status": connection.status, "error": exc.message, "operators": 0}
     connection_status_set(connection, UnitalkConnection.Status.OK)
     return {"ok": True, "status": connection.status, "error": "", "operators": len(users)}
+
+
+def connection_test_enqueue(*, portal: Portal) -> Any:
+    """Queue a Unitalk connection test (the settings page polls the job for its result)."""
+    return jobs.job_enqueue(kind=KIND_CONNECTION_TEST, portal=portal, subject=f"portal:{portal.pk}")
+
+
+def connection_test_run(*, portal: Portal) -> dict[str, Any]:
+    """Job `unitalk.connection_test`: connection_test on the portal's stored key."""
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    if connection is None or not connection.api_key:
+        return {"ok": False, "status": "", "error": "no Unitalk API key saved", "operators": 0}
+    return connection_test(connection=connection)
 
 
 # --- Webhook intake -----------------------------------------------------------------------------

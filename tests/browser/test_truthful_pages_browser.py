@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bitrixapp import services
 from bitrixapp.models import Portal
+from integration.bitrix import users as bitrix_users
 from integration.calls.models import CallSync
 from integration.core import alerts
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
@@ -131,7 +131,7 @@ def test_admin_walk_at_800px_is_true_timely_and_fits(sandbox, stack, browser):
 
     # when (item 7): an empty manual mapping
     wait_until(
-        lambda: services.users_directory(portal=portal) is not None,
+        lambda: bitrix_users.users_directory(portal=portal) is not None,
         timeout=30,
         message="the worker to load the portal's users",
     )
@@ -239,7 +239,7 @@ def test_lead_tab_for_a_user_is_rich_fits_and_calls_back_through_unitalk(sandbox
     assert problems == []
 
     # when (item 11): the admin calls a missed caller back from the list
-    services.users_refresh_enqueue(portal=portal)
+    bitrix_users.users_refresh_enqueue(portal=portal)
     FailedCall.objects.create(
         portal=portal,
         kind=FailedCall.Kind.MISSED,
