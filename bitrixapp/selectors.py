@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from bitrixapp.models import Portal, portal_options
-from integration.calls import failed
+from integration.bitrix import users as bitrix_users
+from integration.calls import failed, live
 from integration.calls.models import CallSync, FailedCall
 from integration.core import messages
 from integration.models import Job, Notification
@@ -133,7 +134,7 @@ def failed_filters_parse(query: Any) -> FailedFilters:
     raw_user = str(query.get("user") or "").strip()
     user_id = int(raw_user) if raw_user.isdigit() and 0 < len(raw_user) < 10 else None
     if raw_user and not user_id:
-        errors["user"] = _("Enter a Bitrix24 user id (a positive number).")
+        errors["user"] = _("Choose a user with the picker.")
     date_from, date_to = day("date_from"), day("date_to")
     if date_from and date_to and date_from > date_to:
         errors["date_to"] = _("“To” must not be earlier than “From”.")
@@ -159,9 +160,14 @@ def failed_reason_text(kind: str) -> str:
     return texts.get(kind, _("Something went wrong with this call."))
 
 
-def failed_item_dict(item: FailedCall) -> dict[str, Any]:
-    """An item as the list shows it (call under the reader's language)."""
+def failed_item_dict(
+    item: FailedCall, people: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An item as the list shows it (call under the reader's language); `people` names the
+    owner and who resolved it (integration/bitrix/users.py; by id while not loaded)."""
     return {
+        "owner_person": bitrix_users.person_dict(people, item.owner_user_id),
+        "resolved_by_person": bitrix_users.person_dict(people, item.resolved_by_user_id),
         "id": item.pk,
         "kind": item.kind,
         "state": item.state,
@@ -202,8 +208,9 @@ def failed_page_get(*, portal: Portal, filters: FailedFilters, page: int = 1) ->
     )
     paginator = Paginator(items, settings.PAGES_FAILED_CALLS_PER_PAGE)
     current = paginator.get_page(page)
+    people = bitrix_users.people_get(portal=portal)
     return {
-        "items": [failed_item_dict(i) for i in current.object_list],
+        "items": [failed_item_dict(i, people) for i in current.object_list],
         "page": current.number,
         "pages": paginator.num_pages,
         "total": paginator.count,
@@ -323,6 +330,9 @@ def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | No
         for i in FailedCall.objects.filter(portal=portal, sync=sync).order_by("-created_at")[:5]
     ]
     data["dial"] = call_dial_progress(sync=sync)
+    data["live"] = live.call_live_stage(
+        sync=sync, dial_state=data["dial"]["state"] if data["dial"] else None
+    )
     return data
 
 

@@ -210,7 +210,11 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
 @auth.page_token_required
 def call_card(request: HttpRequest) -> HttpResponse:
     call_id = request.GET.get("call_id", "")[:128]
-    data = selectors.call_card_get(portal=_portal(request), bitrix_call_id=call_id)
+    portal = _portal(request)
+    data = selectors.call_card_get(portal=portal, bitrix_call_id=call_id)
+    if data is not None:
+        with translation.override(_lang(request, portal)):
+            data["steps_html"] = render_to_string("pages/_call_steps.html", {"live": data["live"]})
     return JsonResponse({"call": data})
 
 

@@ -11,6 +11,7 @@ The language is the LANG Bitrix24 sends (query string or body), falling back to 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from django.utils.translation import gettext_lazy
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
 from integration.bitrix import users as bitrix_users
+from integration.calls import live as calls_live
 from integration.calls.models import FailedCall
 from integration.campaigns import selectors as campaign_selectors
 from integration.core import inputs
@@ -92,6 +94,10 @@ def js_strings() -> dict[str, Any]:
         "dial_failed_note": _("The call was not placed:"),
         "dial_again": _("Dialling again…"),
         "stages": stage_labels(),
+        "remove": _("Remove"),
+        "user_id": _("user ID %(id)s"),
+        "loading": _("Loading…"),
+        "fix_filters": _("Correct the filters marked in red."),
     }
 
 
@@ -145,8 +151,21 @@ def banners_context(*, identity: auth.PageIdentity, portal: Portal, page: str) -
 def app_page(request: HttpRequest) -> HttpResponse:
     """Overview: what is not set up yet, open failed-call counts, problem banners, presence."""
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
-    context = {"setup": selectors.setup_steps(portal=portal), **_presence(request)}
+    context = {
+        "setup": selectors.setup_steps(portal=portal),
+        "live_calls": calls_live.calls_live(portal=portal),
+        "live_poll_ms": settings.PAGES_LIVE_POLL_MS,
+        **_presence(request),
+    }
     return _render(request, "pages/overview.html", context, page="overview")
+
+
+@auth.frame_entry
+def history_page(request: HttpRequest) -> HttpResponse:
+    """Call history: every call, filtered and paged by calls/views.py (`calls/history/`)."""
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    bitrix_users.users_refresh_enqueue(portal=portal)  # names for the picker and rows
+    return _render(request, "pages/history.html", {}, page="history")
 
 
 def _presence(request: HttpRequest) -> dict[str, Any]:
@@ -235,9 +254,17 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         return _render(request, "pages/forbidden.html", {}, page="settings", status=403)
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
     bitrix_users.users_refresh_enqueue(portal=portal)
-    context = selectors.settings_get(portal=portal) | {
+    people = bitrix_users.people_get(portal=portal)
+    options = selectors.settings_get(portal=portal)
+    person = functools.partial(bitrix_users.person_dict, people)
+    for mapping in options["mappings"]:
+        mapping.person = person(mapping.bitrix_user_id)
+    default_user = options["options"].default_user_id
+    context = options | {
         "health": unitalk_selectors.health_get(portal=portal),
-        "users": bitrix_users.users_directory(portal=portal) or {},
+        "people": people,
+        "default_people": [person(default_user)] if default_user else [],
+        "notify_people": [person(uid) for uid in options["options"].notify_user_ids or []],
         "card_modes": _card_modes(),
         "owner_rules": _owner_rules(),
     }
@@ -285,11 +312,12 @@ def placement(request: HttpRequest) -> HttpResponse:
                 portal=portal, entity_type=entity_type, entity_id=entity_id
             )
             labels = stage_labels()
-        users = bitrix_users.users_directory(portal=portal) or {}
+        people = bitrix_users.people_get(portal=portal)
         for call in calls:
             call["stage_label"] = labels.get(call["stage"], call["stage"])
-            call["user_name"] = users.get(call["user"] or 0, "")
-            call["resolved_by_name"] = users.get(call["resolved_by"] or 0, "")
+            call["user_person"] = bitrix_users.person_dict(people, call["user"])
+            resolver = bitrix_users.person_dict(people, call["resolved_by"])
+            call["resolved_by_name"] = resolver["name"] if resolver["known"] else ""
         context |= {"entity_type": entity_type, "entity_id": entity_id or "", "calls": calls}
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":

@@ -25,6 +25,7 @@ urlpatterns = [
     path("install/status/", install.install_status, name="bitrix-install-status"),
     path("app/", pages.app_page, name="bitrix-app"),
     path("app/failed/", pages.failed_page, name="bitrix-app-failed"),
+    path("app/history/", pages.history_page, name="bitrix-app-history"),
     path("app/agents/", pages.agents_page, name="bitrix-app-agents"),
     path("app/settings/", pages.settings_page, name="bitrix-app-settings"),
     path("app/campaigns/", pages.campaigns_page, name="bitrix-app-campaigns"),

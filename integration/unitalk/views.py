@@ -116,14 +116,12 @@ def operators_sync(request: HttpRequest) -> HttpResponse:
 def operator_rows(request: HttpRequest) -> HttpResponse:
     """The mapping table's rows as HTML, to redraw it after a sync or a manual mapping."""
     portal = _portal(request)
+    people = bitrix_users.people_get(portal=portal)
+    mappings = selectors.connection_settings_get(portal=portal)["mappings"]
+    for mapping in mappings:
+        mapping.person = bitrix_users.person_dict(people, mapping.bitrix_user_id)
     with translation.override(auth.action_lang(request)):
-        html = render_to_string(
-            "pages/_mapping_rows.html",
-            {
-                "mappings": selectors.connection_settings_get(portal=portal)["mappings"],
-                "users": bitrix_users.users_directory(portal=portal) or {},
-            },
-        )
+        html = render_to_string("pages/_mapping_rows.html", {"mappings": mappings})
     return JsonResponse({"html": html})
 
 
@@ -172,7 +170,7 @@ def _mapping_fields(
     line = str(data.get("line") or "").strip()
     user = int(raw_user) if raw_user.isdigit() and len(raw_user) < 10 else 0
     if not raw_user:
-        errors["user_id"] = _("Enter the Bitrix24 user ID.")
+        errors["user_id"] = _("Choose the Bitrix24 user.")
     elif not user:
         errors["user_id"] = _("Enter a Bitrix24 user id (a positive number).")
     elif known is not None and user not in known:

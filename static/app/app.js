@@ -83,6 +83,16 @@
     return text ? '<details class="detail"><summary>' + esc(S.details) + "</summary><code>" + esc(text) + "</code></details>" : "";
   }
 
+  // A Bitrix24 user as lists show them: avatar and name; the id only when the name could not
+  // be read (docs/pages.md "People").
+  function person(p) {
+    if (!p || !p.id) return "—";
+    var face = p.photo ? '<img class="avatar" src="' + esc(p.photo) + '" alt="" referrerpolicy="no-referrer">' :
+      '<span class="avatar initials" aria-hidden="true">' + esc(p.known ? p.name.charAt(0).toUpperCase() : "?") + "</span>";
+    var name = p.known ? p.name : (S.user_id || "ID %(id)s").replace("%(id)s", p.id);
+    return '<span class="person' + (p.known ? "" : " unknown") + '" data-user="' + esc(p.id) + '">' + face + '<span class="person-name">' + esc(name) + "</span></span>";
+  }
+
   function pollJob(id, done) {
     api("GET", "jobs/" + id + "/").then(function (r) {
       if (r.ok && r.data.done) done(r.data);
@@ -126,7 +136,7 @@
       return '<tr data-id="' + item.id + '" data-phone="' + esc(item.phone) + '" data-state="' + esc(item.state) + '">' +
         '<td class="pick-col"><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
         cell("when", esc(item.created_at.slice(0, 16).replace("T", " "))) +
-        cell("number", esc(item.phone) + more) + cell("user", esc(item.owner || "—")) +
+        cell("number", esc(item.phone) + more) + cell("user", person(item.owner_person)) +
         cell("reason", esc(item.reason) + tries + detail(item.detail), "reason") +
         cell("state", esc(S[item.state === "open" ? "open" : item.state + "_state"] || item.state), "state") +
         cell("actions", actions, "acts") + "</tr>";
@@ -365,13 +375,15 @@
           $('[data-field="status"]').textContent = c.status || "—";
           $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
           $('[data-field="error"]').textContent = c.error || "";
+          if (c.steps_html !== undefined && $("#call-steps")) $("#call-steps").innerHTML = c.steps_html;
           $("#call-note").textContent = "";
           dialing = dialShow(c.dial);
         }
         // Stop once the call is settled in Bitrix24; a live call keeps being followed, a dial
         // in progress every second (its deadline is seconds away).
         if (!c || dialing || ["recorded", "failed"].indexOf(c.stage) < 0) {
-          setTimeout(tick, dialing ? Math.min(pollMs, 1000) : pollMs);
+          var moving = dialing || (c && c.live && ["dialing", "ringing", "talking"].indexOf(c.live.step) >= 0);
+          setTimeout(tick, moving ? Math.min(pollMs, 1000) : pollMs);
         }
       });
     }
