@@ -151,6 +151,7 @@ def banners_context(*, identity: auth.PageIdentity, portal: Portal, page: str) -
 def app_page(request: HttpRequest) -> HttpResponse:
     """Overview: what is not set up yet, open failed-call counts, problem banners, presence."""
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    bitrix_users.users_refresh_enqueue(portal=portal)  # names of who is on a call (a job)
     context = {
         "setup": selectors.setup_steps(portal=portal),
         "live_calls": calls_live.calls_live(portal=portal),
