@@ -261,7 +261,7 @@ class PortalApp(App):
             {
                 "DOMAIN": portal["domain"],
                 "PROTOCOL": "0",
-                "LANG": "en",
+                "LANG": portal.get("lang") or "en",
                 "APP_SID": secrets.token_hex(16),
             }
         )
