@@ -140,7 +140,9 @@ def test_calls_pages_in_three_languages_at_two_widths(sandbox, stack, browser):
             # the overview: calls now, by name, with the CRM record
             app.locator("#live-rows tr[data-state=talking]").wait_for()
             live = app.locator("#live-rows").inner_text()
-            assert "Anna Admin" in live and "Oleg Operator" in live and "#12" in live
+            assert "Anna Admin" in live
+            assert "Oleg Operator" in live
+            assert "#12" in live
             shot(page, f"overview-live-{width}-{lang}")
             # the history
             app.locator("#tab-history").click()
@@ -201,9 +203,11 @@ def test_people_are_picked_with_bitrix24s_dialog_and_history_filters_say_what_is
     app.locator("#history-rows tr[data-outcome]").first.wait_for()
     with page.expect_download() as download:
         app.locator("#history-csv").click()
-    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    with open(download.value.path(), encoding="utf-8") as exported:
+        lines = exported.read().splitlines()
     assert lines[0].startswith("started_at,direction,outcome")
-    assert len(lines) == 1 + 3 and all("Oleg Operator" in line for line in lines[1:])
+    assert len(lines) == 1 + 3
+    assert all("Oleg Operator" in line for line in lines[1:])
 
     # when: the default user and notice recipients are chosen in Settings and saved
     app.locator("#tab-settings").click()
