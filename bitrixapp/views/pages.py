@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
+from bitrixapp.views import charts
 from integration.bitrix import users as bitrix_users
 from integration.calls import live as calls_live
 from integration.calls.models import FailedCall
@@ -158,6 +159,8 @@ def app_page(request: HttpRequest) -> HttpResponse:
         "live_poll_ms": settings.PAGES_LIVE_POLL_MS,
         **_presence(request),
     }
+    with translation.override(_lang(request, portal)):
+        context["charts"] = charts.charts_context(portal=portal)
     return _render(request, "pages/overview.html", context, page="overview")
 
 
