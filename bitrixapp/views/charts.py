@@ -15,6 +15,11 @@ from bitrixapp.models import Portal
 from integration.calls import stats
 
 BAR_W, STEP, HEIGHT = 8, 10, 100
+
+
+def _n(value: float) -> str:
+    # SVG wants "66.67" whatever the page's language: templates would localise a float ("66,67").
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 SERIES = ("answered", "missed", "failed")
 
 
@@ -41,7 +46,7 @@ def days_chart(days: list[dict[str, Any]]) -> dict[str, Any]:
             h = d[series] * HEIGHT / top
             if h:
                 y -= h
-                rects.append({"series": series, "y": round(y, 2), "h": round(h, 2)})
+                rects.append({"series": series, "y": _n(y), "h": _n(h)})
         bars.append(
             {
                 "x": n * STEP + 1,
@@ -75,8 +80,8 @@ def charts_context(*, portal: Portal) -> dict[str, Any]:
     users = stats.per_user(portal=portal)
     top = max((u["answered"] + u["missed"] for u in users), default=0) or 1
     for u in users:
-        u["answered_w"] = round(u["answered"] * 100 / top, 2)
-        u["missed_w"] = round(u["missed"] * 100 / top, 2)
+        u["answered_w"] = _n(u["answered"] * 100 / top)
+        u["missed_w"] = _n(u["missed"] * 100 / top)
     return {
         "days": days_chart(stats.calls_per_day(portal=portal)),
         "callback": callback | {"median_text": _duration(callback["median_s"])},
