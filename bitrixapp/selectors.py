@@ -21,7 +21,7 @@ from bitrixapp.models import Portal, portal_options
 from integration.bitrix import users as bitrix_users
 from integration.calls import failed, live
 from integration.calls.models import CallSync, FailedCall
-from integration.core import messages
+from integration.core import messages, progress
 from integration.models import Job, Notification
 
 
@@ -386,4 +386,8 @@ def job_status_get(*, portal: Portal, job_id: int) -> dict[str, Any] | None:
         "done": job.state not in Job.OPEN_STATES,
         "result": job.result if isinstance(job.result, dict) else {},
         "error": job.last_error,
+        # done / total of a long job that reports it (core/progress.py); None otherwise
+        "progress": progress.progress_get(kind=job.kind, portal_id=portal.pk)
+        if job.state in Job.OPEN_STATES
+        else None,
     }

@@ -20,6 +20,8 @@ BAR_W, STEP, HEIGHT = 8, 10, 100
 def _n(value: float) -> str:
     # SVG wants "66.67" whatever the page's language: templates would localise a float ("66,67").
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 SERIES = ("answered", "missed", "failed")
 
 

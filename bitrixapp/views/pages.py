@@ -97,6 +97,14 @@ def js_strings() -> dict[str, Any]:
         "stages": stage_labels(),
         "remove": _("Remove"),
         "user_id": _("user ID %(id)s"),
+        "bulk_progress": _("%(done)s of %(total)s retried items settled"),
+        "sync_steps": _("Step %(done)s of %(total)s:"),
+        "sync_step": {
+            "unitalk": _("reading Unitalk's users"),
+            "bitrix": _("reading Bitrix24 users"),
+            "match": _("matching lines"),
+            "done": _("saving"),
+        },
         "loading": _("Loading…"),
         "fix_filters": _("Correct the filters marked in red."),
     }

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from bitrixapp.models import Portal
 from integration import jobs
-from integration.core import alerts, inputs
+from integration.core import alerts, inputs, progress
 from integration.core.errors import (
     AuthExpiredError,
     CredentialsInvalidError,
@@ -265,7 +265,16 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
     (created, moved, removed). Lines with no user are reported to the portal's admins.
     """
     connection = connection_for_work(portal=portal)
+
+    def step(done: int, name: str) -> None:
+        # The settings page shows "step n of 3" while it polls the job (core/progress.py).
+        progress.progress_set(
+            kind=KIND_OPERATORS_SYNC, portal_id=portal.pk, done=done, total=3, step=name
+        )
+
+    step(0, "unitalk")
     unitalk_users = client.users_list(connection_credentials(connection=connection))
+    step(1, "bitrix")
     lines: dict[str, str] = {}
     for user in unitalk_users:
         line = str(user.get(names.USER_LINE_FIELD) or "").strip()
@@ -278,6 +287,7 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
         user_id = inputs.positive_id_or_none(user.get("ID"))
         if inner in lines and inner not in wanted and user_id:
             wanted[inner] = user_id
+    step(2, "match")
     with transaction.atomic():
         existing = list(OperatorMapping.objects.select_for_update().filter(portal=portal))
         manual = [m for m in existing if m.source == OperatorMapping.Source.MANUAL]
@@ -303,6 +313,7 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
             if line not in kept
         ]
         OperatorMapping.objects.bulk_create(created)
+    step(3, "done")
     unmapped = sorted(set(lines) - set(wanted) - manual_lines)
     if unmapped:
         alerts.notification_raise(

@@ -93,11 +93,18 @@
     return '<span class="person' + (p.known ? "" : " unknown") + '" data-user="' + esc(p.id) + '">' + face + '<span class="person-name">' + esc(name) + "</span></span>";
   }
 
-  function pollJob(id, done) {
+  // `step(progress)` hears {done, total, step} while a long job reports it (docs/pages.md
+  // "Progress").
+  function pollJob(id, done, step) {
     api("GET", "jobs/" + id + "/").then(function (r) {
-      if (r.ok && r.data.done) done(r.data);
-      else setTimeout(function () { pollJob(id, done); }, 1000);
+      if (r.ok && r.data.done) { done(r.data); return; }
+      if (step && r.ok && r.data.progress) step(r.data.progress);
+      setTimeout(function () { pollJob(id, done, step); }, 500);
     });
+  }
+  function progressHtml(done, total, text) {
+    var pct = total ? Math.round(done * 100 / total) : 0;
+    return '<span class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="' + total + '" aria-valuenow="' + done + '"><span style="width:' + pct + '%"></span></span> ' + esc(text);
   }
 
   function startCall(number) {
@@ -189,12 +196,12 @@
       });
     });
     // After a retry, follow the item until its job settles (resolved, or open again).
-    function watch(id) {
+    function watch(id, settled) {
       var tries = 0;
       (function tick() {
         api("GET", "failed/?" + query()).then(function (r) {
           var item = r.ok && r.data.items.filter(function (i) { return String(i.id) === String(id); })[0];
-          if (!item || item.state !== "retrying" || ++tries > 60) { load(); return; }
+          if (!item || item.state !== "retrying" || ++tries > 60) { if (settled) settled(); load(); return; }
           setTimeout(tick, 1000);
         });
       })();
@@ -204,7 +211,20 @@
       if (!ids.length) return;
       status.textContent = S.retrying;
       api("POST", "failed/retry/", { ids: ids }).then(function (r) {
-        status.textContent = r.ok ? "" : S.failed; ids.forEach(watch); load();
+        if (!r.ok) { status.textContent = S.failed; return; }
+        // done / total as each retried item settles (resolved, or open again with its reason)
+        var retrying = ids.filter(function (id) { return r.data.results[id] === "retrying"; });
+        var settled = 0, total = retrying.length, box = $("#bulk-progress");
+        status.textContent = "";
+        function show() {
+          box.hidden = !total;
+          box.innerHTML = progressHtml(settled, total, S.bulk_progress.replace("%(done)s", settled).replace("%(total)s", total));
+          box.setAttribute("data-settled", settled); box.setAttribute("data-of", total);
+          fit();
+        }
+        show();
+        retrying.forEach(function (id) { watch(id, function () { settled += 1; show(); }); });
+        load();
       });
     });
     load();
@@ -287,6 +307,10 @@
         pollJob(r.data.job, function (job) {
           out.textContent = job.state === "succeeded" ? S.synced : S.sync_failed;
           refreshMappings(); refreshBanners();
+        }, function (p) {
+          var n = Math.min(p.done + 1, p.total); // the step being worked on
+          out.innerHTML = progressHtml(p.done, p.total, S.sync_steps.replace("%(done)s", n).replace("%(total)s", p.total) + " " + (S.sync_step[p.step] || ""));
+          fit();
         });
       });
     });

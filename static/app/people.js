@@ -39,7 +39,7 @@
         });
         sync();
       }
-      $(".pick", box).addEventListener("click", function () {
+      $(".pick-user", box).addEventListener("click", function () {
         if (!window.BX24 || !BX24.selectUser) return;
         if (multiple) BX24.selectUsers(function (users) { add(users || []); });
         else BX24.selectUser(function (user) { if (user) add([user]); });

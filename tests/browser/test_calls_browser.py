@@ -175,7 +175,7 @@ def test_people_are_picked_with_bitrix24s_dialog_and_history_filters_say_what_is
     app.locator("#history-rows tr[data-outcome]").first.wait_for()
 
     # when: Anna picks Oleg in the portal's own people dialog
-    app.locator("#pick-user .pick").click()
+    app.locator("#pick-user .pick-user").click()
     dialog = page.locator("#bx-user-picker")
     dialog.locator("label", has_text="Oleg Operator").click()
     shot(page, "history-picker-dialog")
@@ -212,10 +212,10 @@ def test_people_are_picked_with_bitrix24s_dialog_and_history_filters_say_what_is
     # when: the default user and notice recipients are chosen in Settings and saved
     app.locator("#tab-settings").click()
     app.locator("#options-form").wait_for()
-    app.locator("#pick-default_user_id .pick").click()
+    app.locator("#pick-default_user_id .pick-user").click()
     page.locator("#bx-user-picker label", has_text="Oleg Operator").click()
     page.locator("#bx-user-ok").click()
-    app.locator("#pick-notify_user_ids .pick").click()
+    app.locator("#pick-notify_user_ids .pick-user").click()
     page.locator("#bx-user-picker label", has_text="Anna Admin").click()
     page.locator("#bx-user-picker label", has_text="Oleg Operator").click()
     page.locator("#bx-user-ok").click()
@@ -228,3 +228,26 @@ def test_people_are_picked_with_bitrix24s_dialog_and_history_filters_say_what_is
     options = portal_options(portal)
     options.refresh_from_db()
     assert (options.default_user_id, sorted(options.notify_user_ids)) == (2, [1, 2])
+
+
+def test_bulk_retry_shows_done_of_total_as_items_settle(sandbox, stack, browser):
+    from tests.browser.test_pages_browser import crm_item_with_dead_job
+
+    # given: three CRM updates that died (their jobs can run again)
+    portal = install(sandbox)
+    items = [crm_item_with_dead_job(portal) for _ in range(3)]
+    page, app = open_app(browser, sandbox, portal, 1280)
+    app.locator("#tab-failed").click()
+    app.locator(".subtab[data-kind=crm_sync_failed]").click()
+    app.locator("#failed-rows tr[data-id]").nth(2).wait_for()
+    # when: all are retried at once
+    app.locator("#select-all").check()
+    app.locator("#bulk-retry").click()
+    # then: the page counts them as they settle, up to 3 of 3
+    app.locator("#bulk-progress[data-of='3']").wait_for()
+    app.locator("#bulk-progress[data-settled='3'][data-of='3']").wait_for(timeout=30_000)
+    assert "3 of 3" in app.locator("#bulk-progress").inner_text()
+    shot(page, "bulk-retry-progress")
+    for item in items:
+        item.refresh_from_db()
+    assert {i.state for i in items} == {FailedCall.State.RESOLVED}

@@ -266,3 +266,22 @@ def test_history_page_opens(client, portal, rsps):
     assert 'id="history-filters"' in html
     assert "Історія дзвінків" in html
     assert "data-user-picker" in html
+
+
+# --- Progress -----------------------------------------------------------------------------------
+
+
+def test_a_running_job_reports_its_progress_and_a_finished_one_does_not(client, portal):
+    from integration import jobs
+    from integration.core import progress
+    from integration.unitalk import services as unitalk_services
+
+    job = jobs.job_enqueue(
+        kind=unitalk_services.KIND_OPERATORS_SYNC, portal=portal, subject=f"portal:{portal.pk}"
+    )
+    progress.progress_set(kind=job.kind, portal_id=portal.pk, done=1, total=3, step="bitrix")
+    data = get(client, portal, f"/bitrix/actions/jobs/{job.pk}/").json()
+    assert data["progress"] == {"done": 1, "total": 3, "step": "bitrix"}
+    job.state = job.State.SUCCEEDED
+    job.save(update_fields=["state"])
+    assert get(client, portal, f"/bitrix/actions/jobs/{job.pk}/").json()["progress"] is None
