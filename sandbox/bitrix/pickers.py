@@ -29,7 +29,7 @@ async function pickUsers(multiple) {
       users.map(u => `<li data-name="${esc(u.name.toLowerCase())}"><label style="display:flex;` +
         `gap:8px;align-items:center;padding:4px;cursor:pointer">` +
         `<input type="${multiple ? 'checkbox' : 'radio'}" name="bx-pick" value="${esc(u.id)}">` +
-        `<img src="${esc(u.photo)}" alt="" width="24" height="24">${esc(u.name)}</label></li>`).join('') +
+        `<img src="${esc(u._photo)}" alt="" width="24" height="24">${esc(u.name)}</label></li>`).join('') +
       `</ul><p><button id="bx-user-ok">Select</button> <button id="bx-user-cancel">Cancel</button></p></div>`;
     document.body.appendChild(box);
     const done = (value) => { box.remove(); resolve(value); };
@@ -40,7 +40,9 @@ async function pickUsers(multiple) {
     box.querySelector('#bx-user-cancel').addEventListener('click', () => done(null));
     box.querySelector('#bx-user-ok').addEventListener('click', () => {
       const ids = [...box.querySelectorAll('input[name=bx-pick]:checked')].map(i => i.value);
-      done(ids.length ? users.filter(u => ids.includes(u.id)) : null);
+      const chosen = users.filter(u => ids.includes(String(u.id)))
+        .map(u => ({id: u.id, name: u.name}));
+      done(chosen.length ? chosen : null);
     });
   });
 }
@@ -48,19 +50,16 @@ async function pickUsers(multiple) {
 
 
 def picker_users(app: PortalApp, portal: dict[str, Any]) -> list[dict[str, Any]]:
-    """What BX24.selectUser(s) hands the app per person (docs/sandbox.md "User pickers"): the
-    portal's active employees as {id, name, photo, position, url, sub, sup}."""
+    """What BX24.selectUser(s) hands the app per person (docs/bitrix24.md §6.3): the portal's
+    active employees as {id: integer, name}; `_photo` is for the dialog only."""
     with app.store.lock:
         people = [public_user(u, app.world.bitrix_url) for u in portal["users"]]
     return [
         {
-            "id": u["ID"],
+            "id": int(u["ID"]),
             "name": " ".join(p for p in (u.get("NAME"), u.get("LAST_NAME")) if p),
-            "photo": u.get("PERSONAL_PHOTO") or "",
-            "position": u.get("WORK_POSITION") or "",
-            "url": f"/company/personal/user/{u['ID']}/",
-            "sub": False,
-            "sup": False,
+            # Not in Bitrix24's answer (DOC names only id and name): the dialog shows faces.
+            "_photo": u.get("PERSONAL_PHOTO") or "",
         }
         for u in people
         if u.get("ACTIVE", True) and u.get("USER_TYPE", "employee") == "employee"

@@ -12,9 +12,9 @@ const parent = {
     let result = null;
     if (message.cmd === "selectUser") {
       // The portal's dialog: the first time a person is chosen, the second time it is closed.
-      result = picks++ === 0 ? { id: "2", name: "Oleg Operator", photo: bitrixUrl + "/avatar/2.svg" } : null;
+      result = picks++ === 0 ? { id: 2, name: "Oleg Operator" } : null;
     } else if (message.cmd === "selectUsers") {
-      result = [{ id: "1", name: "Anna Admin" }, { id: "2", name: "Oleg Operator" }];
+      result = [{ id: 1, name: "Anna Admin" }, { id: 2, name: "Oleg Operator" }];
     } else if (message.cmd === "init") {
       result = {
         auth: { access_token: token, refresh_token: "r", expires_in: 3600, domain: "d",
