@@ -396,9 +396,8 @@
         var dialing = false;
         if (c) {
           $('[data-field="stage"]').textContent = (S.stages || {})[c.stage] || c.stage;
-          $('[data-field="status"]').textContent = c.status || "—";
+          $('[data-field="status"]').textContent = c.status_label || "—";
           $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
-          $('[data-field="error"]').textContent = c.error || "";
           if (c.steps_html !== undefined && $("#call-steps")) $("#call-steps").innerHTML = c.steps_html;
           $("#call-note").textContent = "";
           dialing = dialShow(c.dial);

@@ -251,3 +251,38 @@ def test_bulk_retry_shows_done_of_total_as_items_settle(sandbox, stack, browser)
     for item in items:
         item.refresh_from_db()
     assert {i.state for i in items} == {FailedCall.State.RESOLVED}
+
+
+@pytest.mark.parametrize("lang", ["en", "uk", "ru"])
+def test_call_card_shows_the_live_stage_and_the_problem(sandbox, stack, browser, lang):
+    # given: a click-to-call being talked, and another one saved but with a CRM problem
+    portal = install(sandbox)
+    seed_calls(portal)
+    talking = Call.objects.get(portal=portal, status=Call.Status.ANSWERED)
+    CallSync.objects.filter(call=talking).update(
+        bitrix_call_id="externalCall.live.1", stage=CallSync.Stage.REGISTERED
+    )
+    for width in WIDTHS:
+        tokens = control(sandbox, f"portals/{portal.member_id}/tokens", {"user_id": "1"})
+        page = browser.new_page(viewport={"width": width, "height": 700})
+        page.set_content(
+            f"<form id=f method=post action='{stack.base_url}/bitrix/placement/"
+            f"?DOMAIN={portal.domain}&PROTOCOL=0&LANG={LANGS[lang]}&APP_SID=x'>"
+            f"<input name=AUTH_ID value='{tokens['access_token']}'>"
+            f"<input name=member_id value='{portal.member_id}'>"
+            "<input name=PLACEMENT value=CALL_CARD>"
+            '<input name=PLACEMENT_OPTIONS value=\'{"CALL_ID":"externalCall.live.1"}\'>'
+            "</form><script>document.getElementById('f').submit()</script>"
+        )
+        # then: the steps show where the call stands, and follow it without a reload
+        page.locator("ol.steps[data-step=talking]").wait_for()
+        assert page.locator("ol.steps li.done").count() == 2
+        shot(page, f"call-card-talking-{width}-{lang}")
+        CallSync.objects.filter(call=talking).update(
+            stage=CallSync.Stage.FAILED, last_error="crm.activity.add: ACCESS_DENIED"
+        )
+        page.locator("ol.steps[data-step=problem]").wait_for(timeout=10_000)
+        assert "ACCESS_DENIED" in page.locator("#live-problem").inner_text()
+        shot(page, f"call-card-problem-{width}-{lang}")
+        CallSync.objects.filter(call=talking).update(stage=CallSync.Stage.REGISTERED, last_error="")
+        page.close()
