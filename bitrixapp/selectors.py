@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from bitrixapp.models import Portal, portal_options
 from integration.bitrix import users as bitrix_users
-from integration.calls import failed, live
+from integration.calls import failed, history, live
 from integration.calls.models import CallSync, FailedCall
 from integration.core import messages, progress
 from integration.models import Job, Notification
@@ -118,26 +118,10 @@ def failed_filters_parse(query: Any) -> FailedFilters:
     From after To: ignoring them would answer "nothing here", which would not be true.
     """
     errors: dict[str, str] = {}
-
-    def day(name: str) -> date | None:
-        raw = str(query.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            errors[name] = _("Enter a date like 2025-01-31.")
-            return None
-
     kind = query.get("kind") or ""
     state = query.get("state") or "open"
-    raw_user = str(query.get("user") or "").strip()
-    user_id = int(raw_user) if raw_user.isdigit() and 0 < len(raw_user) < 10 else None
-    if raw_user and not user_id:
-        errors["user"] = _("Choose a user with the picker.")
-    date_from, date_to = day("date_from"), day("date_to")
-    if date_from and date_to and date_from > date_to:
-        errors["date_to"] = _("“To” must not be earlier than “From”.")
+    user_id = history.picked_user_parse(query, errors)
+    date_from, date_to = history.date_range_parse(query, errors)
     if errors:
         raise FiltersInvalid(errors)
     return FailedFilters(

@@ -47,10 +47,9 @@ class HistoryFiltersInvalid(Exception):
         self.errors = errors
 
 
-def history_filters_parse(query: Any) -> HistoryFilters:
-    """Filters from a query dict (call under the reader's language). Raises
-    HistoryFiltersInvalid: a wrong value is said, never silently dropped."""
-    errors: dict[str, str] = {}
+def date_range_parse(query: Any, errors: dict[str, str]) -> tuple[date | None, date | None]:
+    """`date_from`, `date_to` of a list's filters; a wrong one gets its message in `errors`
+    (call under the reader's language). Shared by every list page."""
 
     def day(name: str) -> date | None:
         raw = str(query.get(name) or "").strip()
@@ -65,10 +64,24 @@ def history_filters_parse(query: Any) -> HistoryFilters:
     date_from, date_to = day("date_from"), day("date_to")
     if date_from and date_to and date_from > date_to:
         errors["date_to"] = _("“To” must not be earlier than “From”.")
-    raw_user = str(query.get("user") or "").strip()
-    user_id = int(raw_user) if raw_user.isdigit() and 0 < len(raw_user) < 10 else None
-    if raw_user and not user_id:
+    return date_from, date_to
+
+
+def picked_user_parse(query: Any, errors: dict[str, str]) -> int | None:
+    """The `user` a list is filtered by (the picker sends a Bitrix24 user id)."""
+    raw = str(query.get("user") or "").strip()
+    user_id = int(raw) if raw.isdigit() and 0 < len(raw) < 10 else None
+    if raw and not user_id:
         errors["user"] = _("Choose a user with the picker.")
+    return user_id
+
+
+def history_filters_parse(query: Any) -> HistoryFilters:
+    """Filters from a query dict (call under the reader's language). Raises
+    HistoryFiltersInvalid: a wrong value is said, never silently dropped."""
+    errors: dict[str, str] = {}
+    date_from, date_to = date_range_parse(query, errors)
+    user_id = picked_user_parse(query, errors)
     direction = str(query.get("direction") or "").strip()
     if direction and direction not in DIRECTIONS:
         errors["direction"] = _("Choose incoming or outgoing.")

@@ -31,12 +31,7 @@ def _portal(request: HttpRequest) -> Portal:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    data = inputs.parse_json(request.body, field="body")
-    if not isinstance(data, dict):
-        raise inputs.InputError("body must be a JSON object", field="body")
-    return data
+    return inputs.parse_json_object(request.body, field="body")
 
 
 def _status(request: HttpRequest, portal: Portal) -> dict[str, Any]:

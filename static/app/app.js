@@ -413,5 +413,7 @@
     tick();
   }
 
-  window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api };
+  window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api,
+    // for the other page scripts (calls.js, people.js): one copy of the small helpers
+    h: { $: $, $$: $$, esc: esc, S: S, fit: fit } };
 })();

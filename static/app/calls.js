@@ -3,15 +3,7 @@
  * in X-App-Token; the token never goes into a URL, so the CSV is fetched and saved as a blob). */
 (function () {
   "use strict";
-  var $ = function (sel, root) { return (root || document).querySelector(sel); };
-  var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
-  var esc = function (s) {
-    return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  };
-  var S = JSON.parse((document.getElementById("app-strings") || { textContent: "{}" }).textContent);
-  function fit() { if (window.BX24 && BX24.fitWindow) { try { BX24.fitWindow(); } catch (e) { /* outside a portal */ } } }
+  var $ = App.h.$, $$ = App.h.$$, esc = App.h.esc, S = App.h.S, fit = App.h.fit;
 
   // One request at a time, the next one pollMs after the answer: a slow server is never piled on,
   // and a hidden tab asks nothing (visibilitychange restarts it).

@@ -3,15 +3,7 @@
  * ids (comma-separated) for the form; chips show name and avatar (docs/pages.md "People"). */
 (function () {
   "use strict";
-  var $ = function (sel, root) { return (root || document).querySelector(sel); };
-  var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
-  var esc = function (s) {
-    return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  };
-  var S = JSON.parse((document.getElementById("app-strings") || { textContent: "{}" }).textContent);
-  function fit() { if (window.BX24 && BX24.fitWindow) { try { BX24.fitWindow(); } catch (e) { /* outside a portal */ } } }
+  var $ = App.h.$, $$ = App.h.$$, esc = App.h.esc, S = App.h.S, fit = App.h.fit;
 
   function chip(user) {
     var face = user.photo ? '<img class="avatar" src="' + esc(user.photo) + '" alt="" referrerpolicy="no-referrer">' :

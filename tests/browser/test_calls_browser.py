@@ -4,11 +4,9 @@ Screenshots at 1280 and 800 px in en, uk and ru (SCREENSHOT_DIR, tests/support/b
 
 from __future__ import annotations
 
-from datetime import timedelta
 from itertools import count
 
 import pytest
-from django.utils import timezone
 
 from bitrixapp.models import portal_options
 from integration.bitrix import users as bitrix_users
@@ -16,6 +14,7 @@ from integration.calls import failed
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.unitalk.models import OperatorMapping
 from tests.browser.test_pages_browser import control, install
+from tests.pages.test_calls_pages import a_call
 from tests.support import browser as shared
 from tests.support.waiting import wait_until
 
@@ -35,24 +34,9 @@ def seed_calls(portal) -> None:
     """Two calls in progress, six finished ones of every outcome, one missed call to call back."""
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=2, line="102")
-    now = timezone.now()
 
     def call(minutes_ago: float, **fields) -> Call:
-        started = now - timedelta(minutes=minutes_ago)
-        defaults = {
-            "direction": Call.Direction.IN,
-            "status": Call.Status.ENDED,
-            "ended": True,
-            "state": "ANSWER",
-            "client_number": "380501112233",
-            "operator_line": "101",
-            "started_at": started,
-            "answered_at": started + timedelta(seconds=6),
-            "talk_seconds": 74,
-        }
-        return Call.objects.create(
-            portal=portal, unitalk_call_id=f"b{next(_ids)}", **(defaults | fields)
-        )
+        return a_call(portal, minutes_ago=minutes_ago, **fields)
 
     call(
         0.2,
