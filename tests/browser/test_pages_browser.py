@@ -121,7 +121,11 @@ def test_admin_saves_settings_sees_a_failed_call_and_retries_it(sandbox, stack, 
     assert portal_options(portal).stakeholder_emails == ""
     app.locator("input[name=stakeholder_emails]").fill("boss@example.com")
     app.locator("select[name=card_mode]").select_option("answer")
-    app.locator("input[name=default_user_id]").fill("2")
+    # the default user is chosen in the portal's own people dialog (BX24.selectUser)
+    app.locator("#pick-default_user_id .pick-user").click()
+    page.locator("#bx-user-picker label", has_text="Oleg Operator").click()
+    page.locator("#bx-user-ok").click()
+    app.locator("#pick-default_user_id .chip", has_text="Oleg Operator").wait_for()
     app.locator("#save-options").click()
     app.locator("#options-status.ok").wait_for()
     app.locator("#test-connection").click()
