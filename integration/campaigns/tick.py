@@ -20,37 +20,31 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from integration.agents import selectors as agent_selectors
+from integration.agents import services as agent_services
 from integration.bitrix import batch, notify
 from integration.calls import dial, sync
-from integration.calls.models import Call, CallSync
+from integration.calls.models import CallSync
 from integration.campaigns import services, sweep
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.core.errors import IntegrationError
 from integration.core.log import log_context
-from integration.unitalk import selectors as unitalk_selectors
 
 logger = logging.getLogger(__name__)
 
-#: A Unitalk call older than this without CALL_END is not "live" any more (a lost webhook).
-LIVE_CALL_MAX = timedelta(hours=2)
-
-
 def campaign_agent_available(*, campaign: Campaign, agent: CampaignAgent, now: datetime) -> bool:
-    """May the dialer give this agent a number now?
+    """May the dialer give this agent a number now? The agents capability's presence predicate
+    (docs/agents.md §5.1, §5.2): only an AVAILABLE agent with a fresh reading — never one on a
+    break, with the work day not open, PAUSED(sync_failed), offline, on a live call, in wrap-up
+    or without a line; an agent with no presence row yet (never polled) is not available.
 
-    TEMPORARY RULE until integration.agents (agent_can_take_dialer_call, docs/agents.md §5.1)
-    is merged: the agent has a mapped Unitalk line and no live call on it. The campaign's own
-    rules (paused here, wrap-up, one attempt at a time) are checked by the caller.
+    The campaign's own rules (paused here, its wrap-up, one attempt at a time) are the caller's.
     """
-    line = unitalk_selectors.operator_line_for_user(campaign.portal, agent.bitrix_user_id)
-    if not line:
+    state = agent_selectors.agent_for_user(portal=campaign.portal, user_id=agent.bitrix_user_id)
+    if state is None:
         return False
-    return not Call.objects.filter(
-        portal=campaign.portal,
-        operator_line=line,
-        ended=False,
-        created_at__gte=now - LIVE_CALL_MAX,
-    ).exists()
+    state.portal = campaign.portal
+    return agent_services.agent_can_take_dialer_call(agent=state, now=now)
 
 
 def in_window(*, campaign: Campaign, now: datetime) -> bool:
