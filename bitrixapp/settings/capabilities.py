@@ -208,6 +208,9 @@ JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=60)
 INSTALLED_APPS += ["integration.campaigns"]
 # A running campaign's tick period (the doc's 2-5 s); CALL_END wakes it earlier.
 CAMPAIGN_TICK_S = env.float("CAMPAIGN_TICK_S", default=3.0)
+# Succeeded tick jobs kept per campaign (the page and an operator can see the last rounds); the
+# next tick deletes older ones, so a running campaign does not leave ~29,000 rows a day.
+CAMPAIGN_TICK_KEEP = env.int("CAMPAIGN_TICK_KEEP", default=20)
 # An item "calling" this long without a Unitalk call is checked against history/get by meta.
 CAMPAIGN_CALLING_STALE_S = env.float("CAMPAIGN_CALLING_STALE_S", default=600.0)
 # Items loaded at most per campaign (a huge source is paged, never one request).

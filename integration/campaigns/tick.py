@@ -32,6 +32,7 @@ from integration.core.log import log_context
 
 logger = logging.getLogger(__name__)
 
+
 def campaign_agent_available(*, campaign: Campaign, agent: CampaignAgent, now: datetime) -> bool:
     """May the dialer give this agent a number now? The agents capability's presence predicate
     (docs/agents.md §5.1, §5.2): only an AVAILABLE agent with a fresh reading — never one on a
@@ -223,6 +224,8 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
     """
     now = now or timezone.now()
     campaign = Campaign.objects.select_related("portal").get(pk=campaign_id)
+    # Earlier rounds' rows (this one is still running, so it is never among them).
+    services.ticks_prune(campaign_id=campaign.pk)
     with log_context(portal=campaign.portal.member_id):
         if campaign.state != Campaign.State.RUNNING:
             return {"skipped": f"campaign {campaign.state}"}
