@@ -210,11 +210,21 @@ def _finish_if_done(campaign: Campaign) -> bool:
     exhausted.update(state=CampaignItem.State.FAILED, reason="max attempts reached")
     if open_items.exists():
         return False
+    if campaign.source == Campaign.Source.MANUAL:
+        # Numbers come one by one (the "Add to campaign" robot, CSV uploads): out of numbers is
+        # waiting for the next, not done; the manager stops it (docs/campaigns.md, "The robot").
+        return False
     return bool(
         Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
             state=Campaign.State.FINISHED, state_reason="every number has a final outcome"
         )
     )
+
+
+def _waiting_for_numbers(campaign: Campaign) -> bool:
+    return not CampaignItem.objects.filter(
+        campaign=campaign, state__in=[CampaignItem.State.PENDING, CampaignItem.State.CALLING]
+    ).exists()
 
 
 def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -239,6 +249,12 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
         if _finish_if_done(campaign):
             result["finished"] = True
             return result
+        if (
+            result.get("dialled") == 0
+            and not result.get("waiting")
+            and _waiting_for_numbers(campaign)
+        ):
+            result["waiting"] = "waiting for numbers"
         campaign.refresh_from_db(fields=["state"])
         if campaign.state == Campaign.State.RUNNING:
             services.tick_enqueue(campaign=campaign, delay_s=settings.CAMPAIGN_TICK_S)

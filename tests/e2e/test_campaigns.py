@@ -10,6 +10,7 @@ from datetime import time
 import pytest
 
 from integration.agents.models import AgentState, State
+from integration.bitrix import binding
 from integration.calls.models import CallSync
 from integration.campaigns import services
 from integration.campaigns.models import Attempt, Campaign, CampaignItem
@@ -145,3 +146,47 @@ def test_an_agent_whose_work_day_is_not_open_is_never_offered_a_campaign_call(tm
         assert len(attempts) == 3
         assert {a.agent_user_id for a in attempts} == {1}
         assert set(CampaignItem.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_the_add_to_campaign_robot_enrols_a_lead_that_is_then_dialled(tmp_path, settings):
+    with call_world(tmp_path, settings, env=ENV) as world:
+        # given: the app installed (its robot registered with the portal), a lead, a campaign
+        member = world.portal.member_id
+        robots = world.portal_state().get("robots") or {}
+        assert binding.ROBOT_CODE in robots, robots
+        seeded = world.bx(
+            f"portals/{member}/crm-seed",
+            {"entity_type_id": 1, "count": 1, "phone_from": "380501250001",
+             "fields": {"TITLE": "Robot lead"}},
+        )  # fmt: skip
+        campaign = services.campaign_create(
+            portal=world.portal,
+            name="E2E robot",
+            agent_user_ids=[1],
+            timezone="UTC",
+            window_start=time(0, 0),
+            window_end=time(23, 59, 59),
+            wrap_up_s=0,
+        )
+        _clock_in(world, 1)
+        services.campaign_start(campaign=campaign)
+
+        # when: a pipeline's robot runs on the lead, twice (the number must not double)
+        for _ in range(2):
+            world.bx(
+                f"portals/{member}/robot-run",
+                {"code": binding.ROBOT_CODE, "entity_type": "LEAD",
+                 "entity_id": str(seeded["ids"][0]),
+                 "properties": {binding.ROBOT_PROPERTY: str(campaign.pk)}},
+            )  # fmt: skip
+
+        # then: the lead's number is enrolled once and dialled from agent 1's line
+        wait_until(
+            lambda: CampaignItem.objects.filter(campaign=campaign, state="done").exists(),
+            timeout=40,
+            message="the robot's lead to be dialled",
+        )
+        assert CampaignItem.objects.filter(campaign=campaign).count() == 1
+        item = CampaignItem.objects.get(campaign=campaign)
+        assert (item.entity_type, item.phone) == ("LEAD", "380501250001")
+        assert [a.agent_user_id for a in Attempt.objects.filter(item=item)] == [1]

@@ -170,6 +170,8 @@ def test_answered_item_is_done_and_the_timeline_says_campaign_attempt_and_outcom
 def test_no_number_is_dialled_past_max_attempts(campaign, crm, dials):
     _enrol(campaign, crm, "+380501110001")
     _running(campaign)
+    # a loaded source (not numbers one by one): the campaign finishes when every number is final
+    Campaign.objects.filter(pk=campaign.pk).update(source=Campaign.Source.CRM_FILTER)
     Campaign.objects.filter(pk=campaign.pk).update(max_attempts=2, retry_delays={"NOANSWER": 0})
     for _ in range(2):
         tick.campaign_tick(campaign_id=campaign.pk)
@@ -390,3 +392,20 @@ def test_agent_without_a_presence_row_is_not_available(campaign, crm, dials):
     run_jobs()
 
     assert [d["sip"] for d in dials] == ["101"]
+
+
+def test_a_campaign_fed_one_by_one_waits_for_numbers_instead_of_finishing(campaign, crm, dials):
+    # Given a manual campaign (robot, CSV) whose only number was answered
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    _end(Attempt.objects.select_related("item", "call_sync").get(outcome=""), "ANSWER")
+
+    # When it ticks with nothing left to dial
+    result = tick.campaign_tick(campaign_id=campaign.pk)
+
+    # Then it keeps running, waiting for the robot's next number
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.RUNNING
+    assert result["waiting"] == "waiting for numbers"
+    assert "finished" not in result
