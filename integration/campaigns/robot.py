@@ -84,8 +84,9 @@ def robot_run_parse(*, portal: Portal, payload: dict[str, Any]) -> RobotRun:
     workflow = payload.get("workflow_id")
     if not isinstance(token, str) or not token or not isinstance(workflow, str) or not workflow:
         raise RobotRefused("workflow_id and event_token are required", field="event_token")
-    auth = payload.get("auth") if isinstance(payload.get("auth"), dict) else {}
-    user_id = inputs.parse_int_or_none(auth.get("user_id"), field="auth[user_id]")
+    auth = payload.get("auth")
+    user_raw = auth.get("user_id") if isinstance(auth, dict) else None
+    user_id = inputs.parse_int_or_none(user_raw, field="auth[user_id]")
     # One row per robot run: a repeated POST of the same run is the same row.
     run_hash = hashlib.sha256(f"{workflow}|{token}".encode()).hexdigest()
     return RobotRun(
