@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from bitrixapp.views import health, metrics
+from integration.campaigns import views as campaign_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -10,4 +11,10 @@ urlpatterns = [
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
     path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),
+    # The "Add to campaign" robot's HANDLER (integration/bitrix/binding.py robot_url).
+    path(
+        "bitrix/robots/add-to-campaign/",
+        campaign_views.robot_add_to_campaign,
+        name="robot-campaign",
+    ),
 ]
