@@ -41,7 +41,7 @@ def _any(job):
 def recorded(monkeypatch):
     published.clear()
     followed.clear()
-    monkeypatch.setattr(jobs, "_send", lambda pairs, countdown=0: published.extend(pairs))
+    monkeypatch.setattr(jobs, "_send", lambda pairs, countdown=0: published.extend(p[:2] for p in pairs))
 
 
 def _portal(name: str) -> Portal:
@@ -167,3 +167,39 @@ def test_jobs_waiting_for_budget_queue_up_with_tickets_instead_of_colliding(file
     with lanes.lane_scope(lanes.BACKGROUND, job_id=7), pytest.raises(RateLimitedError) as again:
         ratelimit.acquire("t", burst=1, per_second=0.5)
     assert again.value.retry_after <= waits[7]
+
+
+
+_publish = jobs._send  # the real hand-off (the autouse fixture replaces it in every test)
+
+
+def test_a_click_is_published_ahead_of_the_live_calls_webhooks(monkeypatch, settings):
+    # Measured in bench/latency.py: the one interactive worker took each click after the
+    # previous calls' webhooks, ~1 s on a quiet machine (docs/pipeline.md, "Lanes").
+    from integration.tasks import job_run
+
+    calls: list[tuple[int, dict]] = []
+    monkeypatch.setattr(job_run, "apply_async", lambda args, **kw: calls.append((args[0], kw)))
+    _publish([(101, lanes.INTERACTIVE, "unitalk.webhook"), (102, lanes.INTERACTIVE, "call.sync")])
+    _publish([(103, lanes.INTERACTIVE, "bitrix.event"), (104, lanes.INTERACTIVE, "call.dial")])
+    priorities = {job_id: kw.get("priority") for job_id, kw in calls}
+    assert priorities == {101: None, 102: None, 103: lanes.urgent_priority(), 104: lanes.urgent_priority()}
+
+
+def test_on_redis_the_urgent_priority_is_popped_before_the_default():
+    # kombu's Redis transport keeps one list per priority step and pops the lowest step first.
+    from bisect import bisect
+
+    from kombu.transport.redis import PRIORITY_STEPS
+
+    def step(priority: int) -> int:
+        return PRIORITY_STEPS[bisect(PRIORITY_STEPS, priority) - 1]
+
+    from bitrixapp import settings as app_settings
+
+    if app_settings.CELERY_BROKER_URL.startswith("redis://"):
+        assert step(app_settings.CELERY_URGENT_PRIORITY) < step(
+            app_settings.CELERY_TASK_DEFAULT_PRIORITY
+        )
+    else:  # the filesystem broker ignores priorities; nothing is asked of it
+        assert not hasattr(app_settings, "CELERY_TASK_DEFAULT_PRIORITY")
