@@ -368,8 +368,10 @@ def settle() -> None:
 
     open_states = (Job.State.PENDING, Job.State.RUNNING, Job.State.RETRYING)
     wait_for(
-        lambda: not Job.objects.filter(state__in=open_states, payload__lane="interactive").exists()
-        and not UnitalkEvent.objects.filter(state=UnitalkEvent.State.RECEIVED).exists(),
+        lambda: (
+            not Job.objects.filter(state__in=open_states, payload__lane="interactive").exists()
+            and not UnitalkEvent.objects.filter(state=UnitalkEvent.State.RECEIVED).exists()
+        ),
         timeout=120,
     )
 
