@@ -22,11 +22,11 @@ from typing import Any
 
 from bitrixapp.models import Portal
 from integration import jobs
-from integration.core import lanes
 from integration.agents import fallback, poll, push, reverse, services
 from integration.agents.models import AgentState
 from integration.bitrix import telephony
 from integration.calls.models import Call
+from integration.core import lanes
 from integration.models import Job
 from integration.unitalk import intake
 from integration.unitalk.models import UnitalkEvent

@@ -41,7 +41,9 @@ def _any(job):
 def recorded(monkeypatch):
     published.clear()
     followed.clear()
-    monkeypatch.setattr(jobs, "_send", lambda pairs, countdown=0: published.extend(p[:2] for p in pairs))
+    monkeypatch.setattr(
+        jobs, "_send", lambda pairs, countdown=0: published.extend(p[:2] for p in pairs)
+    )
 
 
 def _portal(name: str) -> Portal:
@@ -169,7 +171,6 @@ def test_jobs_waiting_for_budget_queue_up_with_tickets_instead_of_colliding(file
     assert again.value.retry_after <= waits[7]
 
 
-
 _publish = jobs._send  # the real hand-off (the autouse fixture replaces it in every test)
 
 
@@ -183,7 +184,12 @@ def test_a_click_is_published_ahead_of_the_live_calls_webhooks(monkeypatch, sett
     _publish([(101, lanes.INTERACTIVE, "unitalk.webhook"), (102, lanes.INTERACTIVE, "call.sync")])
     _publish([(103, lanes.INTERACTIVE, "bitrix.event"), (104, lanes.INTERACTIVE, "call.dial")])
     priorities = {job_id: kw.get("priority") for job_id, kw in calls}
-    assert priorities == {101: None, 102: None, 103: lanes.urgent_priority(), 104: lanes.urgent_priority()}
+    assert priorities == {
+        101: None,
+        102: None,
+        103: lanes.urgent_priority(),
+        104: lanes.urgent_priority(),
+    }
 
 
 def test_on_redis_the_urgent_priority_is_popped_before_the_default():
