@@ -1,4 +1,5 @@
-"""The benchmarks' common stand-up (bench/sync_throughput.py, agent_status.py, campaign.py).
+"""The benchmarks' common stand-up (bench/sync_throughput.py, agent_status.py, campaign.py;
+latency.py takes its portal rows from here too).
 
 A throwaway PostgreSQL database (created, migrated, dropped at the end), the app's production-like
 environment pointed at the in-process sandbox, a Celery worker that serves both lanes (the
@@ -133,7 +134,9 @@ def processes(argvs: Sequence[list[str]], *, env: dict[str, str], log: Path) -> 
                     proc.kill()
 
 
-def portal_seed(handle: Any, *, users: list[dict[str, str]] | None = None) -> Any:
+def portal_seed(
+    handle: Any, *, users: list[dict[str, str]] | None = None, api_key: str = "SandboxKey01"
+) -> Any:
     """A sandbox portal (with `users`, else the sandbox's own) and its installed app row: no
     leads for unknown numbers, no recordings on Drive, default user 1, Unitalk key connected."""
     import requests
@@ -163,5 +166,5 @@ def portal_seed(handle: Any, *, users: list[dict[str, str]] | None = None) -> An
     options.recordings_to_drive = False
     options.default_user_id = 1
     options.save()
-    unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
+    unitalk_services.connection_create(portal=portal, api_key=api_key)
     return portal

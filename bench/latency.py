@@ -327,31 +327,13 @@ def floor_ms(world: Any) -> float:
 
 def backlog_portal(world: Any, count: int) -> Any:
     """Portal X with `count` ended calls to drain (as reconciliation would find them)."""
-    import requests
     from django.utils import timezone
 
-    from bitrixapp.models import Portal, portal_options
-    from integration.unitalk import services as unitalk_services
+    from bench import harness
     from integration.unitalk.models import OperatorMapping
     from tests.support.world import ended_calls_seed
 
-    creds = requests.post(
-        f"{world.sandbox.bitrix_url}/_sandbox/portals", json={}, timeout=10
-    ).json()
-    portal = Portal.objects.create(
-        member_id=creds["member_id"], domain=creds["domain"],
-        client_endpoint=creds["client_endpoint"], server_endpoint=creds["server_endpoint"],
-        access_token=creds["access_token"], refresh_token=creds["refresh_token"],
-        access_expires_at=timezone.now() + timedelta(hours=1),
-        application_token=creds.get("application_token", ""), status=Portal.Status.ACTIVE,
-        installed_by_user_id=1,
-    )  # fmt: skip
-    options = portal_options(portal)
-    options.create_leads = False
-    options.recordings_to_drive = False
-    options.default_user_id = 1
-    options.save()
-    unitalk_services.connection_create(portal=portal, api_key=f"BacklogKey{uuid.uuid4().hex[:6]}")
+    portal = harness.portal_seed(world.sandbox, api_key=f"BacklogKey{uuid.uuid4().hex[:6]}")
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
     ended_calls_seed(
         portal=portal, count=count, prefix="x", started_at=timezone.now() - timedelta(hours=2)
