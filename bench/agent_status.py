@@ -219,7 +219,10 @@ def measure(handle, portal) -> None:
         queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
         from bitrixapp.celery import app as celery_app
 
-        log(f"  in_atomic={connection.in_atomic_block} llen={redis.Redis.from_url(REDIS).llen(queue)}"
+        client = redis.Redis.from_url(REDIS)
+        # Redis keeps one list per message priority (kombu: "<queue>\x06\x16<step>").
+        waiting = sum(client.llen(key) for key in (queue, f"{queue}\x06\x163"))
+        log(f"  in_atomic={connection.in_atomic_block} llen={waiting}"
             f" conf_queue={celery_app.conf.task_default_queue} queue={queue}")  # fmt: skip
         for job in Job.objects.filter(kind=poll.KIND_POLL)[:3]:
             log(f"  {job.pk} {job.state} attempts={job.attempts} next={job.next_attempt_at}"
