@@ -209,3 +209,31 @@ def test_on_redis_the_urgent_priority_is_popped_before_the_default():
         )
     else:  # the filesystem broker ignores priorities; nothing is asked of it
         assert not hasattr(app_settings, "CELERY_TASK_DEFAULT_PRIORITY")
+
+
+def test_background_tickets_never_put_a_click_behind_them(file_budget):
+    # given a bucket of 10 (2 per second) and 20 background jobs asking for it: 7 get slots now,
+    # the others tickets for later (bench/latency.py: recording downloads' tickets held the
+    # Unitalk key's clock seconds ahead and five clicks at once waited 2-5 s behind them)
+    refused = 0
+    for job_id in range(1, 21):
+        with lanes.lane_scope(lanes.BACKGROUND, job_id=job_id):
+            try:
+                ratelimit.acquire("k", burst=10, per_second=2.0, max_wait=30)
+            except RateLimitedError:
+                refused += 1
+    assert refused == 13
+    # when clicks come: the 3 reserved slots are theirs at once, whatever background booked
+    for _ in range(3):
+        assert ratelimit.acquire("k", burst=10, per_second=2.0, lane=lanes.INTERACTIVE) == 0
+
+
+def test_a_background_job_at_its_turn_is_not_sent_when_clicks_took_the_bucket(file_budget):
+    # given clicks that used the whole bucket, and a background job whose turn has come
+    for _ in range(10):
+        ratelimit.acquire("m", burst=10, per_second=1.0, lane=lanes.INTERACTIVE)
+    ratelimit._ticket_put("m:background", 1, time.time())
+    # when it comes back for its turn: it is told to wait for a slot, not sent over the limit
+    with lanes.lane_scope(lanes.BACKGROUND, job_id=1), pytest.raises(RateLimitedError) as later:
+        ratelimit.acquire("m", burst=10, per_second=1.0, max_wait=30)
+    assert later.value.retry_after > 3  # background keeps 3 of 10 free: 4 more slots to drain
