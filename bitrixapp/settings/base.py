@@ -237,6 +237,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Lanes (docs/pipeline.md): the default queue is the background lane, "<it>.interactive" the other.
 CELERY_INTERACTIVE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.interactive"
+# Within a lane a click goes first (docs/pipeline.md, "Lanes"): kinds registered urgent are sent
+# at CELERY_URGENT_PRIORITY, everything else at the default. Redis pops the lowest number first
+# (kombu priority steps 0/3/6/9); RabbitMQ the highest, and only on queues declared with
+# x-max-priority (not declared here: there clicks rely on their own lane alone).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_TASK_DEFAULT_PRIORITY = 5
+    CELERY_URGENT_PRIORITY = 0
+else:
+    CELERY_URGENT_PRIORITY = 9
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -62,6 +62,7 @@ def _crm_sync_dead(job: Job, exc: BaseException) -> None:
     dial.KIND_DIAL,
     on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc),
     lane=lanes.INTERACTIVE,
+    urgent=True,
 )
 def call_dial(job: Job) -> dict[str, Any]:
     return dial.call_dial(job=job)

@@ -68,10 +68,12 @@ def call_changed(*, call: Call, event: str) -> None:
             return
         # A campaign dial is unknown to Bitrix24 until we register it, like a call seen at Unitalk.
         registers = (CallSync.Origin.UNITALK, CallSync.Origin.CAMPAIGN)
+        # Registered (the ringing card) and shown in this worker right away, like the end: a
+        # message each was a hop, and the call's end waited behind it (docs/pipeline.md, "Lanes").
         if row.origin in registers and row.stage == CallSync.Stage.NEW:
-            sync.job_enqueue(sync.KIND_REGISTER, row)
+            sync.job_enqueue(sync.KIND_REGISTER, row, run_here=True)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)
             if options.card_mode == PortalOptions.CardMode.ON_ANSWER:
-                sync.job_enqueue(sync.KIND_CARD, row)
+                sync.job_enqueue(sync.KIND_CARD, row, run_here=True)
         logger.info("call changed", extra={"event": event, "stage": row.stage})
