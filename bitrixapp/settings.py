@@ -533,3 +533,9 @@ CAMPAIGN_TICK_S = env.float("CAMPAIGN_TICK_S", default=3.0)
 CAMPAIGN_CALLING_STALE_S = env.float("CAMPAIGN_CALLING_STALE_S", default=600.0)
 # Items loaded at most per campaign (a huge source is paged, never one request).
 CAMPAIGN_MAX_ITEMS = env.int("CAMPAIGN_MAX_ITEMS", default=20000)
+
+# --- Fallback routing (integration/routing, docs/routing.md) -------------------------------------
+INSTALLED_APPS += ["integration.routing"]
+#: A line presence marks failing is not dialled for this long after it was marked; a click
+#: after it is a probe (the line may work again), rerouted if it fails again.
+ROUTING_LINE_FAILING_HOLD_S = env.float("ROUTING_LINE_FAILING_HOLD_S", default=600.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from bitrixapp.models import PortalOptions, portal_options
-from integration.calls import sync
+from integration.calls import sync, takeover
 from integration.calls.models import Call, CallSync
 from integration.core.log import log_context
 
@@ -61,7 +61,7 @@ def call_changed(*, call: Call, event: str) -> None:
         return
     with log_context(call=row.pk):
         if call.ended:
-            if row.stage in sync.OPEN_STAGES:
+            if row.stage in sync.OPEN_STAGES and not takeover.click_leg_failed(row=row, call=call):
                 # A live call's end is finished in this worker right away (interactive lane).
                 sync.job_enqueue(sync.KIND_SYNC, row, run_here=True)
             return

@@ -1,0 +1,63 @@
+"""Fallback routing as one table: job kind → the service it runs, what follows, what happens
+when it dies (docs/routing.md). Handlers are thin: ids in, one service.
+
+| kind              | runs                      | on success / follows                         | when it dies                    |
+|-------------------|---------------------------|----------------------------------------------|---------------------------------|
+| routing.reroute   | services.reroute_decide   | path stored; caller told; next person asked (notice + to-do) or routing.dial; or the callback task; call.sync finishes the original with the path as FAILED_REASON | services.reroute_failed: callback task, caller told, call finished |
+| routing.dial      | services.reroute_dial     | new call registered for the next person; call.dial from their line | the reroute keeps its path; call.dial's own failure rules |
+| routing.todo      | services.reroute_todo     | crm.activity.todo.add on the record          | — (the notice and the list have it) |
+| (click failed)    | services.reroute_enqueue  | calls/takeover.py: the click is held for routing.reroute | —                   |
+| (before a dial)   | services.line_refusal     | calls/takeover.py: a failing line is not dialled | —                           |
+| (call.dial ok)    | _dial_settled             | the "Unitalk unavailable" banner is resolved | —                               |
+
+Importing this module is the registration (RoutingConfig.ready).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integration import jobs
+from integration.calls import dial, takeover
+from integration.core import alerts, lanes
+from integration.models import Job
+from integration.routing import services
+
+
+@jobs.register(
+    services.KIND_REROUTE,
+    on_dead=lambda job, exc: services.reroute_failed(
+        sync_id=int(job.payload["sync_id"]), error=str(exc)
+    ),
+    lane=lanes.INTERACTIVE,
+)
+def reroute(job: Job) -> dict[str, Any]:
+    return services.reroute_decide(
+        sync_id=int(job.payload["sync_id"]),
+        trigger=str(job.payload.get("trigger") or ""),
+        code=str(job.payload.get("code") or ""),
+    )
+
+
+@jobs.register(services.KIND_DIAL, lane=lanes.INTERACTIVE)
+def reroute_dial(job: Job) -> dict[str, Any]:
+    return services.reroute_dial(reroute_id=int(job.payload["reroute_id"]))
+
+
+@jobs.register(services.KIND_TODO, lane=lanes.BACKGROUND)
+def reroute_todo(job: Job) -> dict[str, Any]:
+    user = job.payload.get("user_id")
+    return services.reroute_todo(
+        reroute_id=int(job.payload["reroute_id"]), user_id=int(user) if user else None
+    )
+
+
+def _dial_settled(job: Job, state: str) -> None:
+    """A dial went through: Unitalk answers again, the banner goes."""
+    if job.kind == dial.KIND_DIAL and state == Job.State.SUCCEEDED and job.portal is not None:
+        alerts.notification_resolve(portal=job.portal, tag=services.TAG_UNITALK_DOWN)
+
+
+takeover.on_click_failed(services.reroute_enqueue)
+takeover.on_line_check(services.line_refusal)
+jobs.on_settled(_dial_settled)
