@@ -10,4 +10,5 @@ urlpatterns = [
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
     path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),
+    path("bitrix/actions/routing/", include("integration.routing.urls")),
 ]
