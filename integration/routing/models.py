@@ -90,9 +90,7 @@ class Reroute(models.Model):
         "bitrixapp.Portal", on_delete=models.CASCADE, related_name="reroutes"
     )
     #: The original call: one reroute per call, so it is logged exactly once.
-    sync = models.OneToOneField(
-        "calls.CallSync", on_delete=models.CASCADE, related_name="reroute"
-    )
+    sync = models.OneToOneField("calls.CallSync", on_delete=models.CASCADE, related_name="reroute")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     status_code = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)

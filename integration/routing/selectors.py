@@ -44,17 +44,22 @@ def lines_list(*, portal: Portal) -> list[dict[str, Any]]:
 
 def overrides_list(*, portal: Portal) -> list[dict[str, Any]]:
     return [
-        {"user_id": o.bitrix_user_id, "backup_line": o.backup_line, "own_steps": o.steps is not None}
+        {
+            "user_id": o.bitrix_user_id,
+            "backup_line": o.backup_line,
+            "own_steps": o.steps is not None,
+        }
         for o in RoutingOverride.objects.filter(portal=portal)
     ]
 
 
-def reroute_dict(reroute: Reroute) -> dict[str, Any]:
+def reroute_dict(reroute: Reroute, names: dict[int, str] | None = None) -> dict[str, Any]:
+    names = names or {}
     return {
         "id": reroute.pk,
         "when": reroute.created_at,
         "phone": reroute.phone_number,
-        "from_user": reroute.from_user_id,
+        "from_user": names.get(reroute.from_user_id or 0) or reroute.from_user_id,
         "to_user": reroute.to_user_id,
         "state": reroute.state,
         "state_label": Reroute.State(reroute.state).label if reroute.state else "",
@@ -68,4 +73,5 @@ def reroutes_recent(*, portal: Portal, user_id: int | None = None) -> list[dict[
     rows = Reroute.objects.filter(portal=portal)
     if user_id is not None:
         rows = rows.filter(to_user_id=user_id)
-    return [reroute_dict(r) for r in rows[:RECENT]]
+    names = dict(AgentState.objects.filter(portal=portal).values_list("bitrix_user_id", "name"))
+    return [reroute_dict(r, names) for r in rows[:RECENT]]

@@ -162,9 +162,7 @@ def reroute_decide(*, sync_id: int, trigger: str, code: str) -> dict[str, Any]:
             if locked.state != Reroute.State.PENDING:
                 return {"skipped": "decided already", "reroute": reroute.pk}
             _apply(locked, row, decision, policy)
-        logger.info(
-            "click rerouted", extra={"step": decision.step, "to": locked.to_user_id or "-"}
-        )
+        logger.info("click rerouted", extra={"step": decision.step, "to": locked.to_user_id or "-"})
     return {"reroute": locked.pk, "step": decision.step, "state": locked.state}
 
 

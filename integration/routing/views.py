@@ -31,7 +31,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 @auth.page_token_required(admin=True)
 def policy_save(request: HttpRequest) -> HttpResponse:
     identity = _identity(request)
-    saved, errors = policy.policy_save(portal=identity.portal, data=_body(request))
+    _saved, errors = policy.policy_save(portal=identity.portal, data=_body(request))
     if errors:
         return JsonResponse({"errors": errors}, status=400)
     return JsonResponse({"policy": selectors.policy_dict(portal=identity.portal)})
@@ -42,7 +42,7 @@ def policy_save(request: HttpRequest) -> HttpResponse:
 def override_save(request: HttpRequest) -> HttpResponse:
     identity = _identity(request)
     body = _body(request)
-    saved, errors = policy.override_save(
+    _saved, errors = policy.override_save(
         portal=identity.portal, user_id=body.get("user_id"), data=body
     )
     if errors:

@@ -45,7 +45,9 @@ def test_an_unregistered_line_hands_the_click_to_a_colleague_ask_first_then_dial
 
         # when Anna clicks a number (ask first, the default)
         clicked = time.monotonic()
-        out = world.bx(f"portals/{member}/click-to-call", {"user_id": "1", "phone": "+380501234571"})
+        out = world.bx(
+            f"portals/{member}/click-to-call", {"user_id": "1", "phone": "+380501234571"}
+        )
         call_id = out["call"]["CALL_ID"]
 
         # then within 2 s she is told that Oleg will call
@@ -72,7 +74,9 @@ def test_an_unregistered_line_hands_the_click_to_a_colleague_ask_first_then_dial
         # when the portal switches to dial mode and Anna clicks another number
         RoutingPolicy.objects.filter(portal=world.portal).update(mode=RoutingPolicy.Mode.DIAL)
         clicked = time.monotonic()
-        out = world.bx(f"portals/{member}/click-to-call", {"user_id": "1", "phone": "+380501234572"})
+        out = world.bx(
+            f"portals/{member}/click-to-call", {"user_id": "1", "phone": "+380501234572"}
+        )
         second = out["call"]["CALL_ID"]
 
         # then she is told at once that Oleg is calling, and his line dials the client

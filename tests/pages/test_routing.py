@@ -93,7 +93,9 @@ def test_a_backup_loop_a_b_a_is_refused_and_the_first_link_kept(client, portal, 
              token(portal))  # fmt: skip
     assert r.status_code == 400
     assert "form a loop (users 2 → 1 → 2)" in r.json()["errors"]["backup_line"]
-    assert list(RoutingOverride.objects.values_list("bitrix_user_id", "backup_line")) == [(1, "102")]
+    assert list(RoutingOverride.objects.values_list("bitrix_user_id", "backup_line")) == [
+        (1, "102")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +118,8 @@ def test_an_override_for_a_deleted_user_is_refused(client, portal, lines):
     AgentState.objects.filter(bitrix_user_id=3).update(user_missing=True)
     r = post(client, "/bitrix/actions/routing/overrides/", {"user_id": 3, "backup_line": "101"},
              token(portal))  # fmt: skip
-    assert r.status_code == 400 and "deleted" in r.json()["errors"]["user_id"]
+    assert r.status_code == 400
+    assert "deleted" in r.json()["errors"]["user_id"]
 
 
 def test_only_admins_change_the_chain(client, portal, lines):

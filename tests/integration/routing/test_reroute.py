@@ -35,7 +35,9 @@ CALL_ID = "externalCall.reroute.1"
 
 
 def agent(portal, uid: int, line: str, *, available: bool = True, dept: int = 1) -> AgentState:
-    OperatorMapping.objects.update_or_create(portal=portal, bitrix_user_id=uid, defaults={"line": line})
+    OperatorMapping.objects.update_or_create(
+        portal=portal, bitrix_user_id=uid, defaults={"line": line}
+    )
     return AgentState.objects.create(
         portal=portal, bitrix_user_id=uid, line=line, name=f"Agent {uid}",
         state=State.AVAILABLE if available else State.PAUSED, time_tracking=False,
@@ -50,8 +52,13 @@ def click(portal, bitrix, *, user_id: int) -> None:
         portal=portal,
         event="ONEXTERNALCALLSTART",
         dedupe_key=f"{portal.member_id}:{CALL_ID}",
-        data={"PHONE_NUMBER": "+380501112233", "USER_ID": str(user_id), "CALL_ID": CALL_ID,
-              "CRM_ENTITY_TYPE": "CONTACT", "CRM_ENTITY_ID": "797"},  # fmt: skip
+        data={
+            "PHONE_NUMBER": "+380501112233",
+            "USER_ID": str(user_id),
+            "CALL_ID": CALL_ID,
+            "CRM_ENTITY_TYPE": "CONTACT",
+            "CRM_ENTITY_ID": "797",
+        },
         user_id=user_id,
     )
     dial.dial_event_route(event=event)
@@ -137,7 +144,8 @@ def test_dial_mode_registers_a_new_call_for_the_colleague_and_dials_their_line(
     # running everything again adds nothing: logged exactly once
     Job.objects.filter(kind=routing.KIND_DIAL).update(state=Job.State.PENDING)
     run_jobs()
-    assert CallSync.objects.count() == 2 and quiet_bitrix.registers == 1
+    assert CallSync.objects.count() == 2
+    assert quiet_bitrix.registers == 1
 
 
 def test_a_line_that_did_not_ring_is_rerouted_to_the_longest_idle_colleague(
@@ -169,7 +177,8 @@ def test_a_line_that_did_not_ring_is_rerouted_to_the_longest_idle_colleague(
     # a repeated CALL_END changes nothing
     services.call_changed(call=call, event="CALL_END")
     run_jobs()
-    assert Reroute.objects.count() == 1 and quiet_bitrix.finishes == 1
+    assert Reroute.objects.count() == 1
+    assert quiet_bitrix.finishes == 1
 
 
 def test_nobody_available_leaves_the_pipelines_own_failed_click(
