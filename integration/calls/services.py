@@ -68,6 +68,8 @@ def call_changed(*, call: Call, event: str) -> None:
         # A campaign dial is unknown to Bitrix24 until we register it, like a call seen at Unitalk.
         registers = (CallSync.Origin.UNITALK, CallSync.Origin.CAMPAIGN)
         if row.origin in registers and row.stage == CallSync.Stage.NEW:
+            # The line's user may be away: fallback routing picks who gets the card.
+            takeover.inbound_user_pick(row=row, call=call)
             sync.job_enqueue(sync.KIND_REGISTER, row)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)

@@ -40,8 +40,47 @@ HOLD = "takeover"
 
 ClickHook = Callable[..., bool]
 LineCheck = Callable[..., str]
+UserPick = Callable[..., int | None]
 _click_hooks: list[ClickHook] = []
 _line_checks: list[LineCheck] = []
+_inbound_picks: list[UserPick] = []
+_missed_picks: list[UserPick] = []
+
+
+def on_inbound_user(pick: UserPick) -> UserPick:
+    """Declare `pick(row=, call=) -> user id | None`: who gets a ringing inbound call's card
+    when the line's own user cannot take it (None: the line's user, as always)."""
+    if pick not in _inbound_picks:
+        _inbound_picks.append(pick)
+    return pick
+
+
+def on_missed_owner(pick: UserPick) -> UserPick:
+    """Declare `pick(row=, owner=) -> user id | None`: who calls a missed call back when its
+    owner (missed.missed_owner) cannot now (None: the owner)."""
+    if pick not in _missed_picks:
+        _missed_picks.append(pick)
+    return pick
+
+
+def inbound_user_pick(*, row: CallSync, call: Call) -> None:
+    """Before a ringing inbound call is registered: give it to the picked user, if any."""
+    if row.user_id or call.direction != Call.Direction.IN or not call.operator_line:
+        return
+    for pick in _inbound_picks:
+        user = pick(row=row, call=call)
+        if user:
+            CallSync.objects.filter(pk=row.pk, user_id__isnull=True).update(user_id=user)
+            row.user_id = user
+            return
+
+
+def missed_owner_pick(*, row: CallSync, owner: int | None) -> int | None:
+    for pick in _missed_picks:
+        user = pick(row=row, owner=owner)
+        if user:
+            return user
+    return owner
 
 
 def on_click_failed(hook: ClickHook) -> ClickHook:

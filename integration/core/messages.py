@@ -231,6 +231,22 @@ def _routing_unitalk_down(p: dict[str, Any]) -> Rendered:
     return Rendered(_("Unitalk unavailable"), text, FIX_SETTINGS)
 
 
+def _routing_escalated(p: dict[str, Any]) -> Rendered:
+    n = _n(p)
+    return Rendered(
+        _("Callback still open"),
+        ngettext(
+            "Nobody has called %(phone)s back for %(n)d minute (owner: %(name)s). Please see "
+            "that someone calls.",
+            "Nobody has called %(phone)s back for %(n)d minutes (owner: %(name)s). Please see "
+            "that someone calls.",
+            n,
+        )
+        % {"phone": p.get("phone") or "?", "n": n, "name": p.get("name") or "?"},
+        FIX_FAILED,
+    )
+
+
 #: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
 MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "unitalk.credentials_invalid": _credentials_invalid,
@@ -248,6 +264,7 @@ MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "routing.asked": _routing_asked,
     "routing.callback": _routing_callback,
     "routing.unitalk_down": _routing_unitalk_down,
+    "routing.escalated": _routing_escalated,
 }
 
 

@@ -81,8 +81,9 @@ def responsible_of(*, portal: Portal, row: CallSync) -> int | None:
 
 
 def facts_build(
-    *, portal: Portal, row: CallSync, own_failed: str, unitalk_up: bool = True
+    *, portal: Portal, row: CallSync, own_failed: str, unitalk_up: bool = True, look_up: bool = True
 ) -> Facts:
+    """`look_up=False`: no Bitrix24 request (the CRM responsible step is then skipped)."""
     now = timezone.now()
     policy = policy_get(portal=portal)
     overrides = {o.bitrix_user_id: o for o in RoutingOverride.objects.filter(portal=portal)}
@@ -97,7 +98,7 @@ def facts_build(
         m.line: m.bitrix_user_id for m in OperatorMapping.objects.filter(portal=portal) if m.line
     }
     responsible = None
-    if unitalk_up and (Step.RESPONSIBLE, True) in steps:
+    if look_up and unitalk_up and (Step.RESPONSIBLE, True) in steps:
         responsible = responsible_of(portal=portal, row=row)
     return Facts(
         caller_id=caller,

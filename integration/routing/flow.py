@@ -8,7 +8,11 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | routing.todo      | services.reroute_todo     | crm.activity.todo.add on the record          | — (the notice and the list have it) |
 | (click failed)    | services.reroute_enqueue  | calls/takeover.py: the click is held for routing.reroute | —                   |
 | (before a dial)   | services.line_refusal     | calls/takeover.py: a failing line is not dialled | —                           |
-| (call.dial ok)    | _dial_settled             | the "Unitalk unavailable" banner is resolved | —                               |
+| routing.escalate  | services.callback_escalate | the owner's manager told the callback is still open | —                      |
+| (call.dial ok)    | _settled                  | the "Unitalk unavailable" banner is resolved | —                               |
+| (call.missed ok, reroute callback) | _settled | routing.escalate after the portal's minutes | —                          |
+| (inbound ringing) | services.inbound_pick     | calls/takeover.py: the card goes to the first available person | —          |
+| (missed owner)    | services.missed_pick      | calls/takeover.py: the callback goes to the first available person | —      |
 
 Importing this module is the registration (RoutingConfig.ready).
 """
@@ -19,6 +23,7 @@ from typing import Any
 
 from integration import jobs
 from integration.calls import dial, takeover
+from integration.calls.sync import KIND_MISSED as missed_kind
 from integration.core import alerts, lanes
 from integration.models import Job
 from integration.routing import services
@@ -52,12 +57,26 @@ def reroute_todo(job: Job) -> dict[str, Any]:
     )
 
 
-def _dial_settled(job: Job, state: str) -> None:
-    """A dial went through: Unitalk answers again, the banner goes."""
-    if job.kind == dial.KIND_DIAL and state == Job.State.SUCCEEDED and job.portal is not None:
+@jobs.register(services.KIND_ESCALATE, lane=lanes.BACKGROUND)
+def callback_escalate(job: Job) -> dict[str, Any]:
+    return services.callback_escalate(item_id=int(job.payload["item_id"]))
+
+
+def _settled(job: Job, state: str) -> None:
+    """A dial went through: Unitalk answers again, the banner goes. A callback item was opened
+    (missed call, or a reroute that ended in the callback task): it escalates if left open."""
+    if state != Job.State.SUCCEEDED or job.portal_id is None:
+        return
+    if job.kind == dial.KIND_DIAL:
         alerts.notification_resolve(portal=job.portal, tag=services.TAG_UNITALK_DOWN)
+    elif job.kind in (missed_kind, services.KIND_REROUTE):
+        item = (job.result or {}).get("item")
+        if item:
+            services.escalate_enqueue(portal=job.portal, item_id=int(item))
 
 
 takeover.on_click_failed(services.reroute_enqueue)
 takeover.on_line_check(services.line_refusal)
-jobs.on_settled(_dial_settled)
+takeover.on_inbound_user(services.inbound_pick)
+takeover.on_missed_owner(services.missed_pick)
+jobs.on_settled(_settled)

@@ -70,7 +70,9 @@ class RoutingOverride(models.Model):
 
 
 class Reroute(models.Model):
-    """One click-to-call that could not reach the client, and where it went (logged once)."""
+    """One call that could not be taken on its own line, and where it went (logged once): a
+    click-to-call that could not reach the client, or an inbound call whose line's user was not
+    available (its card went to the next person)."""
 
     class Trigger(models.TextChoices):
         NO_LINE = "no_line", "no Unitalk line"
@@ -78,12 +80,14 @@ class Reroute(models.Model):
         LINE_UNREACHABLE = "line_unreachable", "the line did not ring"
         REFUSED = "refused", "Unitalk refused the dial"
         UNITALK_DOWN = "unitalk_down", "Unitalk unavailable"
+        INBOUND = "inbound", "the line's user was not available"
 
     class State(models.TextChoices):
         PENDING = "pending", "deciding"
         ASKED = "asked", "next person asked"
         DIALING = "dialing", "dialing from the next person's line"
         CALLBACK = "callback", "callback task created"
+        CARD = "card", "card shown to the next person"
         FAILED = "failed", "could not be rerouted"
 
     portal = models.ForeignKey(

@@ -163,7 +163,12 @@ def reroute_decide(*, sync_id: int, trigger: str, code: str) -> dict[str, Any]:
                 return {"skipped": "decided already", "reroute": reroute.pk}
             _apply(locked, row, decision, policy)
         logger.info("click rerouted", extra={"step": decision.step, "to": locked.to_user_id or "-"})
-    return {"reroute": locked.pk, "step": decision.step, "state": locked.state}
+    return {
+        "reroute": locked.pk,
+        "step": decision.step,
+        "state": locked.state,
+        "item": locked.failed_item_id,
+    }
 
 
 def _apply(reroute: Reroute, row: CallSync, decision: chain.Decision, policy: Any) -> None:
@@ -337,3 +342,128 @@ def reroute_todo(*, reroute_id: int, user_id: int | None) -> dict[str, Any]:
     if user_id:
         params["responsibleId"] = user_id
     return {"todo": client.call(reroute.portal, "crm.activity.todo.add", params)}
+
+
+# --- inbound: who gets the card, who calls a missed call back (docs/routing.md "Inbound") ------
+
+
+def _line_agent_unavailable(*, portal: Any, line: str = "", user_id: int | None = None) -> bool:
+    """The line's (or user's) agent is known to presence and cannot take a call now. Unknown
+    agents keep the pipeline's default: presence that was never read decides nothing. The call
+    that is ringing on the line does not count as the agent being busy (it is that call)."""
+    from dataclasses import replace
+
+    from integration.agents import services as agent_services
+    from integration.agents.models import AgentState, State
+    from integration.agents.presence import presence_compute
+
+    rows = AgentState.objects.filter(portal=portal).select_related("portal")
+    agent = (rows.filter(line=line) if line else rows.filter(bitrix_user_id=user_id or 0)).first()
+    if agent is None or agent.polled_at is None:
+        return False
+    sync = agent_services.agent_sync_get(portal=portal)
+    inputs = agent_services.agent_inputs(agent=agent, sync=sync, now=timezone.now())
+    if line:
+        inputs = replace(inputs, live_call=False)
+    return presence_compute(inputs).state != State.AVAILABLE
+
+
+def inbound_pick(*, row: CallSync, call: Any) -> int | None:
+    """calls/takeover.py: a ringing inbound call whose line's user is not available goes to the
+    first available person of the chain (the CRM responsible is not looked up while it rings:
+    that would be a Bitrix24 request inside the webhook's transaction). Recorded once."""
+    portal = row.portal
+    policy = facts.policy_get(portal=portal)
+    if not policy.enabled or not _line_agent_unavailable(portal=portal, line=call.operator_line):
+        return None
+    owner = unitalk_selectors.operator_user_for_line(portal, call.operator_line)
+    if not facts.anyone_available(portal=portal, besides=owner):
+        return None
+    probe = CallSync(portal=portal, user_id=owner, phone_number=call.client_number)
+    snapshot = facts.facts_build(portal=portal, row=probe, own_failed="", look_up=False)
+    decision = chain.chain_evaluate(snapshot)
+    if decision.person is None:
+        return None
+    person = decision.person
+    Reroute.objects.get_or_create(
+        sync=row,
+        defaults={
+            "portal": portal,
+            "trigger": Reroute.Trigger.INBOUND,
+            "state": Reroute.State.CARD,
+            "from_user_id": owner,
+            "phone_number": call.client_number,
+            "path": decision.path,
+            "step": decision.step,
+            "to_user_id": person.user_id,
+            "to_name": person.name,
+            "to_line": person.line,
+        },
+    )
+    logger.info("inbound card rerouted", extra={"step": decision.step, "to": person.user_id})
+    return person.user_id
+
+
+def missed_pick(*, row: CallSync, owner: int | None) -> int | None:
+    """calls/takeover.py: a missed call's callback goes to its owner if available, else to the
+    first available person of the chain from the owner on; None keeps the owner."""
+    portal = row.portal
+    policy = facts.policy_get(portal=portal)
+    if not owner or not policy.enabled:
+        return None
+    if not _line_agent_unavailable(portal=portal, user_id=owner):
+        return None
+    if not facts.anyone_available(portal=portal, besides=owner):
+        return None
+    probe = CallSync(portal=portal, user_id=owner, phone_number=row.phone_number)
+    decision = chain.chain_evaluate(
+        facts.facts_build(portal=portal, row=probe, own_failed="", look_up=False)
+    )
+    return decision.person.user_id if decision.person is not None else None
+
+
+KIND_ESCALATE = "routing.escalate"
+
+
+def escalate_enqueue(*, portal: Any, item_id: int) -> None:
+    """An open callback item is looked at again after the portal's minutes."""
+    minutes = facts.policy_get(portal=portal).escalate_after_min
+    jobs.job_enqueue(
+        kind=KIND_ESCALATE,
+        key=f"{KIND_ESCALATE}:{item_id}",
+        portal=portal,
+        subject=f"failed-call:{item_id}",
+        payload={"item_id": item_id},
+        delay_s=minutes * 60,
+    )
+
+
+def callback_escalate(*, item_id: int) -> dict[str, Any]:
+    """Job `routing.escalate`: the callback is still open: its owner's manager is told (the
+    admins when nobody heads the owner's department)."""
+    from integration.agents.models import AgentState
+
+    item = FailedCall.objects.select_related("portal").filter(pk=item_id).first()
+    if item is None or item.state == FailedCall.State.RESOLVED:
+        return {"skipped": "resolved"}
+    manager = (
+        AgentState.objects.filter(portal=item.portal, bitrix_user_id=item.owner_user_id or 0)
+        .values_list("manager_user_id", flat=True)
+        .first()
+    )
+    minutes = facts.policy_get(portal=item.portal).escalate_after_min
+    alerts.notification_raise(
+        portal=item.portal,
+        kind="routing.escalated",
+        message=f"callback to {item.phone_number} open for {minutes} min",
+        tag=f"routing:escalated:{item.pk}",
+        severity=Notification.Severity.WARNING,
+        user_id=manager or None,
+        params={
+            "phone": item.phone_number,
+            "name": facts.facts_name(portal=item.portal, user_id=item.owner_user_id),
+            "n": minutes,
+        },
+        context={"item_id": item.pk},
+    )
+    return {"escalated_to": manager or "admins"}
