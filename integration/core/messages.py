@@ -225,8 +225,8 @@ def _routing_unitalk_down(p: dict[str, Any]) -> Rendered:
         }
     else:
         text = _(
-            "Unitalk unavailable: clicks to call cannot be dialled, each one gets a callback "
-            "task. Check the Unitalk key in Settings."
+            "Unitalk unavailable: clicks to call cannot be dialled now. Each one is told at once "
+            "and waits on Failed calls to be tried again. Check the Unitalk key in Settings."
         )
     return Rendered(_("Unitalk unavailable"), text, FIX_SETTINGS)
 

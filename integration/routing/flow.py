@@ -9,6 +9,7 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | (click failed)    | services.reroute_enqueue  | calls/takeover.py: the click is held for routing.reroute | —                   |
 | (before a dial)   | services.line_refusal     | calls/takeover.py: a failing line is not dialled | —                           |
 | routing.escalate  | services.callback_escalate | the owner's manager told the callback is still open | —                      |
+| (call.dial dead: Unitalk down) | _settled     | the "Unitalk unavailable" banner on every app page | —                   |
 | (call.dial ok)    | _settled                  | the "Unitalk unavailable" banner is resolved | —                               |
 | (call.missed ok, reroute callback) | _settled | routing.escalate after the portal's minutes | —                          |
 | (inbound ringing) | services.inbound_pick     | calls/takeover.py: the card goes to the first available person | —          |
@@ -65,7 +66,12 @@ def callback_escalate(job: Job) -> dict[str, Any]:
 def _settled(job: Job, state: str) -> None:
     """A dial went through: Unitalk answers again, the banner goes. A callback item was opened
     (missed call, or a reroute that ended in the callback task): it escalates if left open."""
-    if state != Job.State.SUCCEEDED or job.portal_id is None:
+    if job.portal_id is None:
+        return
+    if job.kind == dial.KIND_DIAL and state == Job.State.DEAD:
+        services.unitalk_down_banner(job=job)
+        return
+    if state != Job.State.SUCCEEDED:
         return
     if job.kind == dial.KIND_DIAL:
         alerts.notification_resolve(portal=job.portal, tag=services.TAG_UNITALK_DOWN)

@@ -258,6 +258,26 @@ def reroute_failed(*, sync_id: int, error: str) -> None:
     takeover.click_release(row=row, reason=reason)
 
 
+#: Dial failures that mean Unitalk itself fails for everybody (calls/dial.py).
+UNITALK_DOWN_ERRORS = frozenset({"DialExpired", "DialKeyRefused", "DialGaveUp"})
+
+
+def unitalk_down_banner(*, job: Any) -> None:
+    """A click died because Unitalk itself fails (key refused, API down past the click's
+    deadline): the click already got its immediate answer and its failed-call item (calls/
+    dial.py); the admins get one banner on every app page until a dial goes through again."""
+    if job.last_error_class not in UNITALK_DOWN_ERRORS:
+        return
+    alerts.notification_raise(
+        portal=job.portal,
+        kind="routing.unitalk_down",
+        message=job.last_error[:500],
+        tag=TAG_UNITALK_DOWN,
+        severity=Notification.Severity.ERROR,
+        params={},
+    )
+
+
 # --- the next person's call ------------------------------------------------------------------------
 
 

@@ -157,3 +157,16 @@ def test_the_page_shows_rerouted_calls_with_their_path(client, portal, rsps, lin
     assert 'data-dial="' not in html  # user 1 was not asked
     if lang != "en":
         assert "own line failed" not in html  # translated
+
+
+@pytest.mark.parametrize("path", ["/bitrix/app/", "/bitrix/app/routing/", "/bitrix/app/agents/"])
+def test_unitalk_down_is_a_banner_on_every_app_page(client, portal, rsps, path):
+    from integration.core import alerts
+
+    alerts.notification_raise(
+        portal=portal, kind="routing.unitalk_down", tag=services.TAG_UNITALK_DOWN, message="x"
+    )
+    fake_profile(rsps)
+    html = enter(client, portal, path).content.decode()
+    assert 'data-kind="routing.unitalk_down"' in html
+    assert "Unitalk unavailable: clicks to call cannot be dialled now." in html

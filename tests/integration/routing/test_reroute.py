@@ -226,3 +226,34 @@ def test_a_reroute_job_that_dies_still_finishes_the_call_and_leaves_a_callback(
     assert FailedCall.objects.filter(kind=FailedCall.Kind.MISSED, owner_user_id=8).exists()
     assert Notification.objects.filter(kind="routing.callback", user_id=8).exists()
     assert finish_params(quiet_bitrix)["STATUS_CODE"] == "403"
+
+
+def test_unitalk_refusing_the_key_tells_the_click_at_once_and_raises_one_banner_until_a_dial_works(
+    portal, connection, quiet_bitrix, rsps
+):
+    # given a colleague available, and Unitalk refusing the key
+    agent(portal, 6, "102")
+    dial_url = f"{UNITALK}/phones/directCall"
+    rsps.add(responses.POST, dial_url, json={"status": "Error", "message": "Authorization invalid"})
+
+    # when user 5 (line 101) clicks
+    click(portal, quiet_bitrix, user_id=5)
+    run_jobs()
+
+    # then: nobody else could dial either, so no reroute; the click is told at once, and the
+    # admins have one banner
+    assert not Reroute.objects.exists()
+    assert Notification.objects.filter(kind="call.dial_failed", user_id=5).exists()
+    banner = Notification.objects.get(tag=routing.TAG_UNITALK_DOWN)
+    assert (banner.audience, banner.resolved_at) == (Notification.Audience.ADMINS, None)
+
+    # when the admin saved a working key and a dial goes through again, the banner goes
+    rsps.replace(responses.POST, dial_url, json={"status": "Success"})
+    from integration.calls import failed
+    from integration.unitalk.models import UnitalkConnection
+
+    UnitalkConnection.objects.filter(portal=portal).update(status=UnitalkConnection.Status.OK)
+    failed.failed_call_retry(item=FailedCall.objects.get(kind=FailedCall.Kind.DIAL_FAILED))
+    run_jobs()
+    banner.refresh_from_db()
+    assert banner.resolved_at is not None
