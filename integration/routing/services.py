@@ -46,14 +46,19 @@ def reroute_enqueue(*, row: CallSync, trigger: str, code: str) -> bool:
 
     Not taken (the pipeline's own failed click: notice with "Try again", a failed-call item):
     a call that already is a reroute's dial (so A → B → A across calls cannot happen), a portal
-    that switched routing off, Unitalk itself failing (nobody could dial either), and when
-    nobody else is available at all (every step past the own line needs an available person,
-    so the chain could only end in the callback task, which that item already is).
+    that switched routing off, Unitalk itself failing (nobody could dial either), and a failed
+    dial when nobody else is available at all (every step past the own line needs an available
+    person, so the chain could only end in the callback task, which that item already is).
     """
     if trigger == takeover.UNITALK_DOWN or Reroute.objects.filter(dial_sync=row).exists():
         return False
     policy = facts.policy_get(portal=row.portal)
-    if not policy.enabled or not facts.anyone_available(portal=row.portal, besides=row.user_id):
+    if not policy.enabled:
+        return False
+    # A line that did not ring has no failed-click answer of the pipeline's own: routing always
+    # takes it, so the caller is told and a callback task exists even when nobody is available.
+    leg = trigger == takeover.LINE_UNREACHABLE
+    if not leg and not facts.anyone_available(portal=row.portal, besides=row.user_id):
         return False
     existing = Reroute.objects.filter(sync=row).values_list("state", flat=True).first()
     if existing is not None and existing != Reroute.State.PENDING:

@@ -257,3 +257,23 @@ def test_unitalk_refusing_the_key_tells_the_click_at_once_and_raises_one_banner_
     run_jobs()
     banner.refresh_from_db()
     assert banner.resolved_at is not None
+
+
+def test_a_line_that_did_not_ring_with_nobody_available_still_tells_and_leaves_a_callback(
+    portal, connection, quiet_bitrix, rsps
+):
+    rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
+    agent(portal, 5, "101")
+    agent(portal, 6, "102", available=False)
+    click(portal, quiet_bitrix, user_id=5)
+    run_jobs()
+    call = make_call(portal, direction="out", state="CHANUNAVAIL", line="101", meta=CALL_ID)
+    call.full_seconds = 0
+    call.save()
+    services.call_changed(call=call, event="CALL_END")
+    run_jobs()
+
+    assert Reroute.objects.get().state == Reroute.State.CALLBACK
+    assert FailedCall.objects.filter(kind=FailedCall.Kind.MISSED, owner_user_id=5).exists()
+    assert Notification.objects.filter(kind="routing.callback", user_id=5).exists()
+    assert finish_params(quiet_bitrix)["STATUS_CODE"] == "480"
