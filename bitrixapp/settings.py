@@ -539,3 +539,9 @@ INSTALLED_APPS += ["integration.routing"]
 #: A line presence marks failing is not dialled for this long after it was marked; a click
 #: after it is a probe (the line may work again), rerouted if it fails again.
 ROUTING_LINE_FAILING_HOLD_S = env.float("ROUTING_LINE_FAILING_HOLD_S", default=600.0)
+#: How often beat looks for callback items left open past the portal's escalation minutes.
+ROUTING_ESCALATE_TICK_S = env.float("ROUTING_ESCALATE_TICK_S", default=60.0)
+CELERY_BEAT_SCHEDULE["routing-escalate"] = {
+    "task": "routing.escalate_due",
+    "schedule": ROUTING_ESCALATE_TICK_S,
+}

@@ -98,6 +98,9 @@ def on_line_check(check: LineCheck) -> LineCheck:
 
 
 def click_line_refusal(*, row: CallSync, line: str) -> str:
+    """Why not to dial a click from `line` ("" = dial); other dials are not asked."""
+    if row.origin != CallSync.Origin.CLICK_TO_CALL:
+        return ""
     for check in _line_checks:
         reason = check(row=row, line=line)
         if reason:

@@ -4,14 +4,13 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | kind              | runs                      | on success / follows                         | when it dies                    |
 |-------------------|---------------------------|----------------------------------------------|---------------------------------|
 | routing.reroute   | services.reroute_decide   | path stored; caller told; next person asked (notice + to-do) or routing.dial; or the callback task; call.sync finishes the original with the path as FAILED_REASON | services.reroute_failed: callback task, caller told, call finished |
-| routing.dial      | services.reroute_dial     | new call registered for the next person; call.dial from their line | the reroute keeps its path; call.dial's own failure rules |
+| routing.dial      | services.reroute_dial     | new call registered for the next person; call.dial from their line | services.reroute_dial_failed: callback task, caller told |
 | routing.todo      | services.reroute_todo     | crm.activity.todo.add on the record          | — (the notice and the list have it) |
 | (click failed)    | services.reroute_enqueue  | calls/takeover.py: the click is held for routing.reroute | —                   |
 | (before a dial)   | services.line_refusal     | calls/takeover.py: a failing line is not dialled | —                           |
-| routing.escalate  | services.callback_escalate | the owner's manager told the callback is still open | —                      |
+| routing.escalate  | services.callback_escalate | the owner's manager told the callback is still open (beat's routing.escalate_due sweep enqueues it) | — |
 | (call.dial dead: Unitalk down) | _settled     | the "Unitalk unavailable" banner on every app page | —                   |
 | (call.dial ok)    | _settled                  | the "Unitalk unavailable" banner is resolved | —                               |
-| (call.missed ok, reroute callback) | _settled | routing.escalate after the portal's minutes | —                          |
 | (inbound ringing) | services.inbound_pick     | calls/takeover.py: the card goes to the first available person | —          |
 | (missed owner)    | services.missed_pick      | calls/takeover.py: the callback goes to the first available person | —      |
 
@@ -24,7 +23,6 @@ from typing import Any
 
 from integration import jobs
 from integration.calls import dial, takeover
-from integration.calls.sync import KIND_MISSED as missed_kind
 from integration.core import alerts, lanes
 from integration.models import Job
 from integration.routing import services
@@ -45,7 +43,13 @@ def reroute(job: Job) -> dict[str, Any]:
     )
 
 
-@jobs.register(services.KIND_DIAL, lane=lanes.INTERACTIVE)
+@jobs.register(
+    services.KIND_DIAL,
+    on_dead=lambda job, exc: services.reroute_dial_failed(
+        reroute_id=int(job.payload["reroute_id"]), error=str(exc)
+    ),
+    lane=lanes.INTERACTIVE,
+)
 def reroute_dial(job: Job) -> dict[str, Any]:
     return services.reroute_dial(reroute_id=int(job.payload["reroute_id"]))
 
@@ -64,21 +68,14 @@ def callback_escalate(job: Job) -> dict[str, Any]:
 
 
 def _settled(job: Job, state: str) -> None:
-    """A dial went through: Unitalk answers again, the banner goes. A callback item was opened
-    (missed call, or a reroute that ended in the callback task): it escalates if left open."""
+    """A click died because Unitalk fails: the banner; a dial went through again: it goes."""
     if job.portal_id is None:
         return
     if job.kind == dial.KIND_DIAL and state == Job.State.DEAD:
         services.unitalk_down_banner(job=job)
         return
-    if state != Job.State.SUCCEEDED:
-        return
-    if job.kind == dial.KIND_DIAL:
+    if job.kind == dial.KIND_DIAL and state == Job.State.SUCCEEDED:
         alerts.notification_resolve(portal=job.portal, tag=services.TAG_UNITALK_DOWN)
-    elif job.kind in (missed_kind, services.KIND_REROUTE):
-        item = (job.result or {}).get("item")
-        if item:
-            services.escalate_enqueue(portal=job.portal, item_id=int(item))
 
 
 takeover.on_click_failed(services.reroute_enqueue)

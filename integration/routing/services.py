@@ -10,13 +10,19 @@ lock, the next person's call one-to-one with it and registered with EXTERNAL_CAL
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from integration import jobs
+from integration.agents import services as agent_services
+from integration.agents.models import AgentState, Reason, State
+from integration.agents.presence import presence_compute
 from integration.bitrix import client, telephony
 from integration.calls import dial, failed, sync, takeover
 from integration.calls.models import CallSync, FailedCall
@@ -76,10 +82,6 @@ def reroute_enqueue(*, row: CallSync, trigger: str, code: str) -> bool:
 
 def line_refusal(*, row: CallSync, line: str) -> str:
     """calls/takeover.py line check: presence marked the line failing a short while ago."""
-    from django.conf import settings
-
-    from integration.agents.models import AgentState, Reason
-
     agent = AgentState.objects.filter(portal_id=row.portal_id, line=line).first()
     if agent is None or agent.reason != Reason.LINE_FAILING:
         return ""
@@ -348,13 +350,34 @@ def reroute_dial(*, reroute_id: int) -> dict[str, Any]:
     return {"sync": new.pk, "call_id": new.bitrix_call_id}
 
 
+def reroute_dial_failed(*, reroute_id: int, error: str) -> None:
+    """The next person's call could not be registered or their line is gone: the caller, who
+    was told that person calls, gets the callback task instead (never a silent dead job)."""
+    reroute = Reroute.objects.select_related("portal", "sync").get(pk=reroute_id)
+    row = reroute.sync
+    row.portal = reroute.portal
+    Reroute.objects.filter(pk=reroute.pk).update(error=error[:2000])
+    with translation.override(reroute.portal.lang or "en"):
+        reason = reasons.path_short(reroute)
+    item = _callback_open(row, reroute, reason)
+    Reroute.objects.filter(pk=reroute.pk).update(
+        state=Reroute.State.CALLBACK, failed_item_id=item.pk
+    )
+    _notify(
+        row,
+        kind="routing.callback",
+        user_id=row.user_id,
+        tag=f"routing:{reroute.pk}:caller",
+        params={"phone": row.phone_number, "why": reroute.trigger},
+        text=error[:500],
+    )
+
+
 def reroute_todo(*, reroute_id: int, user_id: int | None) -> dict[str, Any]:
     """Job `routing.todo`: a to-do on the CRM record for the person who should call."""
     reroute = Reroute.objects.select_related("portal").get(pk=reroute_id)
     deadline = (timezone.now() + timedelta(hours=1)).replace(microsecond=0).isoformat()
     with translation.override(reroute.portal.lang or "en"):
-        from django.utils.translation import gettext as _
-
         title = _("Call back %(phone)s") % {"phone": reroute.phone_number}
         description = reasons.path_short(reroute)
     params: dict[str, Any] = {
@@ -376,12 +399,6 @@ def _line_agent_unavailable(*, portal: Any, line: str = "", user_id: int | None 
     """The line's (or user's) agent is known to presence and cannot take a call now. Unknown
     agents keep the pipeline's default: presence that was never read decides nothing. The call
     that is ringing on the line does not count as the agent being busy (it is that call)."""
-    from dataclasses import replace
-
-    from integration.agents import services as agent_services
-    from integration.agents.models import AgentState, State
-    from integration.agents.presence import presence_compute
-
     rows = AgentState.objects.filter(portal=portal).select_related("portal")
     agent = (rows.filter(line=line) if line else rows.filter(bitrix_user_id=user_id or 0)).first()
     if agent is None or agent.polled_at is None:
@@ -448,26 +465,52 @@ def missed_pick(*, row: CallSync, owner: int | None) -> int | None:
 
 
 KIND_ESCALATE = "routing.escalate"
+#: How far back the sweep looks for open callback items (older ones were escalated or are
+#: someone's old backlog on the missed-call list).
+ESCALATE_LOOKBACK = timedelta(days=7)
 
 
-def escalate_enqueue(*, portal: Any, item_id: int) -> None:
-    """An open callback item is looked at again after the portal's minutes."""
-    minutes = facts.policy_get(portal=portal).escalate_after_min
-    jobs.job_enqueue(
-        kind=KIND_ESCALATE,
-        key=f"{KIND_ESCALATE}:{item_id}",
-        portal=portal,
-        subject=f"failed-call:{item_id}",
-        payload={"item_id": item_id},
-        delay_s=minutes * 60,
-    )
+def escalations_enqueue(*, now: Any = None) -> int:
+    """Beat (every ROUTING_ESCALATE_TICK_S): an escalation job for each open callback item
+    (missed calls, reroutes ending in the callback task) older than its portal's
+    `escalate_after_min` and not escalated yet. A sweep, not a delayed job per item: nothing
+    waits in the queue for half an hour, and a changed setting applies to open items at once."""
+    now = now or timezone.now()
+    items = FailedCall.objects.filter(
+        kind=FailedCall.Kind.MISSED,
+        state__in=failed.OPEN_STATES,
+        created_at__gte=now - ESCALATE_LOOKBACK,
+        created_at__lte=now - timedelta(minutes=1),
+    ).select_related("portal")
+    minutes: dict[int, int] = {}
+    count = 0
+    for item in items:
+        if item.portal_id not in minutes:
+            policy = facts.policy_get(portal=item.portal)
+            minutes[item.portal_id] = policy.escalate_after_min if policy.enabled else 0
+        wait = minutes[item.portal_id]
+        if not wait or item.created_at > now - timedelta(minutes=wait):
+            continue
+        if Notification.objects.filter(portal=item.portal, tag=_escalated_tag(item)).exists():
+            continue
+        jobs.job_enqueue(
+            kind=KIND_ESCALATE,
+            key=f"{KIND_ESCALATE}:{item.pk}",
+            portal=item.portal,
+            subject=f"failed-call:{item.pk}",
+            payload={"item_id": item.pk},
+        )
+        count += 1
+    return count
+
+
+def _escalated_tag(item: FailedCall) -> str:
+    return f"routing:escalated:{item.pk}"
 
 
 def callback_escalate(*, item_id: int) -> dict[str, Any]:
     """Job `routing.escalate`: the callback is still open: its owner's manager is told (the
     admins when nobody heads the owner's department)."""
-    from integration.agents.models import AgentState
-
     item = FailedCall.objects.select_related("portal").filter(pk=item_id).first()
     if item is None or item.state == FailedCall.State.RESOLVED:
         return {"skipped": "resolved"}
@@ -481,7 +524,7 @@ def callback_escalate(*, item_id: int) -> dict[str, Any]:
         portal=item.portal,
         kind="routing.escalated",
         message=f"callback to {item.phone_number} open for {minutes} min",
-        tag=f"routing:escalated:{item.pk}",
+        tag=_escalated_tag(item),
         severity=Notification.Severity.WARNING,
         user_id=manager or None,
         params={

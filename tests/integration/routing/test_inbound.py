@@ -104,13 +104,16 @@ def test_a_missed_call_goes_to_the_first_available_person_and_escalates_when_lef
 
     item = FailedCall.objects.get(kind=FailedCall.Kind.MISSED)
     assert item.owner_user_id == 6
-    escalate = Job.objects.get(kind=routing.KIND_ESCALATE)
-    assert escalate.next_attempt_at >= timezone.now() + timedelta(minutes=19)
+    # nothing waits in the queue meanwhile, and nothing is due before the minutes pass
+    assert not Job.objects.filter(kind=routing.KIND_ESCALATE).exists()
+    assert routing.escalations_enqueue(now=timezone.now() + timedelta(minutes=19)) == 0
     # when the minutes pass with the item still open
-    Job.objects.filter(pk=escalate.pk).update(next_attempt_at=timezone.now())
+    assert routing.escalations_enqueue(now=timezone.now() + timedelta(minutes=21)) == 1
     run_jobs()
     note = Notification.objects.get(kind="routing.escalated")
     assert (note.user_id, note.params["n"], note.params["phone"]) == (9, 20, "380501112233")
+    # and only once
+    assert routing.escalations_enqueue(now=timezone.now() + timedelta(minutes=40)) == 0
 
 
 def test_a_resolved_callback_does_not_escalate(portal, connection, bitrix):
@@ -120,7 +123,7 @@ def test_a_resolved_callback_does_not_escalate(portal, connection, bitrix):
     item = FailedCall.objects.get(kind=FailedCall.Kind.MISSED)
     assert item.owner_user_id == 7  # available: the owner keeps it
     FailedCall.objects.filter(pk=item.pk).update(state=FailedCall.State.RESOLVED)
-    Job.objects.filter(kind=routing.KIND_ESCALATE).update(next_attempt_at=timezone.now())
+    assert routing.escalations_enqueue(now=timezone.now() + timedelta(hours=2)) == 0
     run_jobs()
     assert not Notification.objects.filter(kind="routing.escalated").exists()
     assert CallSync.objects.count() == 1

@@ -277,3 +277,30 @@ def test_a_line_that_did_not_ring_with_nobody_available_still_tells_and_leaves_a
     assert FailedCall.objects.filter(kind=FailedCall.Kind.MISSED, owner_user_id=5).exists()
     assert Notification.objects.filter(kind="routing.callback", user_id=5).exists()
     assert finish_params(quiet_bitrix)["STATUS_CODE"] == "480"
+
+
+def test_a_dial_mode_reroute_whose_colleague_lost_the_line_gives_the_caller_a_callback(
+    portal, connection, quiet_bitrix, rsps
+):
+    agent(portal, 6, "102")
+    quiet_bitrix.crm_owner = 6
+    RoutingPolicy.objects.create(portal=portal, mode=RoutingPolicy.Mode.DIAL)
+    # the colleague's line is unmapped between the decision and the dial
+    real = routing.reroute_dial
+
+    def unmapped_first(**kwargs):
+        OperatorMapping.objects.filter(bitrix_user_id=6).delete()
+        return real(**kwargs)
+
+    routing.reroute_dial = unmapped_first
+    try:
+        click(portal, quiet_bitrix, user_id=8)
+        run_jobs()
+    finally:
+        routing.reroute_dial = real
+
+    assert Job.objects.get(kind=routing.KIND_DIAL).state == Job.State.DEAD
+    reroute = Reroute.objects.get()
+    assert reroute.state == Reroute.State.CALLBACK
+    assert FailedCall.objects.filter(kind=FailedCall.Kind.MISSED, owner_user_id=8).exists()
+    assert Notification.objects.filter(kind="routing.callback", user_id=8).exists()
