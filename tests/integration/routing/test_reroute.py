@@ -106,6 +106,11 @@ def test_a_user_without_a_line_is_told_and_the_responsible_is_asked_first(
     finish = finish_params(quiet_bitrix)
     assert finish["STATUS_CODE"] == "403"
     assert finish["FAILED_REASON"] == "own line failed (no Unitalk line) → Agent 6"
+    # and the record's call list (CRM tab, call card) shows the path
+    from bitrixapp import selectors as page_selectors
+
+    [listed] = page_selectors.crm_calls_list(portal=portal, entity_type="CONTACT", entity_id=797)
+    assert listed["error"] == "own line failed (no Unitalk line) → Agent 6"
     # the caller is told who takes it, the responsible is asked, with a to-do on the record
     assert Notification.objects.filter(kind="routing.rerouted", user_id=8).count() == 1
     assert Notification.objects.filter(kind="routing.asked", user_id=6).count() == 1
