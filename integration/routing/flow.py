@@ -8,11 +8,11 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | routing.todo      | services.reroute_todo     | crm.activity.todo.add on the record          | — (the notice and the list have it) |
 | (click failed)    | services.reroute_enqueue  | calls/takeover.py: the click is held for routing.reroute | —                   |
 | (before a dial)   | services.line_refusal     | calls/takeover.py: a failing line is not dialled | —                           |
-| routing.escalate  | services.callback_escalate | the owner's manager told the callback is still open (beat's routing.escalate_due sweep enqueues it) | — |
+| routing.escalate  | inbound.callback_escalate | the owner's manager told the callback is still open (beat's routing.escalate_due sweep enqueues it) | — |
 | (call.dial dead: Unitalk down) | _settled     | the "Unitalk unavailable" banner on every app page | —                   |
 | (call.dial ok)    | _settled                  | the "Unitalk unavailable" banner is resolved | —                               |
-| (inbound ringing) | services.inbound_pick     | calls/takeover.py: the card goes to the first available person | —          |
-| (missed owner)    | services.missed_pick      | calls/takeover.py: the callback goes to the first available person | —      |
+| (inbound ringing) | inbound.inbound_pick      | calls/takeover.py: the card goes to the first available person | —          |
+| (missed owner)    | inbound.missed_pick       | calls/takeover.py: the callback goes to the first available person | —      |
 
 Importing this module is the registration (RoutingConfig.ready).
 """
@@ -25,7 +25,7 @@ from integration import jobs
 from integration.calls import dial, takeover
 from integration.core import alerts, lanes
 from integration.models import Job
-from integration.routing import services
+from integration.routing import inbound, services
 
 
 @jobs.register(
@@ -62,9 +62,9 @@ def reroute_todo(job: Job) -> dict[str, Any]:
     )
 
 
-@jobs.register(services.KIND_ESCALATE, lane=lanes.BACKGROUND)
+@jobs.register(inbound.KIND_ESCALATE, lane=lanes.BACKGROUND)
 def callback_escalate(job: Job) -> dict[str, Any]:
-    return services.callback_escalate(item_id=int(job.payload["item_id"]))
+    return inbound.callback_escalate(item_id=int(job.payload["item_id"]))
 
 
 def _settled(job: Job, state: str) -> None:
@@ -80,6 +80,6 @@ def _settled(job: Job, state: str) -> None:
 
 takeover.on_click_failed(services.reroute_enqueue)
 takeover.on_line_check(services.line_refusal)
-takeover.on_inbound_user(services.inbound_pick)
-takeover.on_missed_owner(services.missed_pick)
+takeover.on_inbound_user(inbound.inbound_pick)
+takeover.on_missed_owner(inbound.missed_pick)
 jobs.on_settled(_settled)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from integration.routing import services
+from integration.routing import inbound
 
 
 @shared_task(name="routing.escalate_due", ignore_result=True)
 def escalate_due() -> None:
-    services.escalations_enqueue()
+    inbound.escalations_enqueue()

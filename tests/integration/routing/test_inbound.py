@@ -14,7 +14,7 @@ from integration.agents.models import AgentState, State
 from integration.calls import services
 from integration.calls.models import CallSync, FailedCall
 from integration.models import Job, Notification
-from integration.routing import services as routing
+from integration.routing import inbound as routing
 from integration.routing.models import Reroute, RoutingPolicy, Step
 from integration.unitalk.models import OperatorMapping
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
