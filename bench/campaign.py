@@ -71,6 +71,14 @@ def main() -> None:
         "REDIS_URL": REDIS,
         "CELERY_BROKER_URL": REDIS,
         "CAMPAIGN_TICK_S": "1",
+        # Agents are polled as in production, only faster: the dialer asks their presence
+        # (docs/agents.md §5.1) before every number.
+        "AGENT_POLL_WORK_S": "2",
+        "AGENT_POLL_OFF_S": "2",
+        "AGENT_POLL_TICK_S": "0.5",
+        "AGENT_WORK_START_HOUR": "0",
+        "AGENT_WORK_END_HOUR": "24",
+        "AGENT_WRAP_UP_S": "0",
     }
     os.environ.update(env)
     psql(f'CREATE DATABASE "{database}"')
@@ -92,6 +100,7 @@ def main() -> None:
 def run(tmp: Path, env: dict[str, str]) -> None:
     from django.conf import settings
 
+    from integration.agents.models import AgentState, State
     from integration.campaigns import services
     from integration.campaigns.models import Campaign, CampaignItem
     from sandbox import server as sandbox_server
@@ -110,6 +119,13 @@ def run(tmp: Path, env: dict[str, str]) -> None:
             world = World(handle, stack)
             portal = world.install()
             world.ut("settings", {"event_delay": 0.1, "talk_time": TALK_S, "ring_time": 2})
+            for user_id in (1, 2):  # both agents clock in; the app's poll must see it
+                world.bx(f"portals/{portal.member_id}/workday", {"user_id": user_id, "op": "open"})
+            deadline = time.monotonic() + 60
+            while AgentState.objects.filter(state=State.AVAILABLE).count() < 2:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the agents did not become available")
+                time.sleep(0.5)
             world.bx(
                 f"portals/{portal.member_id}/crm-seed",
                 {"entity_type_id": 3, "count": ITEMS, "phone_from": "380501230001"},

@@ -192,7 +192,9 @@ def failed_filters_parse(query: Any) -> FailedFilters:
     kind = query.get("kind") or ""
     state = query.get("state") or "open"
     raw_user = str(query.get("user") or "").strip()
-    user_id = int(raw_user) if raw_user.isdigit() and 0 < len(raw_user) < 10 else None
+    # ASCII digits only: str.isdigit() also takes "¹²", which int() refuses.
+    ascii_digits = raw_user.isascii() and raw_user.isdigit()
+    user_id = int(raw_user) if ascii_digits and 0 < len(raw_user) < 10 else None
     if raw_user and not user_id:
         errors["user"] = _("Enter a Bitrix24 user id (a positive number).")
     date_from, date_to = day("date_from"), day("date_to")

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from bitrixapp.views import health, metrics
+from integration.campaigns import views as campaign_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -11,4 +12,10 @@ urlpatterns = [
     path("unitalk/", include("integration.unitalk.urls")),
     path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),
     path("bitrix/actions/routing/", include("integration.routing.urls")),
+    # The "Add to campaign" robot's HANDLER (integration/bitrix/binding.py robot_url).
+    path(
+        "bitrix/robots/add-to-campaign/",
+        campaign_views.robot_add_to_campaign,
+        name="robot-campaign",
+    ),
 ]

@@ -416,3 +416,23 @@ def job_retry_now(*, job: Job) -> Job:
     _send_after_commit(job.pk, job_lane(job))
     job.refresh_from_db()
     return job
+
+
+def jobs_prune_succeeded(*, kind: str, key_prefix: str, keep: int) -> int:
+    """Delete the succeeded jobs of `kind` whose key starts with `key_prefix`, all but the
+    newest `keep` (their attempt rows go with them). Returns how many jobs were deleted.
+
+    For periodic work that leaves a row per run and means nothing once it succeeded (a campaign's
+    tick: docs/campaigns.md, "Tick rows"). Failed, dead and open jobs are never touched: errors
+    are data the pages show.
+    """
+    settled = Job.objects.filter(
+        kind=kind, state=Job.State.SUCCEEDED, idempotency_key__startswith=key_prefix
+    ).order_by("-pk")
+    # Bounded per call: a backlog left by an older version is worked off over a few runs.
+    old = list(settled.values_list("pk", flat=True)[max(0, keep) : max(0, keep) + 500])
+    if not old:
+        return 0
+    JobAttempt.objects.filter(job_id__in=old).delete()
+    deleted, _ = Job.objects.filter(pk__in=old, state=Job.State.SUCCEEDED).delete()
+    return deleted

@@ -210,7 +210,7 @@ def call_dial(*, job: Job) -> dict[str, Any]:
                 crm_entity_type=row.crm_entity_type,
                 crm_entity_id=row.crm_entity_id,
             )
-            sync._record_registered(row, result)
+            sync.record_registered(row, result)
         # A redial is logged as a fresh call seen at Unitalk: the failed one is finished already.
         meta = "" if redial else (row.bitrix_call_id or row.dial_meta or "")
         try:

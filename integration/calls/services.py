@@ -1,7 +1,8 @@
 """Services of the call pipeline: the entry point the Unitalk side calls.
 
-The steps live in their own modules: dial.py (click-to-call, callbacks), sync.py (register,
-finish, the batching drain, details), recording.py, missed.py; handlers.py registers their jobs.
+The steps live in their own modules: dial.py (click-to-call, callbacks), sync.py (the CallSync
+state machine, register), drain.py (batched register+finish), followups.py (details, card),
+recording.py, missed.py; flow.py registers their jobs.
 """
 
 from __future__ import annotations
