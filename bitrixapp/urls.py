@@ -11,6 +11,7 @@ urlpatterns = [
     path("bitrix/", include("bitrixapp.views.urls")),
     path("unitalk/", include("integration.unitalk.urls")),
     path("bitrix/actions/campaigns/", include("integration.campaigns.urls")),
+    path("bitrix/actions/routing/", include("integration.routing.urls")),
     # The "Add to campaign" robot's HANDLER (integration/bitrix/binding.py robot_url).
     path(
         "bitrix/robots/add-to-campaign/",

@@ -1,5 +1,5 @@
 """The capabilities' tunables: durable jobs, readiness, metrics, Unitalk, agents, Bitrix24,
-pages and notifications, the call pipeline, campaigns. Each section adds its app and beat entries
+pages and notifications, the call pipeline, campaigns, routing. Each section adds its app and beat entries
 to the lists bitrixapp/settings/base.py starts.
 """
 
@@ -215,3 +215,15 @@ CAMPAIGN_TICK_KEEP = env.int("CAMPAIGN_TICK_KEEP", default=20)
 CAMPAIGN_CALLING_STALE_S = env.float("CAMPAIGN_CALLING_STALE_S", default=600.0)
 # Items loaded at most per campaign (a huge source is paged, never one request).
 CAMPAIGN_MAX_ITEMS = env.int("CAMPAIGN_MAX_ITEMS", default=20000)
+
+# --- Fallback routing (issue 15, integration/routing, docs/routing.md) -----------------------------
+INSTALLED_APPS += ["integration.routing"]
+# A line presence marks failing is not dialled for this long after it was marked; a click
+# after it is a probe (the line may work again), rerouted if it fails again.
+ROUTING_LINE_FAILING_HOLD_S = env.float("ROUTING_LINE_FAILING_HOLD_S", default=600.0)
+# How often beat looks for callback items left open past the portal's escalation minutes.
+ROUTING_ESCALATE_TICK_S = env.float("ROUTING_ESCALATE_TICK_S", default=60.0)
+CELERY_BEAT_SCHEDULE["routing-escalate"] = {
+    "task": "routing.escalate_due",
+    "schedule": ROUTING_ESCALATE_TICK_S,
+}

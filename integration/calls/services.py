@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from bitrixapp.models import PortalOptions, portal_options
-from integration.calls import sync
+from integration.calls import sync, takeover
 from integration.calls.models import Call, CallSync
 from integration.core.log import log_context
 
@@ -62,7 +62,7 @@ def call_changed(*, call: Call, event: str) -> None:
         return
     with log_context(call=row.pk):
         if call.ended:
-            if row.stage in sync.OPEN_STAGES:
+            if row.stage in sync.OPEN_STAGES and not takeover.click_leg_failed(row=row, call=call):
                 # A live call's end is finished in this worker right away (interactive lane).
                 sync.job_enqueue(sync.KIND_SYNC, row, run_here=True)
             return
@@ -71,6 +71,8 @@ def call_changed(*, call: Call, event: str) -> None:
         # Registered (the ringing card) and shown in this worker right away, like the end: a
         # message each was a hop, and the call's end waited behind it (docs/pipeline.md, "Lanes").
         if row.origin in registers and row.stage == CallSync.Stage.NEW:
+            # The line's user may be away: fallback routing picks who gets the card.
+            takeover.inbound_user_pick(row=row, call=call)
             sync.job_enqueue(sync.KIND_REGISTER, row, run_here=True)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)
