@@ -3,8 +3,8 @@ backlog drains through the same portal's REST budget.
 
 Run: .venv/bin/python bench/agent_status.py
 
-Stands up the stack like bench/sync_throughput.py (throwaway PostgreSQL database, the sandbox
-in this process, a Celery worker and beat as subprocesses), seeds BENCH_AGENTS portal users
+Stands up the stack with bench/harness.py (throwaway PostgreSQL database, the sandbox in this
+process, a Celery worker for both lanes and beat as subprocesses), seeds BENCH_AGENTS portal users
 mapped to Unitalk lines with their work day open, and a backlog of BENCH_CALLS ended calls.
 Two phases of BENCH_PHASE_S seconds in the same run, same worker, same backlog:
 1. polling off (beat runs with AGENT_POLL_ENABLED=false);
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +33,10 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-PY = sys.executable
-BIN = Path(PY).parent
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import harness  # the path above first
+from bench.harness import REDIS, log
+
 AGENTS = int(os.environ.get("BENCH_AGENTS", "200"))
 CALLS = int(os.environ.get("BENCH_CALLS", "4000"))
 PHASE_S = float(os.environ.get("BENCH_PHASE_S", "30"))
@@ -52,92 +49,34 @@ STALE_WAIT_S = float(os.environ.get("BENCH_STALE_WAIT_S", "600"))
 WARMUP_S = 10.0
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def psql(database: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/{database}", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def main() -> None:
-    from cryptography.fernet import Fernet
-
     from sandbox import server as sandbox_server
-    from tests.support.world import sandbox_env
 
-    database = f"bench_agents_{uuid.uuid4().hex[:8]}"
     queue = f"bench-agents-{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-agents-"))
     handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None)
-    env = {
-        **os.environ,
-        "DJANGO_ENV_FILE": "",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
-        "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "DATABASE_URL": f"{PG}/{database}",
-        "DATABASE_CONN_MAX_AGE": "60",
-        "REDIS_URL": REDIS,
-        "CELERY_BROKER_URL": REDIS,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
-        "JOB_DISPATCH_INTERVAL_S": "1",
+    extra = {
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        "APP_BASE_URL": "http://127.0.0.1:9",
-        "ALLOWED_HOSTS": "127.0.0.1",
         # Beat never polls; this process plays its agents-poll entry in phase 2 only.
         "AGENT_POLL_ENABLED": "false",
         "AGENT_POLL_WORK_S": str(POLL_S),
         "AGENT_POLL_OFF_S": str(POLL_S),
         "AGENT_WORK_START_HOUR": "0",
         "AGENT_WORK_END_HOUR": "24",
-        **sandbox_env(handle),
-        "PYTHONPATH": str(ROOT),
     }
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    psql("postgres", f'CREATE DATABASE "{database}"')
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        log(f"migrating {database} ...")
-        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        import django
-
-        django.setup()
-        portal = seed(handle)
-        worker_log = open(tmp / "worker.log", "wb")  # noqa: SIM115
-        for argv in (
-            [str(BIN / "celery"), "-A", "bitrixapp", "worker", "--loglevel", "WARNING",
-             "--queues", queue, "--concurrency", str(CONCURRENCY), "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "WARNING"],
-        ):  # fmt: skip
-            procs.append(
-                subprocess.Popen(
-                    argv, cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT
-                )
-            )
-        measure(handle, portal)
+        with harness.database("bench_agents") as database:
+            env = harness.app_env(handle, database=database, queue=queue, tmp=tmp, extra=extra)
+            log(f"migrating {database} ...")
+            harness.migrate(env)
+            portal = seed(handle)
+            # Both lanes: beat's jobs_dispatch (which re-sends the polls rescheduled for budget)
+            # is published to the interactive queue; a background-only worker never ran it.
+            argvs = [harness.worker_argv(queue, concurrency=CONCURRENCY), harness.beat_argv()]
+            with harness.processes(argvs, env=env, log=tmp / "worker.log"):
+                measure(handle, portal)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         handle.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # best effort before dropping the database
-            pass
-        psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def control(handle, path: str, payload: dict) -> dict:
@@ -149,40 +88,15 @@ def control(handle, path: str, payload: dict) -> dict:
 
 
 def seed(handle):
-    import requests
     from django.utils import timezone
 
-    from bitrixapp.celery import app as celery_app
-    from bitrixapp.models import Portal, portal_options
-    from integration.unitalk import services as unitalk_services
     from integration.unitalk.models import OperatorMapping
     from tests.support.world import ended_calls_seed
 
-    celery_app.conf.task_default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
     users = [
         {"ID": str(i), "NAME": f"Agent{i}", "inner": str(1000 + i)} for i in range(1, AGENTS + 1)
     ]
-    creds = requests.post(
-        f"{handle.bitrix_url}/_sandbox/portals", json={"users": users}, timeout=30
-    ).json()
-    portal = Portal.objects.create(
-        member_id=creds["member_id"],
-        domain=creds["domain"],
-        client_endpoint=creds["client_endpoint"],
-        server_endpoint=creds["server_endpoint"],
-        access_token=creds["access_token"],
-        refresh_token=creds["refresh_token"],
-        access_expires_at=timezone.now() + timedelta(hours=1),
-        application_token=creds.get("application_token", ""),
-        status=Portal.Status.ACTIVE,
-        installed_by_user_id=1,
-    )
-    options = portal_options(portal)
-    options.create_leads = False
-    options.recordings_to_drive = False
-    options.default_user_id = 1
-    options.save()
-    unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
+    portal = harness.portal_seed(handle, users=users)
     OperatorMapping.objects.bulk_create(
         OperatorMapping(portal=portal, bitrix_user_id=i, line=str(1000 + i))
         for i in range(1, AGENTS + 1)
@@ -305,7 +219,10 @@ def measure(handle, portal) -> None:
         queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
         from bitrixapp.celery import app as celery_app
 
-        log(f"  in_atomic={connection.in_atomic_block} llen={redis.Redis.from_url(REDIS).llen(queue)}"
+        client = redis.Redis.from_url(REDIS)
+        # Redis keeps one list per message priority (kombu: "<queue>\x06\x16<step>").
+        waiting = sum(client.llen(key) for key in (queue, f"{queue}\x06\x163"))
+        log(f"  in_atomic={connection.in_atomic_block} llen={waiting}"
             f" conf_queue={celery_app.conf.task_default_queue} queue={queue}")  # fmt: skip
         for job in Job.objects.filter(kind=poll.KIND_POLL)[:3]:
             log(f"  {job.pk} {job.state} attempts={job.attempts} next={job.next_attempt_at}"

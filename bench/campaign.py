@@ -3,7 +3,7 @@ fast a free agent gets the next number.
 
 Run: .venv/bin/python bench/campaign.py        # ~2-3 min with the defaults
 
-Creates a throwaway PostgreSQL database, starts the sandbox (portal + OAuth + Unitalk) in this
+Creates a throwaway PostgreSQL database (bench/harness.py), starts the sandbox (portal + OAuth + Unitalk) in this
 process and the app as gunicorn + a Celery worker + beat (tests/support/stack.py), installs the
 app (lines 101/102 → users 1/2), seeds BENCH_ITEMS contacts with phones, and runs one CRM-filter
 campaign with both agents (tick CAMPAIGN_TICK_S, no wrap-up) until it finishes. The simulator
@@ -28,29 +28,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import time as clock
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-PY = sys.executable
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import harness  # the path above first
+from bench.harness import PG, REDIS, log
+
 ITEMS = int(os.environ.get("BENCH_ITEMS", "30"))
 TALK_S = int(os.environ.get("BENCH_TALK_S", "4"))
 TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT_S", "600"))
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def psql(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -59,39 +46,34 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def main() -> None:
-    import subprocess
-
-    database = f"bench_campaign_{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
-    env = {
-        "DJANGO_DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
-        "DATABASE_URL": f"{PG}/{database}",
-        "DATABASE_CONN_MAX_AGE": "0",
-        "REDIS_URL": REDIS,
-        "CELERY_BROKER_URL": REDIS,
-        "CAMPAIGN_TICK_S": "1",
-    }
-    os.environ.update(env)
-    psql(f'CREATE DATABASE "{database}"')
-    try:
-        subprocess.run(
-            [PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ}, check=True
-        )
-        import django
-
-        django.setup()
+    with harness.database("bench_campaign") as database:
+        env = {
+            "DJANGO_DEBUG": "true",
+            "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
+            "DATABASE_URL": f"{PG}/{database}",
+            "DATABASE_CONN_MAX_AGE": "0",
+            "REDIS_URL": REDIS,
+            "CELERY_BROKER_URL": REDIS,
+            "CAMPAIGN_TICK_S": "1",
+            # Agents are polled as in production, only faster: the dialer asks their presence
+            # (docs/agents.md §5.1) before every number.
+            "AGENT_POLL_WORK_S": "2",
+            "AGENT_POLL_OFF_S": "2",
+            "AGENT_POLL_TICK_S": "0.5",
+            "AGENT_WORK_START_HOUR": "0",
+            "AGENT_WORK_END_HOUR": "24",
+            "AGENT_WRAP_UP_S": "0",
+        }
+        os.environ.update(env)
+        harness.migrate({**os.environ})
         run(tmp, env)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def run(tmp: Path, env: dict[str, str]) -> None:
     from django.conf import settings
 
+    from integration.agents.models import AgentState, State
     from integration.campaigns import services
     from integration.campaigns.models import Campaign, CampaignItem
     from sandbox import server as sandbox_server
@@ -110,6 +92,13 @@ def run(tmp: Path, env: dict[str, str]) -> None:
             world = World(handle, stack)
             portal = world.install()
             world.ut("settings", {"event_delay": 0.1, "talk_time": TALK_S, "ring_time": 2})
+            for user_id in (1, 2):  # both agents clock in; the app's poll must see it
+                world.bx(f"portals/{portal.member_id}/workday", {"user_id": user_id, "op": "open"})
+            deadline = time.monotonic() + 60
+            while AgentState.objects.filter(state=State.AVAILABLE).count() < 2:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the agents did not become available")
+                time.sleep(0.5)
             world.bx(
                 f"portals/{portal.member_id}/crm-seed",
                 {"entity_type_id": 3, "count": ITEMS, "phone_from": "380501230001"},

@@ -14,15 +14,14 @@ ceiling = (burst + drain * duration) / duration requests per second; ratio = ach
 The last line: `sync_throughput: ratio=<r> rejected_503=<n> calls_per_s=<x>`. Target ratio ≥ 0.9
 with no 503.
 
-Environment: BENCH_PG (server URL, default postgres://postgres@127.0.0.1:5432),
-BENCH_REDIS_URL (default redis://127.0.0.1:6379/12), BENCH_CALLS (3000), BENCH_CONCURRENCY (8),
-BENCH_TIMEOUT_S (600).
+The stack is stood up by bench/harness.py. Environment: BENCH_PG (server URL, default
+postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (default redis://127.0.0.1:6379/12),
+BENCH_CALLS (3000), BENCH_CONCURRENCY (8), BENCH_TIMEOUT_S (600).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,152 +30,43 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-PY = sys.executable
-BIN = Path(PY).parent
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import harness  # the path above first
+from bench.harness import log
+
 CALLS = int(os.environ.get("BENCH_CALLS", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT_S", "600"))
 BURST, DRAIN = 50, 2.0
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def psql(database: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/{database}", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def main() -> None:
-    from cryptography.fernet import Fernet
-
     from sandbox import server as sandbox_server
-    from tests.support.world import sandbox_env
 
-    database = f"bench_sync_{uuid.uuid4().hex[:8]}"
     queue = f"bench-sync-{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None)
-    env = {
-        **os.environ,
-        "DJANGO_ENV_FILE": "",  # production-like: no env file
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
-        "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "DATABASE_URL": f"{PG}/{database}",
-        "DATABASE_CONN_MAX_AGE": "60",
-        "REDIS_URL": REDIS,
-        "CELERY_BROKER_URL": REDIS,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp / "beat-schedule"),
-        "JOB_DISPATCH_INTERVAL_S": "1",
-        "LOG_LEVEL": "WARNING",
-        "APP_BASE_URL": "http://127.0.0.1:9",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        **sandbox_env(handle),
-        "PYTHONPATH": str(ROOT),
-    }
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    psql("postgres", f'CREATE DATABASE "{database}"')
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        log(f"migrating {database} ...")
-        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        import django
-
-        django.setup()
-        member_id = seed(handle)
-        worker_log = open(tmp / "worker.log", "wb")  # noqa: SIM115
-        procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "bitrixapp",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--queues",
-                    f"{queue},{queue}.interactive",  # both lanes (integration/core/lanes.py)
-                    "--concurrency",
-                    str(CONCURRENCY),
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        procs.append(
-            subprocess.Popen(
-                [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "WARNING"],
-                cwd=ROOT,
-                env=env,
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        time.sleep(3)  # worker boot; the jobs wait in the broker meanwhile anyway
-        measure(handle, member_id)
+        with harness.database("bench_sync") as database:
+            env = harness.app_env(handle, database=database, queue=queue, tmp=tmp)
+            log(f"migrating {database} ...")
+            harness.migrate(env)
+            member_id = seed(handle)
+            argvs = [harness.worker_argv(queue, concurrency=CONCURRENCY), harness.beat_argv()]
+            with harness.processes(argvs, env=env, log=tmp / "worker.log"):
+                time.sleep(3)  # worker boot; the jobs wait in the broker meanwhile anyway
+                measure(handle, member_id)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         handle.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # best effort before dropping the database
-            pass
-        psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def seed(handle) -> str:
-    import requests
     from django.utils import timezone
 
-    from bitrixapp.celery import app as celery_app
-    from bitrixapp.models import Portal, portal_options
-    from integration.unitalk import services as unitalk_services
     from integration.unitalk.models import OperatorMapping
     from tests.support.world import ended_calls_seed
 
-    celery_app.conf.task_default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
-    creds = requests.post(f"{handle.bitrix_url}/_sandbox/portals", json={}, timeout=10).json()
-    portal = Portal.objects.create(
-        member_id=creds["member_id"],
-        domain=creds["domain"],
-        client_endpoint=creds["client_endpoint"],
-        server_endpoint=creds["server_endpoint"],
-        access_token=creds["access_token"],
-        refresh_token=creds["refresh_token"],
-        access_expires_at=timezone.now() + timedelta(hours=1),
-        application_token=creds.get("application_token", ""),
-        status=Portal.Status.ACTIVE,
-        installed_by_user_id=1,
-    )
-    options = portal_options(portal)
-    options.create_leads = False  # unknown numbers stay unknown: no per-call timeline comment
-    options.recordings_to_drive = False
-    options.default_user_id = 1
-    options.save()
-    unitalk_services.connection_create(portal=portal, api_key="SandboxKey01")
+    portal = harness.portal_seed(handle)
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
     log(f"seeding {CALLS} finished calls ...")
     ended_calls_seed(

@@ -38,7 +38,8 @@ def _event_dead(job: Job, exc: BaseException) -> None:
     services.event_failed(event_id=job.payload["event_id"], error=str(exc))
 
 
-@jobs.register(services.KIND_EVENT, on_dead=_event_dead, lane=lanes.INTERACTIVE)
+# A click: ahead of the live calls' webhooks queued in the same lane (docs/pipeline.md, "Lanes").
+@jobs.register(services.KIND_EVENT, on_dead=_event_dead, lane=lanes.INTERACTIVE, urgent=True)
 def bitrix_event(job: Job) -> dict[str, Any]:
     return services.event_process(event_id=job.payload["event_id"])
 

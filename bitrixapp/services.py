@@ -206,7 +206,14 @@ def portal_install_run(*, portal: Portal) -> dict[str, Any]:
     alerts.notification_resolve(portal=portal, tag=INSTALL_ALERT_TAG)
     alerts.notification_resolve(portal=portal, tag=oauth.ALERT_TAG)
     resumed = jobs.jobs_resume(portal=portal, pause_key=errors.PAUSE_KEY)
-    return {"bound": report.bound, "existing": report.existing, "resumed": resumed}
+    if report.left_out:
+        logger.warning("install went on without: %s", report.left_out)
+    return {
+        "bound": report.bound,
+        "existing": report.existing,
+        "left_out": report.left_out,
+        "resumed": resumed,
+    }
 
 
 def portal_install_failed(*, portal: Portal, error: str) -> None:

@@ -53,6 +53,7 @@ class JobKind:
     handler: Handler
     on_dead: DeadHook | None = None
     lane: str = lanes.INHERIT
+    urgent: bool = False
 
 
 _registry: dict[str, JobKind] = {}
@@ -82,13 +83,18 @@ def _settled(job: Job, state: str) -> None:
 
 
 def register(
-    kind: str, *, on_dead: DeadHook | None = None, lane: str = lanes.INHERIT
+    kind: str,
+    *,
+    on_dead: DeadHook | None = None,
+    lane: str = lanes.INHERIT,
+    urgent: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare the service that performs jobs of `kind`, what to do when one dies, and its lane
-    (`lanes.INHERIT`: the lane of whatever enqueues it)."""
+    (`lanes.INHERIT`: the lane of whatever enqueues it). `urgent` kinds (a person's click) go
+    ahead of everything else queued in their lane (lanes.urgent_priority)."""
 
     def decorator(func: Handler) -> Handler:
-        _registry[kind] = JobKind(handler=func, on_dead=on_dead, lane=lane)
+        _registry[kind] = JobKind(handler=func, on_dead=on_dead, lane=lane, urgent=urgent)
         return func
 
     return decorator
@@ -133,19 +139,27 @@ def _queue(lane: str) -> str:
     return lanes.queue_for(lane)
 
 
-def _send(pairs: Iterable[tuple[int, str]], *, countdown: float = 0) -> None:
-    """Publish "run job N" for each (job id, lane) to its lane's queue."""
+def _urgent(kind: str) -> bool:
+    registered = _registry.get(kind)
+    return bool(registered and registered.urgent)
+
+
+def _send(hand_offs: Iterable[tuple[int, str, str]], *, countdown: float = 0) -> None:
+    """Publish "run job N" for each (job id, lane, kind) to its lane's queue; an urgent kind's
+    message goes ahead of the others waiting there (docs/pipeline.md, "Lanes")."""
     from integration.tasks import job_run
 
-    for job_id, lane in pairs:
+    for job_id, lane, kind in hand_offs:
         options: dict[str, Any] = {"queue": _queue(lane)}
+        if _urgent(kind):
+            options["priority"] = lanes.urgent_priority()
         if countdown > 0:
             options["countdown"] = countdown
         job_run.apply_async(args=(job_id,), **options)
 
 
-def _send_after_commit(job_id: int, lane: str, countdown: float = 0) -> None:
-    transaction.on_commit(lambda: _send([(job_id, lane)], countdown=countdown))
+def _send_after_commit(job_id: int, lane: str, kind: str, countdown: float = 0) -> None:
+    transaction.on_commit(lambda: _send([(job_id, lane, kind)], countdown=countdown))
 
 
 def _run_here_after_commit(job_id: int) -> None:
@@ -198,14 +212,14 @@ def job_enqueue(
         if run_here and delay_s <= 0 and _in_job.get() and chosen == lanes.INTERACTIVE:
             _run_here_after_commit(job.pk)
         elif publish:
-            _send_after_commit(job.pk, chosen, countdown=delay_s)
+            _send_after_commit(job.pk, chosen, kind, countdown=delay_s)
     return job
 
 
 def job_send(*, job: Job) -> None:
     """Hand an existing due job to its lane now (after commit), e.g. the next drain of a chain."""
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
-    _send_after_commit(job.pk, job_lane(job))
+    _send_after_commit(job.pk, job_lane(job), job.kind)
 
 
 def _claim(job_id: int) -> bool:
@@ -319,7 +333,7 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
     if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
-        _send_after_commit(job.pk, job_lane(job), countdown=decision.delay_s)
+        _send_after_commit(job.pk, job_lane(job), job.kind, countdown=decision.delay_s)
     if decision.action == retry.DEAD:
         job.refresh_from_db()
         try:
@@ -350,7 +364,7 @@ def jobs_dispatch(*, limit: int = 500) -> int:
     )
     if rows:
         Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
-        _send((row.pk, job_lane(row)) for row in portal_round_robin(rows))
+        _send((row.pk, job_lane(row), row.kind) for row in portal_round_robin(rows))
         logger.info("dispatched due jobs", extra={"count": len(rows)})
     return len(rows)
 
@@ -385,7 +399,7 @@ def jobs_resume(*, portal: Any, pause_key: str) -> int:
         updated_at=now,
     )
     for job in Job.objects.filter(pk__in=ids).only("pk", "kind", "payload"):
-        _send_after_commit(job.pk, job_lane(job))
+        _send_after_commit(job.pk, job_lane(job), job.kind)
     if ids:
         logger.info("resumed paused jobs", extra={"count": len(ids), "pause_key": pause_key})
     return len(ids)
@@ -413,6 +427,26 @@ def job_retry_now(*, job: Job) -> Job:
         finished_at=None,
         updated_at=now,
     )
-    _send_after_commit(job.pk, job_lane(job))
+    _send_after_commit(job.pk, job_lane(job), job.kind)
     job.refresh_from_db()
     return job
+
+
+def jobs_prune_succeeded(*, kind: str, key_prefix: str, keep: int) -> int:
+    """Delete the succeeded jobs of `kind` whose key starts with `key_prefix`, all but the
+    newest `keep` (their attempt rows go with them). Returns how many jobs were deleted.
+
+    For periodic work that leaves a row per run and means nothing once it succeeded (a campaign's
+    tick: docs/campaigns.md, "Tick rows"). Failed, dead and open jobs are never touched: errors
+    are data the pages show.
+    """
+    settled = Job.objects.filter(
+        kind=kind, state=Job.State.SUCCEEDED, idempotency_key__startswith=key_prefix
+    ).order_by("-pk")
+    # Bounded per call: a backlog left by an older version is worked off over a few runs.
+    old = list(settled.values_list("pk", flat=True)[max(0, keep) : max(0, keep) + 500])
+    if not old:
+        return 0
+    JobAttempt.objects.filter(job_id__in=old).delete()
+    deleted, _ = Job.objects.filter(pk__in=old, state=Job.State.SUCCEEDED).delete()
+    return deleted

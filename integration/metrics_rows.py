@@ -2,8 +2,10 @@
 events, portals (integration/core/metrics.py says why these come from rows).
 
 Rows are never pruned by the app, so counts of rows that only grow (attempts, finished calls)
-are exposed as counters and histograms; counts by current state are gauges. Each scrape runs a
-handful of aggregate queries; the latency histograms scan the finished calls and dial jobs.
+are exposed as counters and histograms — except a campaign's succeeded `campaign.tick` jobs,
+which its next tick prunes (docs/campaigns.md, "Tick rows"): that kind counts kept rows only.
+Counts by current state are gauges. Each scrape runs a handful of aggregate queries; the latency
+histograms scan the finished calls and dial jobs.
 """
 
 from __future__ import annotations

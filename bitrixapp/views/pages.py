@@ -212,6 +212,25 @@ def agents_page(request: HttpRequest) -> HttpResponse:
 
 
 @auth.frame_entry
+def routing_page(request: HttpRequest) -> HttpResponse:
+    """Fallback routing: calls handed to me (one-click dial), rerouted calls with their path,
+    and for admins the chain (integration/routing/selectors.py, docs/routing.md)."""
+    from integration.routing import selectors as routing_selectors
+
+    identity: auth.PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    with translation.override(_lang(request, portal)):
+        context = {
+            "mine": routing_selectors.reroutes_recent(portal=portal, user_id=identity.user_id),
+            "reroutes": routing_selectors.reroutes_recent(portal=portal),
+            "policy": routing_selectors.policy_dict(portal=portal),
+            "lines": routing_selectors.lines_list(portal=portal),
+            "overrides": routing_selectors.overrides_list(portal=portal),
+        }
+    return _render(request, "pages/routing.html", context, page="routing")
+
+
+@auth.frame_entry
 def failed_page(request: HttpRequest) -> HttpResponse:
     """Missed calls (their own list: people to call back) or failed calls (work to retry:
     not placed, CRM not updated); the table is filled by actions.failed_list."""

@@ -29,6 +29,7 @@ urlpatterns = [
     path("app/agents/", pages.agents_page, name="bitrix-app-agents"),
     path("app/settings/", pages.settings_page, name="bitrix-app-settings"),
     path("app/campaigns/", pages.campaigns_page, name="bitrix-app-campaigns"),
+    path("app/routing/", pages.routing_page, name="bitrix-app-routing"),
     path("placement/", pages.placement, name="bitrix-placement"),
     path("events/", events.events, name="bitrix-events"),
     # JSON actions from the pages (X-App-Token)

@@ -26,6 +26,7 @@ from integration.agents import fallback, poll, push, reverse, services
 from integration.agents.models import AgentState
 from integration.bitrix import telephony
 from integration.calls.models import Call
+from integration.core import lanes
 from integration.models import Job
 from integration.unitalk import intake
 from integration.unitalk.models import UnitalkEvent
@@ -33,7 +34,9 @@ from integration.unitalk.models import UnitalkEvent
 logger = logging.getLogger(__name__)
 
 
-@jobs.register(poll.KIND_POLL)
+# Polling and probing are background work whoever asks for them (a mapping saved from an
+# interactive job, the panel's retry): they must never hold up call logging (docs/agents.md §5.1).
+@jobs.register(poll.KIND_POLL, lane=lanes.BACKGROUND)
 def agents_poll(job: Job) -> dict[str, Any]:
     return poll.agents_poll(portal=Portal.objects.get(pk=job.payload["portal_id"]))
 
@@ -43,7 +46,7 @@ def agent_push(job: Job) -> dict[str, Any]:
     return push.agent_push(agent_id=int(job.payload["agent_id"]))
 
 
-@jobs.register(push.KIND_PROBE)
+@jobs.register(push.KIND_PROBE, lane=lanes.BACKGROUND)
 def push_probe(job: Job) -> dict[str, Any]:
     return push.push_probe(portal=job.portal)
 

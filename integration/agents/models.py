@@ -61,6 +61,8 @@ class AgentState(models.Model):
     toggle = models.CharField(max_length=16, choices=Toggle.choices, default=Toggle.AVAILABLE)
     toggle_note = models.CharField(max_length=255, blank=True)
     manager_user_id = models.PositiveIntegerField(null=True, blank=True)
+    #: user.get UF_DEPARTMENT ids (fallback routing's "same department", docs/routing.md).
+    departments = models.JSONField(default=list, blank=True)
 
     # Sync health.
     push_failed = models.BooleanField(default=False)  # Unitalk push failed for good

@@ -138,8 +138,10 @@ def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: 
             ),
             None,
         )
-        AgentState.objects.filter(pk=agent.pk).update(manager_user_id=manager)
-        agent.manager_user_id = manager
+        AgentState.objects.filter(pk=agent.pk).update(
+            manager_user_id=manager, departments=departments[agent.pk]
+        )
+        agent.manager_user_id, agent.departments = manager, departments[agent.pk]
     sync.users_polled_at = now
     return len(wanted)
 

@@ -30,7 +30,7 @@ from django.utils.translation import ngettext
 
 from bitrixapp.models import BitrixEvent
 from integration.bitrix import telephony
-from integration.calls import failed, statuses, sync
+from integration.calls import failed, statuses, sync, takeover
 from integration.calls.models import CallSync, FailedCall
 from integration.core import inputs
 from integration.core.errors import (
@@ -52,6 +52,10 @@ KIND_DIAL = "call.dial"
 
 class DialNoLine(PermanentError):
     """The Bitrix24 user has no Unitalk line mapped: nothing to ring first."""
+
+
+class DialLineFailing(PermanentError):
+    """Presence says the user's line is failing: a colleague takes the click (docs/routing.md)."""
 
 
 class DialGaveUp(PermanentError):
@@ -190,6 +194,9 @@ def call_dial(*, job: Job) -> dict[str, Any]:
                 f"Bitrix24 user {row.user_id} has no Unitalk line; map one on the settings page",
                 service="unitalk",
             )
+        refusal = "" if redial else takeover.click_line_refusal(row=row, line=line)
+        if refusal:
+            raise DialLineFailing(refusal, service="unitalk")
         if row.origin == CallSync.Origin.CALLBACK and not row.bitrix_call_id and not redial:
             result = telephony.register(
                 portal,
@@ -203,7 +210,7 @@ def call_dial(*, job: Job) -> dict[str, Any]:
                 crm_entity_type=row.crm_entity_type,
                 crm_entity_id=row.crm_entity_id,
             )
-            sync._record_registered(row, result)
+            sync.record_registered(row, result)
         # A redial is logged as a fresh call seen at Unitalk: the failed one is finished already.
         meta = "" if redial else (row.bitrix_call_id or row.dial_meta or "")
         try:
@@ -243,12 +250,21 @@ def dial_failed(*, job: Job, error: BaseException) -> None:
     """The dial job died: finish the Bitrix24 call as failed, open an item, tell the user."""
     row = CallSync.objects.select_related("portal").get(pk=job.payload["sync_id"])
     if isinstance(error, DialNoLine):
-        code = statuses.DIAL_NO_LINE
+        code, trigger = statuses.DIAL_NO_LINE, takeover.NO_LINE
     elif isinstance(error, DialGaveUp | DialExpired):
-        code = statuses.DIAL_GAVE_UP
+        code, trigger = statuses.DIAL_GAVE_UP, takeover.UNITALK_DOWN
+    elif isinstance(error, DialLineFailing):
+        code, trigger = statuses.DIAL_GAVE_UP, takeover.LINE_FAILING
     else:
         code = statuses.DIAL_REFUSED
+        trigger = takeover.UNITALK_DOWN if isinstance(error, DialKeyRefused) else takeover.REFUSED
     technical = str(getattr(error, "message", "") or error)[:255]
+    if (
+        row.stage in sync.OPEN_STAGES
+        and row.call_id is None
+        and takeover.click_failed_takeover(row=row, trigger=trigger, code=code)
+    ):
+        return  # fallback routing tells the user and finishes the call (docs/routing.md)
     with translation.override(row.portal.lang or "en"):
         reason = _human_reason(error, technical)
         message = _(
@@ -292,6 +308,8 @@ def _human_reason(error: BaseException, technical: str) -> str:
         return _("you have no Unitalk line; an administrator can map one in the app's settings")
     if isinstance(error, DialGaveUp):
         return _("Unitalk could not be reached")
+    if isinstance(error, DialLineFailing):
+        return _("your Unitalk line is failing; check your softphone")
     return technical
 
 

@@ -8,9 +8,9 @@ never adds work; handlers are thin: ids in, one service.
 | unitalk.webhook  | merge.event_process         | call_changed → call.register / card / sync | event marked failed         |
 | unitalk.reconcile| reconcile.reconcile_portal  | lost calls merged as RECONCILED      | retried next period               |
 | call.register    | sync.register_run           | —                                    | — (call.sync registers anyway)    |
-| call.card        | sync.card_show              | —                                    | —                                 |
-| call.sync        | sync.sync_run               | call.details, call.recording, call.missed | failed-call item (crm sync), recording kept on Drive |
-| call.details     | sync.details_store          | —                                    | failed-call item                  |
+| call.card        | followups.card_show         | —                                    | —                                 |
+| call.sync        | drain.sync_run              | call.details, call.recording, call.missed | failed-call item (crm sync), recording kept on Drive |
+| call.details     | followups.details_store     | —                                    | failed-call item                  |
 | call.recording   | recording.recording_store   | —                                    | failed-call item                  |
 | call.missed      | missed.missed_handle        | missed-call item + notice            | failed-call item                  |
 | (any job)        | failed.failed_call_follow_job on settling | retried items resolve  | retried items reopen              |
@@ -23,7 +23,17 @@ from __future__ import annotations
 from typing import Any
 
 from integration import jobs
-from integration.calls import dial, failed, merge, missed, reconcile, recording, sync
+from integration.calls import (
+    dial,
+    drain,
+    failed,
+    followups,
+    merge,
+    missed,
+    reconcile,
+    recording,
+    sync,
+)
 from integration.calls.models import FailedCall
 from integration.core import lanes
 from integration.core.errors import PermanentError
@@ -32,7 +42,7 @@ from integration.models import Job
 
 def _crm_sync_dead(job: Job, exc: BaseException) -> None:
     """A Bitrix24 step died after its retries: a person can retry it from the failed-call list."""
-    row = sync.sync_failed(sync_id=job.payload["sync_id"], error=str(exc))
+    row = followups.sync_failed(sync_id=job.payload["sync_id"], error=str(exc))
     failed.failed_call_report(
         row=row,
         kind=FailedCall.Kind.CRM_SYNC_FAILED,
@@ -52,6 +62,7 @@ def _crm_sync_dead(job: Job, exc: BaseException) -> None:
     dial.KIND_DIAL,
     on_dead=lambda job, exc: dial.dial_failed(job=job, error=exc),
     lane=lanes.INTERACTIVE,
+    urgent=True,
 )
 def call_dial(job: Job) -> dict[str, Any]:
     return dial.call_dial(job=job)
@@ -77,7 +88,7 @@ def call_reconcile(job: Job) -> dict[str, Any]:
 # A live call's drain is interactive, a backlog's background: the lane of its enqueuer.
 @jobs.register(sync.KIND_SYNC, on_dead=_crm_sync_dead, lane=lanes.INHERIT)
 def call_sync(job: Job) -> dict[str, Any]:
-    return sync.sync_run(sync_id=job.payload["sync_id"])
+    return drain.sync_run(sync_id=job.payload["sync_id"])
 
 
 @jobs.register(sync.KIND_REGISTER, lane=lanes.INTERACTIVE)
@@ -88,12 +99,12 @@ def call_register(job: Job) -> dict[str, Any]:
 
 @jobs.register(sync.KIND_CARD, lane=lanes.INTERACTIVE)
 def call_card(job: Job) -> dict[str, Any]:
-    return sync.card_show(sync_id=job.payload["sync_id"])
+    return followups.card_show(sync_id=job.payload["sync_id"])
 
 
 @jobs.register(sync.KIND_DETAILS, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)
 def call_details(job: Job) -> dict[str, Any]:
-    return sync.details_store(sync_id=job.payload["sync_id"])
+    return followups.details_store(sync_id=job.payload["sync_id"])
 
 
 @jobs.register(sync.KIND_RECORDING, on_dead=_crm_sync_dead, lane=lanes.BACKGROUND)

@@ -70,7 +70,8 @@ def date_range_parse(query: Any, errors: dict[str, str]) -> tuple[date | None, d
 def picked_user_parse(query: Any, errors: dict[str, str]) -> int | None:
     """The `user` a list is filtered by (the picker sends a Bitrix24 user id)."""
     raw = str(query.get("user") or "").strip()
-    user_id = int(raw) if raw.isdigit() and 0 < len(raw) < 10 else None
+    # ASCII digits only: str.isdigit() also takes "¹²", which int() refuses.
+    user_id = int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 10 else None
     if raw and not user_id:
         errors["user"] = _("Choose a user with the picker.")
     return user_id

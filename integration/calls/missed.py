@@ -13,7 +13,7 @@ from typing import Any
 
 from bitrixapp.models import Portal, PortalOptions, portal_options
 from integration.bitrix import telephony
-from integration.calls import failed
+from integration.calls import failed, takeover
 from integration.calls.models import CallSync, FailedCall
 from integration.core import alerts, inputs
 from integration.core.log import log_context
@@ -52,7 +52,8 @@ def missed_handle(*, sync_id: int) -> dict[str, Any]:
     with log_context(call=row.pk):
         if FailedCall.objects.filter(sync=row, kind=FailedCall.Kind.MISSED).exists():
             return {"skipped": "already handled"}
-        owner = missed_owner(portal=portal, row=row)
+        # The owner may be away: fallback routing names the first available person.
+        owner = takeover.missed_owner_pick(row=row, owner=missed_owner(portal=portal, row=row))
         number = "".join(ch for ch in row.phone_number if ch in "0123456789") or row.phone_number
         item = failed.failed_call_open(
             portal=portal,

@@ -1,7 +1,8 @@
 """Services of the call pipeline: the entry point the Unitalk side calls.
 
-The steps live in their own modules: dial.py (click-to-call, callbacks), sync.py (register,
-finish, the batching drain, details), recording.py, missed.py; handlers.py registers their jobs.
+The steps live in their own modules: dial.py (click-to-call, callbacks), sync.py (the CallSync
+state machine, register), drain.py (batched register+finish), followups.py (details, card),
+recording.py, missed.py; flow.py registers their jobs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from bitrixapp.models import PortalOptions, portal_options
-from integration.calls import sync
+from integration.calls import sync, takeover
 from integration.calls.models import Call, CallSync
 from integration.core.log import log_context
 
@@ -61,16 +62,20 @@ def call_changed(*, call: Call, event: str) -> None:
         return
     with log_context(call=row.pk):
         if call.ended:
-            if row.stage in sync.OPEN_STAGES:
+            if row.stage in sync.OPEN_STAGES and not takeover.click_leg_failed(row=row, call=call):
                 # A live call's end is finished in this worker right away (interactive lane).
                 sync.job_enqueue(sync.KIND_SYNC, row, run_here=True)
             return
         # A campaign dial is unknown to Bitrix24 until we register it, like a call seen at Unitalk.
         registers = (CallSync.Origin.UNITALK, CallSync.Origin.CAMPAIGN)
+        # Registered (the ringing card) and shown in this worker right away, like the end: a
+        # message each was a hop, and the call's end waited behind it (docs/pipeline.md, "Lanes").
         if row.origin in registers and row.stage == CallSync.Stage.NEW:
-            sync.job_enqueue(sync.KIND_REGISTER, row)
+            # The line's user may be away: fallback routing picks who gets the card.
+            takeover.inbound_user_pick(row=row, call=call)
+            sync.job_enqueue(sync.KIND_REGISTER, row, run_here=True)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)
             if options.card_mode == PortalOptions.CardMode.ON_ANSWER:
-                sync.job_enqueue(sync.KIND_CARD, row)
+                sync.job_enqueue(sync.KIND_CARD, row, run_here=True)
         logger.info("call changed", extra={"event": event, "stage": row.stage})

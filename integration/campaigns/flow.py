@@ -6,6 +6,7 @@
 | campaign.tick     | tick.campaign_tick          | call.dial per free agent; next tick  | retried (next tick anyway)   |
 | campaign.comment  | timeline comment of attempt | —                                    | — (the attempt row has it)   |
 | campaign.todo     | crm.activity.todo.add       | a to-do for the item's responsible   | — (the item row has it)      |
+| campaign.robot    | robot.robot_run_process     | the CRM item's phones enrolled       | the stored run marked failed |
 | (unitalk.webhook) | on settling: outcomes.call_ended | CALL_END settles the attempt, wakes the tick | — |
 | (call.dial)       | on dying: the attempt is DIAL_FAILED | number requeued, not charged | — |
 
@@ -23,7 +24,7 @@ from integration import jobs
 from integration.bitrix import client, crm
 from integration.calls import dial, merge
 from integration.calls.models import Call
-from integration.campaigns import outcomes, services, sources, tick
+from integration.campaigns import outcomes, robot, services, sources, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignItem
 from integration.models import Job
 
@@ -45,6 +46,15 @@ def campaign_load(job: Job) -> dict[str, Any]:
 @jobs.register(services.KIND_TICK)
 def campaign_tick(job: Job) -> dict[str, Any]:
     return tick.campaign_tick(campaign_id=job.payload["campaign_id"])
+
+
+def _robot_dead(job: Job, exc: BaseException) -> None:
+    robot.robot_run_failed(event_id=job.payload["event_id"], error=str(exc))
+
+
+@jobs.register(robot.KIND_ROBOT, on_dead=_robot_dead)
+def campaign_robot(job: Job) -> dict[str, Any]:
+    return robot.robot_run_process(event_id=job.payload["event_id"])
 
 
 @jobs.register(services.KIND_COMMENT)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count
+from django.utils.translation import gettext as _
 
+from integration.agents import selectors as agent_selectors
+from integration.agents.models import AgentState
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.reasons import reason_label
 
@@ -58,8 +61,22 @@ def campaign_detail(*, campaign: Campaign, state: str = "", page: int = 1) -> di
     for item in page_items:
         item.reason_label = reason_label(item.reason)  # type: ignore[attr-defined]
     agents = list(CampaignAgent.objects.filter(campaign=campaign).order_by("bitrix_user_id"))
+    # Presence as the agents capability last computed it (docs/agents.md §5): why the dialer
+    # skips an agent who is not paused in this campaign.
+    presence = {
+        a.bitrix_user_id: a
+        for a in AgentState.objects.filter(
+            portal=campaign.portal, bitrix_user_id__in=[a.bitrix_user_id for a in agents]
+        )
+    }
+    states, reasons = agent_selectors.state_labels(), agent_selectors.reason_labels()
     for agent in agents:
         agent.reason_label = reason_label(agent.pause_reason)  # type: ignore[attr-defined]
+        known = presence.get(agent.bitrix_user_id)
+        label = _("never read") if known is None else states.get(known.state, known.state)
+        if known is not None and known.reason:
+            label = f"{label}: {reasons.get(known.reason, known.reason)}"
+        agent.presence_label = label  # type: ignore[attr-defined]
     return {
         "campaign": campaign,
         "progress": _progress(campaign),

@@ -105,6 +105,26 @@ def items_add(*, campaign: Campaign, entries: list[Entry]) -> dict[str, int]:
     return {"added": added, "duplicate": duplicate, "invalid": invalid}
 
 
+def tick_key_prefix(*, campaign_id: int) -> str:
+    """The start of every tick job's key of one campaign (`campaign.tick:<id>:<slot>`)."""
+    return f"{KIND_TICK}:{campaign_id}:"
+
+
+def ticks_prune(*, campaign_id: int) -> int:
+    """Delete this campaign's succeeded tick jobs but the newest CAMPAIGN_TICK_KEEP.
+
+    A tick runs every CAMPAIGN_TICK_S (3 s): a row each would be ~29,000 rows a day per running
+    campaign that say nothing once they succeeded (docs/campaigns.md, "Tick rows").
+    """
+    from django.conf import settings
+
+    return jobs.jobs_prune_succeeded(
+        kind=KIND_TICK,
+        key_prefix=tick_key_prefix(campaign_id=campaign_id),
+        keep=settings.CAMPAIGN_TICK_KEEP,
+    )
+
+
 def tick_enqueue(*, campaign: Campaign, delay_s: float = 0, reason: str = "period") -> None:
     """Schedule the campaign's tick. Keyed per time slot, so wake-ups within one slot merge."""
     from django.conf import settings
@@ -112,7 +132,7 @@ def tick_enqueue(*, campaign: Campaign, delay_s: float = 0, reason: str = "perio
     slot = int((timezone.now().timestamp() + delay_s) // max(0.5, settings.CAMPAIGN_TICK_S / 3))
     jobs.job_enqueue(
         kind=KIND_TICK,
-        key=f"{KIND_TICK}:{campaign.pk}:{slot}",
+        key=f"{tick_key_prefix(campaign_id=campaign.pk)}{slot}",
         portal=campaign.portal,
         subject=f"campaign {campaign.pk} ({reason})",
         payload={"campaign_id": campaign.pk},

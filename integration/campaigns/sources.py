@@ -137,6 +137,12 @@ def _entries(portal: Any, type_id: int, rows: list[dict[str, Any]], **extra: Any
     return entries
 
 
+def entity_entries(portal: Any, *, entity_type_id: int, entity_id: int) -> list[Entry]:
+    """The numbers of one CRM item (a deal's from its contact or company); [] if it is gone."""
+    rows = list(_by_ids(portal, entity_type_id, [entity_id]).values())
+    return _entries(portal, entity_type_id, rows) if rows else []
+
+
 def campaign_load(*, campaign: Campaign) -> dict[str, int]:
     """Job `campaign.load`: read the source and enrol its numbers. Raises SourceInvalid."""
     portal = campaign.portal

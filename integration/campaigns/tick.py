@@ -20,37 +20,32 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from integration.agents import selectors as agent_selectors
+from integration.agents import services as agent_services
 from integration.bitrix import batch, notify
 from integration.calls import dial, sync
-from integration.calls.models import Call, CallSync
+from integration.calls.models import CallSync
 from integration.campaigns import services, sweep
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.core.errors import IntegrationError
 from integration.core.log import log_context
-from integration.unitalk import selectors as unitalk_selectors
 
 logger = logging.getLogger(__name__)
 
-#: A Unitalk call older than this without CALL_END is not "live" any more (a lost webhook).
-LIVE_CALL_MAX = timedelta(hours=2)
-
 
 def campaign_agent_available(*, campaign: Campaign, agent: CampaignAgent, now: datetime) -> bool:
-    """May the dialer give this agent a number now?
+    """May the dialer give this agent a number now? The agents capability's presence predicate
+    (docs/agents.md §5.1, §5.2): only an AVAILABLE agent with a fresh reading — never one on a
+    break, with the work day not open, PAUSED(sync_failed), offline, on a live call, in wrap-up
+    or without a line; an agent with no presence row yet (never polled) is not available.
 
-    TEMPORARY RULE until integration.agents (agent_can_take_dialer_call, docs/agents.md §5.1)
-    is merged: the agent has a mapped Unitalk line and no live call on it. The campaign's own
-    rules (paused here, wrap-up, one attempt at a time) are checked by the caller.
+    The campaign's own rules (paused here, its wrap-up, one attempt at a time) are the caller's.
     """
-    line = unitalk_selectors.operator_line_for_user(campaign.portal, agent.bitrix_user_id)
-    if not line:
+    state = agent_selectors.agent_for_user(portal=campaign.portal, user_id=agent.bitrix_user_id)
+    if state is None:
         return False
-    return not Call.objects.filter(
-        portal=campaign.portal,
-        operator_line=line,
-        ended=False,
-        created_at__gte=now - LIVE_CALL_MAX,
-    ).exists()
+    state.portal = campaign.portal
+    return agent_services.agent_can_take_dialer_call(agent=state, now=now)
 
 
 def in_window(*, campaign: Campaign, now: datetime) -> bool:
@@ -215,11 +210,21 @@ def _finish_if_done(campaign: Campaign) -> bool:
     exhausted.update(state=CampaignItem.State.FAILED, reason="max attempts reached")
     if open_items.exists():
         return False
+    if campaign.source == Campaign.Source.MANUAL:
+        # Numbers come one by one (the "Add to campaign" robot, CSV uploads): out of numbers is
+        # waiting for the next, not done; the manager stops it (docs/campaigns.md, "The robot").
+        return False
     return bool(
         Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
             state=Campaign.State.FINISHED, state_reason="every number has a final outcome"
         )
     )
+
+
+def _waiting_for_numbers(campaign: Campaign) -> bool:
+    return not CampaignItem.objects.filter(
+        campaign=campaign, state__in=[CampaignItem.State.PENDING, CampaignItem.State.CALLING]
+    ).exists()
 
 
 def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -229,6 +234,8 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
     """
     now = now or timezone.now()
     campaign = Campaign.objects.select_related("portal").get(pk=campaign_id)
+    # Earlier rounds' rows (this one is still running, so it is never among them).
+    services.ticks_prune(campaign_id=campaign.pk)
     with log_context(portal=campaign.portal.member_id):
         if campaign.state != Campaign.State.RUNNING:
             return {"skipped": f"campaign {campaign.state}"}
@@ -242,6 +249,12 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
         if _finish_if_done(campaign):
             result["finished"] = True
             return result
+        if (
+            result.get("dialled") == 0
+            and not result.get("waiting")
+            and _waiting_for_numbers(campaign)
+        ):
+            result["waiting"] = "waiting for numbers"
         campaign.refresh_from_db(fields=["state"])
         if campaign.state == Campaign.State.RUNNING:
             services.tick_enqueue(campaign=campaign, delay_s=settings.CAMPAIGN_TICK_S)

@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bitrixapp import auth
-from integration.campaigns import forms, selectors, services
+from integration.bitrix.formdata import FormError, form_parse
+from integration.campaigns import forms, robot, selectors, services
 from integration.campaigns.models import CampaignAgent
 from integration.core import inputs
 
@@ -102,3 +105,32 @@ def campaign_csv(request: HttpRequest, campaign_id: str) -> HttpResponse:
         return JsonResponse({"error": "the campaign is finished"}, status=409)
     counts = services.items_add(campaign=campaign, entries=forms.csv_entries(request.body))
     return JsonResponse(counts)
+
+
+@csrf_exempt  # authenticated by application_token, as the event door (bitrixapp/views/events.py)
+@require_POST
+def robot_add_to_campaign(request: HttpRequest) -> HttpResponse:
+    """The robot's HANDLER (docs/campaigns.md, "The robot"): verify, store, 200; a job enrols.
+
+    401 for a wrong application_token, 400/404/409 for a run that cannot be taken; nothing is
+    stored unless the answer is 200.
+    """
+    try:
+        payload = form_parse(request.body)
+    except (FormError, RequestDataTooBig) as exc:
+        return JsonResponse({"error": f"malformed form body: {exc}", "field": "body"}, status=400)
+    a = payload.get("auth")
+    if not isinstance(a, dict):
+        return JsonResponse({"error": "auth[...] is required", "field": "auth"}, status=400)
+    try:
+        portal = auth.event_authenticate(auth=a)
+    except auth.AuthenticationFailed as exc:
+        return JsonResponse({"error": exc.reason}, status=401)
+    try:
+        run = robot.robot_run_parse(portal=portal, payload=payload)
+    except robot.RobotRefused as exc:
+        return JsonResponse({"error": exc.message, "field": exc.field}, status=exc.status)
+    except inputs.InputError as exc:
+        return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
+    row, created = robot.robot_run_receive(portal=portal, run=run)
+    return JsonResponse({"ok": True, "id": row.pk, "duplicate": not created})

@@ -57,6 +57,19 @@ def queue_for(lane: str) -> str:
     return queue_name(lane, default_queue=current_app.conf.task_default_queue)
 
 
+def urgent_priority() -> int:
+    """The message priority of an urgent kind (a click): ahead of the lane's default priority.
+
+    Redis lists each priority separately and pops the lowest number first (kombu's
+    priority_steps 0, 3, 6, 9), so a click's message is taken before live-call webhooks queued
+    earlier in the same lane (docs/pipeline.md, "Lanes"); the others are sent at
+    CELERY_TASK_DEFAULT_PRIORITY. The filesystem broker ignores priorities.
+    """
+    from django.conf import settings
+
+    return int(settings.CELERY_URGENT_PRIORITY)
+
+
 def resolve(declared: str, *, requested: str | None = None) -> str:
     """The lane of a new job: asked for > declared by its kind > the enqueuing job's lane."""
     if requested in LANES:

@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 FIX_SETTINGS = "settings"
 FIX_FAILED = "failed"
 FIX_AGENTS = "agents"
+FIX_ROUTING = "routing"
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,77 @@ def _agent_poll_failed(p: dict[str, Any]) -> Rendered:
     )
 
 
+def _routing_why(p: dict[str, Any]) -> str:
+    whys = {
+        "no_line": _("you have no Unitalk line"),
+        "line_failing": _("your Unitalk line is failing"),
+        "line_unreachable": _("your Unitalk line did not ring"),
+        "refused": _("Unitalk refused the call"),
+        "unitalk_down": _("Unitalk is unavailable"),
+    }
+    return whys.get(str(p.get("why") or ""), _("your Unitalk line is unavailable"))
+
+
+def _routing_rerouted(p: dict[str, Any]) -> Rendered:
+    """Told to the caller at once (docs/routing.md): who takes their call instead."""
+    values = {"why": _routing_why(p), "name": p.get("name") or "?", "phone": p.get("phone") or "?"}
+    if p.get("mode") == "dial":
+        text = _("%(why)s: %(name)s is calling %(phone)s from their line now.") % values
+    else:
+        text = _("%(why)s: %(name)s will call %(phone)s; they have been asked.") % values
+    return Rendered(_("Call handed to a colleague"), text[:1].upper() + text[1:], "")
+
+
+def _routing_asked(p: dict[str, Any]) -> Rendered:
+    """Told to the next person (ask-first): one click on Routing → Calls for you dials it."""
+    return Rendered(
+        _("Please call a client"),
+        _(
+            "%(caller)s could not call %(phone)s. Please call the client: open Unitalk → "
+            "Routing and press “Call now”, or click the number in the CRM."
+        )
+        % {"caller": p.get("caller") or "?", "phone": p.get("phone") or "?"},
+        FIX_ROUTING,
+    )
+
+
+def _routing_callback(p: dict[str, Any]) -> Rendered:
+    text = _(
+        "%(why)s and nobody can take %(phone)s now: a callback task was created. You can also "
+        "call from your mobile."
+    ) % {"why": _routing_why(p), "phone": p.get("phone") or "?"}
+    return Rendered(_("Callback task created"), text[:1].upper() + text[1:], FIX_FAILED)
+
+
+def _routing_unitalk_down(p: dict[str, Any]) -> Rendered:
+    if p.get("phone"):
+        text = _("Unitalk unavailable; a callback task was created for %(phone)s.") % {
+            "phone": p["phone"]
+        }
+    else:
+        text = _(
+            "Unitalk unavailable: clicks to call cannot be dialled now. Each one is told at once "
+            "and waits on Failed calls to be tried again. Check the Unitalk key in Settings."
+        )
+    return Rendered(_("Unitalk unavailable"), text, FIX_SETTINGS)
+
+
+def _routing_escalated(p: dict[str, Any]) -> Rendered:
+    n = _n(p)
+    return Rendered(
+        _("Callback still open"),
+        ngettext(
+            "Nobody has called %(phone)s back for %(n)d minute (owner: %(name)s). Please see "
+            "that someone calls.",
+            "Nobody has called %(phone)s back for %(n)d minutes (owner: %(name)s). Please see "
+            "that someone calls.",
+            n,
+        )
+        % {"phone": p.get("phone") or "?", "n": n, "name": p.get("name") or "?"},
+        FIX_FAILED,
+    )
+
+
 #: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
 MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "unitalk.credentials_invalid": _credentials_invalid,
@@ -188,6 +260,11 @@ MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "call.crm_sync_failed": _call_crm_sync_failed,
     "agents.sync_failed": _agent_sync_failed,
     "agents.poll_failed": _agent_poll_failed,
+    "routing.rerouted": _routing_rerouted,
+    "routing.asked": _routing_asked,
+    "routing.callback": _routing_callback,
+    "routing.unitalk_down": _routing_unitalk_down,
+    "routing.escalated": _routing_escalated,
 }
 
 

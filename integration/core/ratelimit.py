@@ -141,16 +141,26 @@ def acquire(
     this job and raises RateLimitedError with the exact wait: the job is rescheduled for then and
     spends its ticket, so waiting jobs queue up in the bucket instead of all coming back for the
     same slot. Outside a job nothing is reserved beyond the short wait. Returns the wait taken.
+
+    Background tickets are turns in a bucket of their own (`<key>:background`, same rate): at its
+    turn a background job takes the shared bucket only for now. Booked in the shared bucket, they
+    moved its clock up to `max_wait` ahead, and a click then queued behind every one of them,
+    reserve or not (bench/latency.py: five clicks at once waited 2-5 s behind recording
+    downloads' tickets; docs/pipeline.md, "Lanes"). Interactive tickets stay in the shared one.
     """
     from integration.core import lanes
 
     job_id = lanes.current_job()
+    lane = lane or lanes.current_lane()
+    slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
+    slots = max(0, min(slots, burst - 1))
+    turns = f"{key}:background" if slots else key
     if job_id is not None:
-        ticket = _ticket_take(key, job_id)
+        ticket = _ticket_take(turns, job_id)
         if ticket is not None:
             wait = ticket - time.time()
             if wait > settings.RATE_MAX_SLEEP_S:
-                _ticket_put(key, job_id, ticket)  # came back early: keep it
+                _ticket_put(turns, job_id, ticket)  # came back early: keep it
                 raise RateLimitedError(
                     f"local rate budget for {key}: slot at +{wait:.2f}s",
                     retry_after=wait,
@@ -158,15 +168,14 @@ def acquire(
                 )
             if wait > 0:
                 time.sleep(wait)
-            return max(0.0, wait)
-    lane = lane or lanes.current_lane()
-    slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
+            taken = max(0.0, wait)
+            if turns != key:
+                taken += _take_now(key, burst=burst, per_second=per_second, reserve_slots=slots)
+            return taken
     limit = max_wait if job_id is not None else settings.RATE_MAX_SLEEP_S
-    wait = reserve(
-        key, burst=burst, per_second=per_second, max_wait=limit, reserve_slots=min(slots, burst - 1)
-    )
+    wait = reserve(turns, burst=burst, per_second=per_second, max_wait=limit, reserve_slots=slots)
     if wait > settings.RATE_MAX_SLEEP_S and job_id is not None:
-        _ticket_put(key, job_id, time.time() + wait)
+        _ticket_put(turns, job_id, time.time() + wait)
         raise RateLimitedError(
             f"local rate budget for {key}: slot at +{wait:.2f}s",
             retry_after=wait,
@@ -175,6 +184,23 @@ def acquire(
     metrics.rate_limit_wait_seconds.labels(metrics.provider_of(key)).observe(wait)
     if wait > 0:
         time.sleep(wait)  # pacing within a few ms of the provider's limit, never longer
+    if turns != key:
+        wait += _take_now(key, burst=burst, per_second=per_second, reserve_slots=slots)
+    return wait
+
+
+def _take_now(key: str, *, burst: int, per_second: float, reserve_slots: int) -> float:
+    """A slot of the shared bucket within RATE_MAX_SLEEP_S, or RateLimitedError with the wait
+    (interactive work has the slots meanwhile; the job comes back then)."""
+    wait = reserve(
+        key,
+        burst=burst,
+        per_second=per_second,
+        max_wait=settings.RATE_MAX_SLEEP_S,
+        reserve_slots=reserve_slots,
+    )
+    if wait > 0:
+        time.sleep(wait)
     return wait
 
 

@@ -15,9 +15,14 @@ and the partial index `unitalk_event_inbox` finds it.
   statements (PgBouncer in transaction mode before 1.21).
 - Other databases (SQLite in development): an ORM insert.
 
-Waking the worker: a per-process thread publishes one `jobs_dispatch` per short window
-(UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, so the request never waits on the
-broker. If a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S) feeds the inbox.
+Waking the worker: a per-process thread runs one `jobs_dispatch` per short window
+(UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, right there in the web process:
+it turns the waiting events into jobs and publishes them, so the request never waits on the
+broker and a live call's event costs one broker hop, not two (it used to publish a
+`jobs_dispatch` message for a worker to do the same: a hop and a message of the interactive
+lane per window, docs/pipeline.md "Lanes"). If that fails, it publishes the `jobs_dispatch`
+message as before; if a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S)
+feeds the inbox.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -216,19 +221,32 @@ class _Kicker:
         self._wake.set()
 
     def _run(self) -> None:
-        from integration.tasks import jobs_dispatch
-
         while True:
             self._wake.wait()
             time.sleep(settings.UNITALK_WEBHOOK_KICK_WINDOW_S)
-            # Cleared before publishing: an event committed from here on sets it again, so
-            # every committed event is followed by a publish.
+            # Cleared before dispatching: an event committed from here on sets it again, so
+            # every committed event is followed by a dispatch.
             self._wake.clear()
-            try:
-                # Live webhooks: the dispatcher that feeds them runs in the interactive lane.
-                jobs_dispatch.apply_async(queue=lanes.queue_for(lanes.INTERACTIVE))
-            except Exception:  # broker down: beat's periodic dispatch feeds the inbox
-                logger.exception("could not wake the job dispatcher")
+            dispatch_now()
+
+
+def dispatch_now() -> None:
+    """Feed the inbox and publish its jobs from this process (the kicker's thread); if that
+    fails, ask an interactive worker to do it. Never raises: beat's dispatch is the backstop."""
+    from integration import jobs
+    from integration.tasks import jobs_dispatch
+
+    try:
+        close_old_connections()  # this thread's connection, kept per CONN_MAX_AGE
+        jobs.jobs_dispatch()
+        return
+    except Exception as exc:
+        logger.warning("could not dispatch from the web process, asking a worker: %s", exc)
+    try:
+        # Live webhooks: the dispatcher that feeds them runs in the interactive lane.
+        jobs_dispatch.apply_async(queue=lanes.queue_for(lanes.INTERACTIVE))
+    except Exception:  # broker down: beat's periodic dispatch feeds the inbox
+        logger.exception("could not wake the job dispatcher")
 
 
 _kicker = _Kicker()

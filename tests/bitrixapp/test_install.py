@@ -179,6 +179,56 @@ def test_binding_job_binds_events_placements_and_line_then_activates(client, rsp
     assert Job.objects.get(pk=job.pk).result["existing"] == ["line"]
 
 
+@pytest.mark.parametrize(
+    ("error", "description"),
+    [
+        ("insufficient_scope", "The request requires higher privileges than provided by the token"),
+        ("ACCESS_DENIED", "Access denied!"),
+    ],
+)
+def test_a_refused_robot_leaves_the_robot_out_and_the_install_goes_on(
+    client, rsps, error, description
+):
+    # given: the portal cannot take automation robots (no bizproc scope, or not allowed)
+    member_id = new_member_id()
+    fake_app_info(rsps, member_id)
+    fake_profile(rsps)
+    install_post(client, member_id)
+    refused = {binding.ROBOT_KEY: {"error": error, "error_description": description}}
+    rsps.replace("POST", REST + "batch", json=bind_answer(refused))
+    job = Job.objects.get(kind="portal.install")
+    # when
+    state = jobs.job_execute(job_id=job.pk)
+    # then: telephony is bound, the portal active, the robot named as left out
+    assert state == Job.State.SUCCEEDED
+    cmd = rest_body(rsps.calls[-1])["cmd"]
+    assert cmd[binding.ROBOT_KEY].startswith("bizproc.robot.add?CODE=unitalk_add_to_campaign")
+    assert Portal.objects.get(member_id=member_id).status == Portal.Status.ACTIVE
+    result = Job.objects.get(pk=job.pk).result
+    assert result["left_out"] == {binding.ROBOT_KEY: f"{error}: {description}"}
+    assert binding.ROBOT_KEY not in result["bound"]
+
+
+def test_a_robot_already_installed_counts_as_bound(client, rsps):
+    member_id = new_member_id()
+    fake_app_info(rsps, member_id)
+    fake_profile(rsps)
+    install_post(client, member_id)
+    already = {
+        binding.ROBOT_KEY: {
+            "error": "ERROR_ACTIVITY_ALREADY_INSTALLED",
+            "error_description": "Activity or Robot already installed!",
+        }
+    }
+    rsps.replace("POST", REST + "batch", json=bind_answer(already))
+    job = Job.objects.get(kind="portal.install")
+
+    assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
+    result = Job.objects.get(pk=job.pk).result
+    assert result["existing"] == [binding.ROBOT_KEY]
+    assert result["left_out"] == {}
+
+
 def test_failed_binding_keeps_portal_installing_with_a_readable_reason(client, rsps):
     # given: the portal refuses our handler URL
     member_id = new_member_id()

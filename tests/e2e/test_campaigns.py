@@ -9,19 +9,42 @@ from datetime import time
 
 import pytest
 
+from integration.agents.models import AgentState, State
+from integration.bitrix import binding
 from integration.calls.models import CallSync
 from integration.campaigns import services
 from integration.campaigns.models import Attempt, Campaign, CampaignItem
+from tests.e2e.test_agents_status import AGENT_ENV
 from tests.e2e.test_calls_pipeline import call_world
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+#: Agents are polled as in production, only faster (docs/agents.md §5.1); the dialer asks their
+#: presence before every number.
+ENV = {**AGENT_ENV, "CAMPAIGN_TICK_S": "1"}
+
+
+def _available(user_id: int) -> bool:
+    return AgentState.objects.filter(bitrix_user_id=user_id, state=State.AVAILABLE).exists()
+
+
+def _clock_in(world, *user_ids: int) -> None:
+    """The agents open their work day in the portal and the app's poll sees it."""
+    for user_id in user_ids:
+        world.bx(f"portals/{world.portal.member_id}/workday", {"user_id": user_id, "op": "open"})
+    for user_id in user_ids:
+        wait_until(
+            lambda u=user_id: _available(u), timeout=30, message=f"agent {user_id} available"
+        )
+
 
 def test_a_crm_filter_campaign_with_two_agents_dials_every_contact_once(tmp_path, settings):
-    with call_world(tmp_path, settings, env={"CAMPAIGN_TICK_S": "1"}) as world:
-        # given: six contacts in the portal's CRM, a campaign over contacts with agents 1 and 2
+    with call_world(tmp_path, settings, env=ENV) as world:
+        # given: six contacts in the portal's CRM, a campaign over contacts with agents 1 and 2,
+        # both clocked in
         member = world.portal.member_id
+        _clock_in(world, 1, 2)
         world.bx(
             f"portals/{member}/crm-seed",
             {"entity_type_id": 3, "count": 6, "phone_from": "380501230001",
@@ -74,3 +97,96 @@ def test_a_crm_filter_campaign_with_two_agents_dials_every_contact_once(tmp_path
         finished = world.portal_state()["finished"]
         assert len(finished) == 6
         assert {f["CALL_FAILED_CODE"] for f in finished.values()} == {"200"}
+
+
+def test_an_agent_whose_work_day_is_not_open_is_never_offered_a_campaign_call(tmp_path, settings):
+    with call_world(tmp_path, settings, env=ENV) as world:
+        # given: agent 1 clocked in, agent 2's work day closed (PAUSED(day_closed))
+        member = world.portal.member_id
+        _clock_in(world, 1)
+        world.bx(f"portals/{member}/workday", {"user_id": 2, "op": "close"})
+        wait_until(
+            lambda: AgentState.objects.filter(bitrix_user_id=2, state=State.PAUSED).exists(),
+            timeout=30,
+            message="agent 2 paused",
+        )
+        world.bx(
+            f"portals/{member}/crm-seed",
+            {"entity_type_id": 3, "count": 3, "phone_from": "380501240001",
+             "fields": {"NAME": "Client {n}"}},
+        )  # fmt: skip
+        campaign = services.campaign_create(
+            portal=world.portal,
+            name="E2E presence",
+            agent_user_ids=[1, 2],
+            source=Campaign.Source.CRM_FILTER,
+            source_params={"entity_type_id": 3, "filter": {}},
+            timezone="UTC",
+            window_start=time(0, 0),
+            window_end=time(23, 59, 59),
+            wrap_up_s=0,
+        )
+        services.campaign_load_enqueue(campaign=campaign)
+        wait_until(
+            lambda: CampaignItem.objects.filter(campaign=campaign).count() == 3,
+            timeout=60,
+            message="the contacts to be loaded",
+        )
+
+        # when: the campaign runs to its end
+        services.campaign_start(campaign=campaign)
+        wait_until(
+            lambda: Campaign.objects.filter(pk=campaign.pk, state="finished").exists(),
+            timeout=180,
+            message="the campaign to finish",
+        )
+
+        # then: every number went to agent 1; agent 2 was never dialled
+        attempts = list(Attempt.objects.filter(item__campaign=campaign))
+        assert len(attempts) == 3
+        assert {a.agent_user_id for a in attempts} == {1}
+        assert set(CampaignItem.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_the_add_to_campaign_robot_enrols_a_lead_that_is_then_dialled(tmp_path, settings):
+    with call_world(tmp_path, settings, env=ENV) as world:
+        # given: the app installed (its robot registered with the portal), a lead, a campaign
+        member = world.portal.member_id
+        robots = world.portal_state().get("robots") or {}
+        assert binding.ROBOT_CODE in robots, robots
+        seeded = world.bx(
+            f"portals/{member}/crm-seed",
+            {"entity_type_id": 1, "count": 1, "phone_from": "380501250001",
+             "fields": {"TITLE": "Robot lead"}},
+        )  # fmt: skip
+        campaign = services.campaign_create(
+            portal=world.portal,
+            name="E2E robot",
+            agent_user_ids=[1],
+            timezone="UTC",
+            window_start=time(0, 0),
+            window_end=time(23, 59, 59),
+            wrap_up_s=0,
+        )
+        _clock_in(world, 1)
+        services.campaign_start(campaign=campaign)
+
+        # when: a pipeline's robot runs on the lead, twice (the number must not double)
+        for _ in range(2):
+            world.bx(
+                f"portals/{member}/robot-run",
+                {"code": binding.ROBOT_CODE, "entity_type": "LEAD",
+                 "entity_id": str(seeded["ids"][0]),
+                 "properties": {binding.ROBOT_PROPERTY: str(campaign.pk)}},
+            )  # fmt: skip
+
+        # then: the lead's number is enrolled once and dialled from agent 1's line
+        wait_until(
+            lambda: CampaignItem.objects.filter(campaign=campaign, state="done").exists(),
+            timeout=40,
+            message="the robot's lead to be dialled",
+        )
+        assert CampaignItem.objects.filter(campaign=campaign).count() == 1
+        item = CampaignItem.objects.get(campaign=campaign)
+        assert (item.entity_type, item.phone) == ("LEAD", "380501250001")
+        assert [a.agent_user_id for a in Attempt.objects.filter(item=item)] == [1]

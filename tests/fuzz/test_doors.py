@@ -23,9 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions
+from integration.bitrix import binding
 from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import FailedCall
+from integration.campaigns import services as campaign_services
+from integration.campaigns.models import Campaign
 from integration.core.log import ContextFilter, JsonFormatter
 from integration.models import Job, Notification
 from integration.unitalk import selectors as unitalk_selectors
@@ -266,6 +269,78 @@ def test_event_door(world, request):
     before = rows()
     response = world["client"].post("/bitrix/events/", data, content_type=content_type)
     check("events", "POST", response, before)
+
+
+ROBOT_KEYS = st.sampled_from(
+    [
+        "code",
+        "document_id[2]",
+        "document_id",
+        "properties[campaign]",
+        "properties",
+        "workflow_id",
+        "event_token",
+        "auth[user_id]",
+        "auth[member_id]",
+        "auth",
+        "a]b[",
+    ]
+)
+DOCUMENTS = st.one_of(
+    st.sampled_from(["LEAD_1", "DEAL_7", "DYNAMIC_128_4", "LEAD_", "TASK_5", "LEAD_" + "9" * 30]),
+    TEXT,
+)
+
+
+@st.composite
+def robot_requests(draw):
+    pairs: list[tuple[str, str]] = []
+    if draw(st.booleans()):  # a genuine run, then whatever is drawn on top of it
+        pairs += [
+            ("auth[member_id]", "{MEMBER}"),
+            ("auth[application_token]", "{APPTOKEN}"),
+            ("code", binding.ROBOT_CODE),
+            ("document_id[2]", "LEAD_1"),
+            (f"properties[{binding.ROBOT_PROPERTY}]", "{CAMPAIGN}"),
+            ("workflow_id", draw(TEXT) or "w.1"),
+            ("event_token", draw(TEXT) or "t.1"),
+        ]
+    if draw(st.booleans()):
+        pairs += [("auth[member_id]", "{MEMBER}"), ("auth[application_token]", "{APPTOKEN}")]
+    if draw(st.booleans()):
+        pairs.append(("code", draw(st.sampled_from([binding.ROBOT_CODE, "x", ""]))))
+    if draw(st.booleans()):
+        pairs.append(("document_id[2]", draw(DOCUMENTS)))
+    if draw(st.booleans()):
+        campaign = st.one_of(st.just("{CAMPAIGN}"), NUMBERS, VALUES)
+        pairs.append((f"properties[{binding.ROBOT_PROPERTY}]", draw(campaign)))
+    for name in ("workflow_id", "event_token"):
+        if draw(st.booleans()):
+            pairs.append((name, draw(st.one_of(TEXT, st.just("w.1")))))
+    pairs += draw(st.lists(st.tuples(ROBOT_KEYS, VALUES), max_size=8))
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=200)), draw(CONTENT_TYPES)
+    content_type = draw(st.one_of(st.just("application/x-www-form-urlencoded"), CONTENT_TYPES))
+    return pairs, content_type
+
+
+@given(request=robot_requests())
+@settings(max_examples=300, **FUZZ)
+def test_robot_door(world, request):
+    # a campaign of the portal the robot may name ({CAMPAIGN}); made once per test
+    campaign = Campaign.objects.filter(portal=world["portal"]).first()
+    if campaign is None:
+        campaign = campaign_services.campaign_create(
+            portal=world["portal"], name="Fuzz", agent_user_ids=[1]
+        )
+    body, content_type = request
+    ctx = {**world["ctx"], "CAMPAIGN": str(campaign.pk)}
+    data = body if isinstance(body, bytes) else form_body(body, ctx)
+    before = rows()
+    response = world["client"].post(
+        "/bitrix/robots/add-to-campaign/", data, content_type=content_type
+    )
+    check("robot", "POST", response, before)
 
 
 INSTALL_KEYS = st.sampled_from(

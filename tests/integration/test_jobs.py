@@ -34,7 +34,7 @@ def sent(settings, monkeypatch):
     behaviour["error"] = None
     sent: list[int] = []
     monkeypatch.setattr(
-        jobs, "_send", lambda pairs, countdown=0: sent.extend(job_id for job_id, _ in pairs)
+        jobs, "_send", lambda pairs, countdown=0: sent.extend(job_id for job_id, *_ in pairs)
     )
     return sent
 

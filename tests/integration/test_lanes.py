@@ -41,7 +41,9 @@ def _any(job):
 def recorded(monkeypatch):
     published.clear()
     followed.clear()
-    monkeypatch.setattr(jobs, "_send", lambda pairs, countdown=0: published.extend(pairs))
+    monkeypatch.setattr(
+        jobs, "_send", lambda pairs, countdown=0: published.extend(p[:2] for p in pairs)
+    )
 
 
 def _portal(name: str) -> Portal:
@@ -167,3 +169,71 @@ def test_jobs_waiting_for_budget_queue_up_with_tickets_instead_of_colliding(file
     with lanes.lane_scope(lanes.BACKGROUND, job_id=7), pytest.raises(RateLimitedError) as again:
         ratelimit.acquire("t", burst=1, per_second=0.5)
     assert again.value.retry_after <= waits[7]
+
+
+_publish = jobs._send  # the real hand-off (the autouse fixture replaces it in every test)
+
+
+def test_a_click_is_published_ahead_of_the_live_calls_webhooks(monkeypatch, settings):
+    # Measured in bench/latency.py: the one interactive worker took each click after the
+    # previous calls' webhooks, ~1 s on a quiet machine (docs/pipeline.md, "Lanes").
+    from integration.tasks import job_run
+
+    calls: list[tuple[int, dict]] = []
+    monkeypatch.setattr(job_run, "apply_async", lambda args, **kw: calls.append((args[0], kw)))
+    _publish([(101, lanes.INTERACTIVE, "unitalk.webhook"), (102, lanes.INTERACTIVE, "call.sync")])
+    _publish([(103, lanes.INTERACTIVE, "bitrix.event"), (104, lanes.INTERACTIVE, "call.dial")])
+    priorities = {job_id: kw.get("priority") for job_id, kw in calls}
+    assert priorities == {
+        101: None,
+        102: None,
+        103: lanes.urgent_priority(),
+        104: lanes.urgent_priority(),
+    }
+
+
+def test_on_redis_the_urgent_priority_is_popped_before_the_default():
+    # kombu's Redis transport keeps one list per priority step and pops the lowest step first.
+    from bisect import bisect
+
+    from kombu.transport.redis import PRIORITY_STEPS
+
+    def step(priority: int) -> int:
+        return PRIORITY_STEPS[bisect(PRIORITY_STEPS, priority) - 1]
+
+    from bitrixapp import settings as app_settings
+
+    if app_settings.CELERY_BROKER_URL.startswith("redis://"):
+        assert step(app_settings.CELERY_URGENT_PRIORITY) < step(
+            app_settings.CELERY_TASK_DEFAULT_PRIORITY
+        )
+    else:  # the filesystem broker ignores priorities; nothing is asked of it
+        assert not hasattr(app_settings, "CELERY_TASK_DEFAULT_PRIORITY")
+
+
+def test_background_tickets_never_put_a_click_behind_them(file_budget):
+    # given a bucket of 10 (2 per second) and 20 background jobs asking for it: 7 get slots now,
+    # the others tickets for later (bench/latency.py: recording downloads' tickets held the
+    # Unitalk key's clock seconds ahead and five clicks at once waited 2-5 s behind them)
+    refused = 0
+    for job_id in range(1, 21):
+        with lanes.lane_scope(lanes.BACKGROUND, job_id=job_id):
+            try:
+                ratelimit.acquire("k", burst=10, per_second=2.0, max_wait=30)
+            except RateLimitedError:
+                refused += 1
+    assert refused == 13
+    # when clicks come: the 3 reserved slots are theirs at once, whatever background booked
+    for _ in range(3):
+        assert ratelimit.acquire("k", burst=10, per_second=2.0, lane=lanes.INTERACTIVE) == 0
+
+
+def test_a_background_job_at_its_turn_is_not_sent_when_clicks_took_the_bucket(file_budget):
+    # given clicks that used the whole bucket, and a background job whose turn has come
+    for _ in range(10):
+        ratelimit.acquire("m", burst=10, per_second=1.0, lane=lanes.INTERACTIVE)
+    ratelimit._ticket_put("m:background", 1, time.time())
+    # when it comes back for its turn: it is told to wait for a slot, not sent over the limit
+    with lanes.lane_scope(lanes.BACKGROUND, job_id=1), pytest.raises(RateLimitedError) as later:
+        ratelimit.acquire("m", burst=10, per_second=1.0, max_wait=30)
+    assert later.value.retry_after > 3  # background keeps 3 of 10 free: 4 more slots to drain

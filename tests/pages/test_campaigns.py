@@ -12,6 +12,7 @@ from integration.campaigns.models import Attempt, Campaign, CampaignItem
 from integration.campaigns.services import Entry
 from integration.models import Job
 from tests.pages.conftest import enter, fake_profile, other_portal, token  # noqa: F401
+from tests.support.factories import AgentStateFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,18 @@ def test_detail_filters_items_by_state_and_shows_outcomes_and_agents(
     assert "380501110002" not in html  # waiting: filtered out
     assert "<th>ANSWER</th>" in html
     assert 'data-agent="2"' in html
+
+
+def test_detail_shows_each_agents_presence_and_why_the_dialer_skips_them(
+    client, portal, rsps, campaign
+):
+    # agent 1 on a break, agent 2 never read from Bitrix24 (no presence row yet)
+    AgentStateFactory(portal=portal, bitrix_user_id=1, state="paused", reason="break")
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/campaigns/", campaign=str(campaign.pk)).content
+    page = html.decode()
+    assert '<td class="presence">Paused: on a break</td>' in page
+    assert '<td class="presence">never read</td>' in page
 
 
 def test_ukrainian_detail_page(client, portal, rsps, campaign):

@@ -94,6 +94,14 @@ def test_list_filters_by_user_and_reason(client, portal):
     assert [i["id"] for i in items] == [mine.pk]
 
 
+@pytest.mark.parametrize("user", ["¹²", "٣", "５", "-1", "1" * 12])  # noqa: RUF001 (look-alike digits are the point)
+def test_a_user_filter_that_is_not_a_plain_number_is_a_400_naming_it(client, portal, user):
+    # str.isdigit() takes superscript and other-script digits that int() refuses (tests/fuzz)
+    response = client.get("/bitrix/actions/failed/", {"user": user}, **token(portal, admin=False))
+    assert response.status_code == 400, response.content
+    assert "user" in response.json()["errors"]
+
+
 def test_list_filters_by_date(client, portal):
     old = open_item(portal)
     FailedCall.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))

@@ -10,6 +10,7 @@ import factory
 from django.utils import timezone
 
 from bitrixapp.models import Portal
+from integration.agents.models import AgentState, State
 
 
 class PortalFactory(factory.django.DjangoModelFactory):
@@ -30,3 +31,22 @@ class PortalFactory(factory.django.DjangoModelFactory):
             refresh_token="refresh-1",
             access_expires_at=factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1)),
         )
+
+
+class AgentStateFactory(factory.django.DjangoModelFactory):
+    """An agent who is there: a line, a fresh Bitrix24 reading, the work day open
+    (docs/agents.md §5.1: what `agent_can_take_dialer_call` needs to say yes)."""
+
+    class Meta:
+        model = AgentState
+
+    portal = factory.SubFactory(PortalFactory)
+    bitrix_user_id = factory.Sequence(lambda n: 100 + n)
+    line = factory.LazyAttribute(lambda agent: str(agent.bitrix_user_id))
+    name = factory.LazyAttribute(lambda agent: f"Agent {agent.bitrix_user_id}")
+    state = State.AVAILABLE
+    timeman_status = "OPENED"
+    time_tracking = True
+    user_active = True
+    user_online = True
+    polled_at = factory.LazyFunction(timezone.now)

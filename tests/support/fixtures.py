@@ -15,7 +15,7 @@ def sent(monkeypatch):
     """Jobs handed to the broker (not sent: tests run them with jobs.job_execute)."""
     handed: list[int] = []
     monkeypatch.setattr(
-        jobs, "_send", lambda pairs, countdown=0: handed.extend(job_id for job_id, _ in pairs)
+        jobs, "_send", lambda pairs, countdown=0: handed.extend(job_id for job_id, *_ in pairs)
     )
     return handed
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from integration import jobs
 from integration.agents import poll, services
 from integration.agents.models import AgentState, AgentSync, AgentTransition, Reason, State
 from integration.bitrix import telephony
@@ -248,3 +249,17 @@ def test_a_poll_does_not_undo_a_switch_set_while_it_ran(mapped, agents_portal, m
     monkeypatch.setattr(timeman, "status_many", admin_switches_push_on_meanwhile)
     poll.agents_poll(portal=mapped)
     assert AgentSync.objects.get(portal=mapped).push_enabled is True
+
+
+def test_polls_and_probes_run_in_the_background_lane_even_when_asked_from_interactive_work(
+    mapped,
+):
+    # docs/agents.md §5.1: polling must never starve call logging (issue 13, issue 17's lanes).
+    from integration.agents import push
+    from integration.core import lanes
+
+    with lanes.lane_scope(lanes.INTERACTIVE):
+        polled = poll.poll_now_enqueue(portal=mapped)
+        probe = jobs.job_enqueue(kind=push.KIND_PROBE, key="probe-lane", portal=mapped)
+    assert polled.payload["lane"] == lanes.BACKGROUND
+    assert probe.payload["lane"] == lanes.BACKGROUND

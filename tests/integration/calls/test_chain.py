@@ -107,3 +107,29 @@ def test_a_call_with_a_crm_entity_still_gets_its_timeline_comment(portal, connec
     )
     sync.followups_enqueue(sync=row)
     assert Job.objects.filter(kind=sync.KIND_DETAILS).count() == 1
+
+
+@jobs.register("test.live_webhook", lane=lanes.INTERACTIVE)
+def _live_webhook(job: Job) -> None:
+    services.call_changed(call=job_call[0], event="CALL_NEW")
+
+
+job_call: list = []
+
+
+@committing
+def test_a_ringing_calls_registration_runs_in_the_webhooks_worker_without_a_message(
+    portal, connection, bitrix, sent
+):
+    # The ringing card was a message of its own, and the call's end queued behind it in the
+    # interactive lane (docs/pipeline.md, "Lanes").
+    job_call[:] = [make_call(portal, state="", ended=False)]
+    webhook = jobs.job_enqueue(kind="test.live_webhook", key="live-new")
+    sent.clear()
+
+    jobs.job_execute(job_id=webhook.pk)
+
+    register = Job.objects.get(kind=sync.KIND_REGISTER)
+    assert register.state == Job.State.SUCCEEDED
+    assert register.pk not in sent
+    assert CallSync.objects.get().stage == CallSync.Stage.REGISTERED

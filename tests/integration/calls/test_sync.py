@@ -218,7 +218,7 @@ def test_calls_between_inner_lines_are_not_synced(portal, connection, bitrix):
 def test_two_drains_never_send_the_same_call(portal, connection, bitrix):
     # given a call claimed by another job
     row = _ended(portal)
-    assert sync._claim(row.pk, "someone-else")
+    assert sync.claim(row.pk, "someone-else")
 
     # when its own job runs
     run_jobs(rounds=1, force=False)

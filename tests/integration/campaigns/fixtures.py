@@ -18,6 +18,7 @@ from integration.campaigns import services
 from integration.campaigns.models import Campaign
 from integration.unitalk.models import OperatorMapping
 from tests.integration.calls.fixtures import REST, UNITALK
+from tests.support.factories import AgentStateFactory
 
 __all__ = ["FakeCrm", "campaign", "crm", "dials"]
 
@@ -143,8 +144,11 @@ def dials(rsps) -> list[dict[str, str]]:
 
 @pytest.fixture
 def campaign(portal, connection) -> Campaign:
-    # connection maps user 5 → line 101; a second agent on line 102.
+    # connection maps user 5 → line 101; a second agent on line 102. Both are present: their
+    # work day is open and Bitrix24 was read just now (docs/agents.md §5.1).
     OperatorMapping.objects.create(portal=portal, bitrix_user_id=6, line="102")
+    AgentStateFactory(portal=portal, bitrix_user_id=5, line="101")
+    AgentStateFactory(portal=portal, bitrix_user_id=6, line="102")
     return services.campaign_create(
         portal=portal,
         name="Spring leads",

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
+from integration.agents import services as agent_services
+from integration.agents.models import AgentState, AgentSync, Toggle
 from integration.calls.models import Call, CallSync
 from integration.campaigns import outcomes, services, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
@@ -168,6 +170,8 @@ def test_answered_item_is_done_and_the_timeline_says_campaign_attempt_and_outcom
 def test_no_number_is_dialled_past_max_attempts(campaign, crm, dials):
     _enrol(campaign, crm, "+380501110001")
     _running(campaign)
+    # a loaded source (not numbers one by one): the campaign finishes when every number is final
+    Campaign.objects.filter(pk=campaign.pk).update(source=Campaign.Source.CRM_FILTER)
     Campaign.objects.filter(pk=campaign.pk).update(max_attempts=2, retry_delays={"NOANSWER": 0})
     for _ in range(2):
         tick.campaign_tick(campaign_id=campaign.pk)
@@ -290,3 +294,118 @@ def test_unnormalisable_numbers_are_skipped_with_the_reason_and_duplicates_merge
         "call me": "not a phone number: 'call me'",
         "": "no phone number",
     }
+
+
+def _presence(user_id: int, **fields) -> None:
+    AgentState.objects.filter(bitrix_user_id=user_id).update(**fields)
+
+
+def test_agent_paused_for_sync_failed_gets_no_campaign_call_and_resumes_when_cleared(
+    campaign, crm, dials
+):
+    # Given agent 6's Unitalk status push failed for good: PAUSED(sync_failed), docs/agents.md §5.1
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    _running(campaign)
+    _presence(6, push_failed=True)
+
+    # When the campaign ticks
+    first = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    # Then only agent 5 (line 101) is offered a number
+    assert first["dialled"] == 1
+    assert [d["sip"] for d in dials] == ["101"]
+
+    # When the push succeeds again (the pause is cleared) and the campaign ticks
+    _presence(6, push_failed=False)
+    second = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    # Then agent 6 gets the next number
+    assert second["dialled"] == 1
+    assert [d["sip"] for d in dials] == ["101", "102"]
+
+
+def test_stale_polling_pauses_every_agent_for_the_dialer_until_a_reading_succeeds(
+    campaign, crm, dials, settings
+):
+    # Given Bitrix24 could not be read for the allowed number of poll periods
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    _running(campaign)
+    sync = agent_services.agent_sync_get(portal=campaign.portal)
+    AgentSync.objects.filter(pk=sync.pk).update(poll_failures=settings.AGENT_STALE_PERIODS)
+
+    stale = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+    assert stale["dialled"] == 0
+    assert dials == []
+
+    # When a poll succeeds again
+    AgentSync.objects.filter(pk=sync.pk).update(poll_failures=0)
+    fresh = tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert fresh["dialled"] == 2
+    assert sorted(d["sip"] for d in dials) == ["101", "102"]
+
+
+@pytest.mark.parametrize(
+    "presence",
+    [
+        {"toggle": Toggle.BREAK},
+        {"toggle": Toggle.OFFLINE},
+        {"timeman_status": "CLOSED"},
+        {"timeman_status": "PAUSED"},
+        {"timeman_status": "EXPIRED"},
+        {"time_tracking": False, "user_online": False},
+        {"polled_at": None},
+        {"user_active": False},
+    ],
+    ids=[
+        "break",
+        "offline",
+        "day-closed",
+        "day-paused",
+        "day-expired",
+        "not-online",
+        "never-read",
+        "inactive",
+    ],
+)
+def test_agent_not_present_is_never_offered_a_campaign_call(campaign, crm, dials, presence):
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    _running(campaign)
+    _presence(6, **presence)
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert [d["sip"] for d in dials] == ["101"]
+
+
+def test_agent_without_a_presence_row_is_not_available(campaign, crm, dials):
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    _running(campaign)
+    AgentState.objects.filter(bitrix_user_id=6).delete()
+
+    tick.campaign_tick(campaign_id=campaign.pk)
+    run_jobs()
+
+    assert [d["sip"] for d in dials] == ["101"]
+
+
+def test_a_campaign_fed_one_by_one_waits_for_numbers_instead_of_finishing(campaign, crm, dials):
+    # Given a manual campaign (robot, CSV) whose only number was answered
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    _end(Attempt.objects.select_related("item", "call_sync").get(outcome=""), "ANSWER")
+
+    # When it ticks with nothing left to dial
+    result = tick.campaign_tick(campaign_id=campaign.pk)
+
+    # Then it keeps running, waiting for the robot's next number
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.RUNNING
+    assert result["waiting"] == "waiting for numbers"
+    assert "finished" not in result

@@ -215,20 +215,58 @@ def test_new_event_wakes_the_dispatcher_and_its_job_is_due_for_dispatch(client, 
     assert sent == [job.pk]
 
 
-def test_dispatcher_wake_ups_are_coalesced_into_one_publish(monkeypatch, settings):
+@pytest.mark.django_db(transaction=True)
+def test_a_kick_feeds_the_inbox_and_publishes_the_jobs_itself_one_hop_fewer(
+    client, url, sent, monkeypatch
+):
+    # CALL_END -> finish took two broker hops: a jobs_dispatch message, then the webhook job's
+    # (docs/pipeline.md, "Lanes"); the web process's kicker now does the dispatcher's part.
     from integration import tasks
+    from integration.unitalk import intake
+
+    woken: list[int] = []
+    monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: woken.append(1))
+    post(client, url, payload("call_new_in"))
+
+    intake.dispatch_now()  # what the kicker's thread runs once per window
+
+    job = Job.objects.get()
+    assert job.idempotency_key == f"unitalk.webhook:{UnitalkEvent.objects.get().pk}"
+    assert job.payload["lane"] == "interactive"
+    assert sent == [job.pk]
+    assert woken == []  # no jobs_dispatch message for a worker to pick up first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kick_that_cannot_dispatch_here_asks_a_worker(monkeypatch):
+    from integration import jobs, tasks
+    from integration.unitalk import intake
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    woken: list[int] = []
+    monkeypatch.setattr(jobs, "jobs_dispatch", broken)
+    monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: woken.append(1))
+
+    intake.dispatch_now()
+
+    assert woken == [1]
+
+
+def test_dispatcher_wake_ups_are_coalesced_into_one_publish(monkeypatch, settings):
     from integration.unitalk import intake
     from tests.support.waiting import wait_until
 
     settings.UNITALK_WEBHOOK_KICK_WINDOW_S = 0.2
     published: list[int] = []
-    monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: published.append(1))
+    monkeypatch.setattr(intake, "dispatch_now", lambda: published.append(1))
     kicker = intake._Kicker()
 
     for _ in range(5):
         kicker.kick()
 
-    wait_until(lambda: published, timeout=5, message="a jobs_dispatch publish")
+    wait_until(lambda: published, timeout=5, message="a dispatch")
     assert published == [1]
 
 

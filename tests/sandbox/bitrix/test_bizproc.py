@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
+from integration.bitrix import binding
 from tests.sandbox.bitrix.crmkit import control, portal_state
 
 PROPERTIES = {
@@ -280,3 +281,42 @@ def test_a_non_numeric_auth_user_id_counts_as_none(sandbox, portal, receiver, re
 
     assert added.json()["result"] is True
     assert form["auth[user_id]"] == ["1"]  # the lead's responsible (UNCONFIRMED fallback)
+
+
+def test_the_apps_own_robot_registration_is_accepted_and_a_run_carries_the_campaign(
+    sandbox, portal, receiver, rest, lead
+):
+    # Given the app's "Add to campaign" robot exactly as install sends it (only the handler
+    # pointed at the receiver: the app's own URL is not served here)
+    method, params = binding.robot_command()
+    added = rest(method, {**params, "HANDLER": f"{receiver.url}/robot/"})
+    again = rest(method, {**params, "HANDLER": f"{receiver.url}/robot/"})
+
+    # When the robot runs on a lead with campaign 12 chosen in its settings
+    run = control(sandbox, portal, "robot-run", code=binding.ROBOT_CODE, entity_id=lead,
+                  properties={binding.ROBOT_PROPERTY: "12"})  # fmt: skip
+
+    # Then the registration is taken (a second one is "already installed", which install
+    # treats as bound) and the handler gets the campaign under the property's own name
+    assert added.json()["result"] is True, added.text
+    assert again.json()["error"] == "ERROR_ACTIVITY_ALREADY_INSTALLED"
+    assert rest("bizproc.robot.list").json()["result"] == [binding.ROBOT_CODE]
+    assert run.json()["run"]["state"] == "delivered"
+    form = parse_qs(receiver.to("/robot/")[0].body.decode())
+    assert form["code"] == [binding.ROBOT_CODE]
+    assert form[f"properties[{binding.ROBOT_PROPERTY}]"] == ["12"]
+    assert form["document_id[2]"] == [f"LEAD_{lead}"]
+    assert form["use_subscription"] == ["N"]  # the run does not wait for bizproc.event.send
+
+
+def test_a_robot_run_without_the_required_campaign_is_refused_by_the_portal(
+    sandbox, portal, receiver, rest, lead
+):
+    method, params = binding.robot_command()
+    rest(method, {**params, "HANDLER": f"{receiver.url}/robot/"})
+
+    run = control(sandbox, portal, "robot-run", code=binding.ROBOT_CODE, entity_id=lead,
+                  properties={})  # fmt: skip
+
+    assert run.status_code == 400
+    assert receiver.to("/robot/") == []

@@ -12,9 +12,19 @@ from integration.calls.models import Call
 from integration.models import Job
 from integration.unitalk import services
 from integration.unitalk.models import UnitalkConnection
-from tests.support.factories import PortalFactory
 
-from .conftest import API, payload, run_jobs
+# The Unitalk side's fixtures (its settings, a portal with a connection), taken by name.
+from tests.integration.unitalk.conftest import (  # noqa: F401
+    API,
+    _unitalk_settings,
+    api_key,
+    connection,
+    kicks,
+    payload,
+    portal,
+    run_jobs,
+)
+from tests.support.factories import PortalFactory
 
 pytestmark = pytest.mark.django_db
 

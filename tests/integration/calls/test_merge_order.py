@@ -11,9 +11,18 @@ import pytest
 from integration.calls import merge
 from integration.calls.models import Call
 from integration.unitalk import services
-from tests.support.factories import PortalFactory
 
-from .conftest import payload, run_jobs
+# The Unitalk side's fixtures (its settings, a portal with a connection), taken by name.
+from tests.integration.unitalk.conftest import (  # noqa: F401
+    _unitalk_settings,
+    api_key,
+    connection,
+    kicks,
+    payload,
+    portal,
+    run_jobs,
+)
+from tests.support.factories import PortalFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,172 @@
+"""The routing page and its actions (docs/routing.md "Settings", "Pages"): the chain saved
+whole or refused with an error the admin can act on and nothing stored; the one-click dial only
+for the person asked; rerouted calls with their path in three languages; portals apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integration.agents.models import AgentState
+from integration.calls.models import CallSync
+from integration.models import Job
+from integration.routing import chain, services
+from integration.routing.models import Reroute, RoutingOverride, RoutingPolicy, Step
+from integration.unitalk.models import OperatorMapping
+from tests.pages.conftest import enter, fake_profile, token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_ON = [{"step": s, "on": True} for s in Step.values]
+
+
+def post(client, path, body, headers):
+    return client.post(path, json.dumps(body), content_type="application/json", **headers)
+
+
+@pytest.fixture
+def lines(portal):
+    for uid in (1, 2, 3):
+        OperatorMapping.objects.create(portal=portal, bitrix_user_id=uid, line=str(100 + uid))
+        AgentState.objects.create(portal=portal, bitrix_user_id=uid, line=str(100 + uid),
+                                  name=f"User {uid}")  # fmt: skip
+
+
+def reroute(portal, *, to_user: int = 2) -> Reroute:
+    sync = CallSync.objects.create(
+        portal=portal, origin=CallSync.Origin.CLICK_TO_CALL, user_id=1, phone_number="380501112233"
+    )
+    return Reroute.objects.create(
+        portal=portal, sync=sync, trigger="line_unreachable", state=Reroute.State.ASKED,
+        from_user_id=1, phone_number="380501112233", step=Step.DEPARTMENT, to_user_id=to_user,
+        to_name="Oleg Operator", to_line="102",
+        path=[{"step": Step.OWN_LINE, "why": chain.WHY_OWN_FAILED, "outcome": "skipped",
+               "trigger": "line_unreachable"},
+              {"step": Step.BACKUP_LINE, "why": chain.WHY_NO_BACKUP, "outcome": "skipped"},
+              {"step": Step.DEPARTMENT, "why": chain.WHY_CHOSEN, "outcome": "chosen",
+               "user": to_user, "name": "Oleg Operator", "line": "102"}],
+    )  # fmt: skip
+
+
+def test_the_chain_is_saved_in_order_with_its_mode_and_duty_line(client, portal, lines):
+    steps = [ALL_ON[0], ALL_ON[3], ALL_ON[1], ALL_ON[2], {"step": "duty_line", "on": False},
+             ALL_ON[5]]  # fmt: skip
+    body = {"steps": steps, "mode": "dial", "duty_line": "103", "escalate_after_min": 15}
+    r = post(client, "/bitrix/actions/routing/policy/", body, token(portal))
+    assert r.status_code == 200
+    policy = RoutingPolicy.objects.get(portal=portal)
+    assert [s["step"] for s in policy.steps][:2] == ["own_line", "department"]
+    assert (policy.mode, policy.duty_line, policy.escalate_after_min) == ("dial", "103", 15)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({"steps": [{"step": s, "on": s == "callback"} for s in Step.values]}, "steps",
+         "Turn at least one step on"),
+        ({"steps": [*ALL_ON[:5], {"step": "callback", "on": False}]}, "steps", "must be the last"),
+        ({"steps": [ALL_ON[5], *ALL_ON[:5]]}, "steps", "must be the last"),
+        ({"steps": [*ALL_ON[:4], {"step": "voicemail"}, ALL_ON[5]]}, "steps", "Unknown step"),
+        ({"steps": [ALL_ON[0], ALL_ON[0], *ALL_ON[2:]]}, "steps", "listed twice"),
+        ({"steps": ALL_ON[3:]}, "steps", "List every step once"),
+        ({"steps": ALL_ON, "duty_line": "555"}, "duty_line", "not mapped to any user"),
+        ({"steps": ALL_ON, "mode": "surprise"}, "mode", "ask first or dial"),
+        ({"steps": ALL_ON, "escalate_after_min": "soon"}, "escalate_after_min", "1 to 1440"),
+        ({"steps": "all"}, "steps", "as a list"),
+    ],
+)  # fmt: skip
+def test_a_bad_chain_is_refused_naming_the_fix_and_nothing_is_stored(
+    client, portal, lines, body, field, text
+):
+    r = post(client, "/bitrix/actions/routing/policy/", body, token(portal))
+    assert r.status_code == 400
+    assert text in r.json()["errors"][field]
+    assert not RoutingPolicy.objects.filter(portal=portal).exists()
+
+
+def test_a_backup_loop_a_b_a_is_refused_and_the_first_link_kept(client, portal, lines):
+    ok = post(client, "/bitrix/actions/routing/overrides/", {"user_id": 1, "backup_line": "102"},
+              token(portal))  # fmt: skip
+    assert ok.status_code == 200
+    r = post(client, "/bitrix/actions/routing/overrides/", {"user_id": 2, "backup_line": "101"},
+             token(portal))  # fmt: skip
+    assert r.status_code == 400
+    assert "form a loop (users 2 → 1 → 2)" in r.json()["errors"]["backup_line"]
+    assert list(RoutingOverride.objects.values_list("bitrix_user_id", "backup_line")) == [
+        (1, "102")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({"user_id": 1, "backup_line": "999"}, "backup_line", "not mapped to any user"),
+        ({"user_id": 1, "backup_line": "101"}, "backup_line", "not be the user's own line"),
+        ({"user_id": 42, "backup_line": "102"}, "user_id", "not a Bitrix24 user with a Unitalk"),
+        ({"user_id": "x"}, "user_id", "as a number"),
+    ],
+)
+def test_a_bad_override_is_refused_and_nothing_is_stored(client, portal, lines, body, field, text):
+    r = post(client, "/bitrix/actions/routing/overrides/", body, token(portal))
+    assert r.status_code == 400
+    assert text in r.json()["errors"][field]
+    assert not RoutingOverride.objects.exists()
+
+
+def test_an_override_for_a_deleted_user_is_refused(client, portal, lines):
+    AgentState.objects.filter(bitrix_user_id=3).update(user_missing=True)
+    r = post(client, "/bitrix/actions/routing/overrides/", {"user_id": 3, "backup_line": "101"},
+             token(portal))  # fmt: skip
+    assert r.status_code == 400
+    assert "deleted" in r.json()["errors"]["user_id"]
+
+
+def test_only_admins_change_the_chain(client, portal, lines):
+    r = post(client, "/bitrix/actions/routing/policy/", {"steps": ALL_ON},
+             token(portal, user_id=2, admin=False))  # fmt: skip
+    assert r.status_code == 403
+
+
+def test_the_one_click_dial_is_for_the_person_asked_only(client, portal, other_portal, lines):
+    row = reroute(portal, to_user=2)
+    path = f"/bitrix/actions/routing/reroutes/{row.pk}/dial/"
+    assert post(client, path, {}, token(portal, user_id=3, admin=False)).status_code == 403
+    assert post(client, path, {}, token(other_portal, user_id=2, admin=True)).status_code == 403
+    r = post(client, path, {}, token(portal, user_id=2, admin=False))
+    assert r.status_code == 202
+    assert Job.objects.filter(kind=services.KIND_DIAL, payload__reroute_id=row.pk).count() == 1
+    assert post(client, "/bitrix/actions/routing/reroutes/99x/dial/", {},
+                token(portal)).status_code == 400  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "own line failed (the line did not ring) → Oleg Operator"),
+        ("uk", "Oleg Operator"),
+        ("ru", "Oleg Operator"),
+    ],
+)
+def test_the_page_shows_rerouted_calls_with_their_path(client, portal, rsps, lines, lang, text):
+    reroute(portal)
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/routing/", lang=lang).content.decode()
+    assert text in html
+    assert 'id="chain-steps"' in html
+    assert 'data-dial="' not in html  # user 1 was not asked
+    if lang != "en":
+        assert "own line failed" not in html  # translated
+
+
+@pytest.mark.parametrize("path", ["/bitrix/app/", "/bitrix/app/routing/", "/bitrix/app/agents/"])
+def test_unitalk_down_is_a_banner_on_every_app_page(client, portal, rsps, path):
+    from integration.core import alerts
+
+    alerts.notification_raise(
+        portal=portal, kind="routing.unitalk_down", tag=services.TAG_UNITALK_DOWN, message="x"
+    )
+    fake_profile(rsps)
+    html = enter(client, portal, path).content.decode()
+    assert 'data-kind="routing.unitalk_down"' in html
+    assert "Unitalk unavailable: clicks to call cannot be dialled now." in html
