@@ -24,7 +24,9 @@ REFRESH_SLOT_S = 300
 
 
 def _key(portal: Portal) -> str:
-    return f"bitrix-people:{portal.pk}"
+    # By member_id, not pk: a row id comes back after a portal is deleted (uninstall with
+    # CLEAN), and another portal must never be shown the old one's people.
+    return f"bitrix-people:{portal.member_id}"
 
 
 def people_get(*, portal: Portal) -> dict[int, dict[str, Any]] | None:
