@@ -39,6 +39,22 @@ PAGE_TOKEN_SALT = "bitrixapp.page-token"
 PAGE_TOKEN_HEADER = "X-App-Token"
 
 
+def page_lang(raw: str | None, *, fallback: str = "en") -> str:
+    """Our language for Bitrix24's LANG (`ua` is Bitrix24's code for Ukrainian)."""
+    code = (raw or "").strip().lower()[:8]
+    code = {"ua": "uk"}.get(code, code)
+    supported = {c for c, _ in settings.LANGUAGES}
+    if code in supported:
+        return code
+    return fallback if fallback in supported else "en"
+
+
+def action_lang(request: HttpRequest) -> str:
+    """The language of a page action: the page's X-App-Lang, else the token portal's."""
+    identity: PageIdentity = request.bitrix  # type: ignore[attr-defined]
+    return page_lang(request.headers.get("X-App-Lang"), fallback=identity.portal.lang)
+
+
 class AuthenticationFailed(Exception):
     """The request does not prove it comes from the portal it names. `reason` is safe to show."""
 

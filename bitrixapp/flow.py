@@ -5,8 +5,9 @@
 |-------------------------|-----------------------------------|----------------------------------|--------------|
 | portal.install          | services.portal_install_run       | events bound, placements, options| install marked failed, admins told |
 | bitrix.event            | services.event_process            | calls/dial.py: click-to-call, callback | event marked failed |
-| bitrix.users_refresh    | services.users_refresh            | user directory cached            | —            |
-| unitalk.connection_test | services.connection_test_run      | connection status shown          | —            |
+| bitrix.users_refresh    | bitrix/users.users_refresh        | names and avatars cached         | —            |
+
+The Unitalk settings' jobs (connection test, matching) are in integration/unitalk/flow.py.
 
 Importing this module is the registration (BitrixAppConfig.ready).
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from bitrixapp import services
 from integration import jobs
+from integration.bitrix import users as bitrix_users
 from integration.core import lanes
 from integration.models import Job
 
@@ -42,11 +44,6 @@ def bitrix_event(job: Job) -> dict[str, Any]:
     return services.event_process(event_id=job.payload["event_id"])
 
 
-@jobs.register(services.KIND_USERS_REFRESH, lane=lanes.INTERACTIVE)
+@jobs.register(bitrix_users.KIND_USERS_REFRESH, lane=lanes.INTERACTIVE)
 def users_refresh(job: Job) -> dict[str, Any]:
-    return services.users_refresh(portal=job.portal)  # type: ignore[arg-type]
-
-
-@jobs.register(services.KIND_CONNECTION_TEST, lane=lanes.INTERACTIVE)
-def connection_test(job: Job) -> dict[str, Any]:
-    return services.connection_test_run(portal=job.portal)  # type: ignore[arg-type]
+    return bitrix_users.users_refresh(portal=job.portal)  # type: ignore[arg-type]

@@ -18,20 +18,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from bitrixapp.models import Portal, portal_options
-from integration.calls import failed
+from integration.bitrix import users as bitrix_users
+from integration.calls import failed, history, live
 from integration.calls.models import CallSync, FailedCall
-from integration.core import messages
+from integration.core import messages, progress
 from integration.models import Job, Notification
-
-
-def page_lang(raw: str | None, *, fallback: str = "en") -> str:
-    """Our language for Bitrix24's LANG (`ua` is Bitrix24's code for Ukrainian)."""
-    code = (raw or "").strip().lower()[:8]
-    code = {"ua": "uk"}.get(code, code)
-    supported = {c for c, _ in settings.LANGUAGES}
-    if code in supported:
-        return code
-    return fallback if fallback in supported else "en"
 
 
 def banners_list(*, portal: Portal, user_id: int, is_admin: bool) -> list[Notification]:
@@ -93,64 +84,13 @@ def setup_steps(*, portal: Portal) -> list[str]:
     return steps
 
 
-def health_get(*, portal: Portal) -> dict[str, Any]:
-    """What the settings page shows under "Connection health"."""
-    from integration.unitalk.models import UnitalkConnection
-
-    connection = UnitalkConnection.objects.filter(portal=portal).first()
-    now = timezone.now()
-    expires = portal.access_expires_at
-    return {
-        "bitrix_status": portal.status,
-        "bitrix_reason": portal.status_reason,
-        "bitrix_token": bool(portal.access_token and portal.refresh_token),
-        "bitrix_expires_at": expires,
-        "bitrix_expired": bool(expires and expires <= now),
-        "unitalk_status": connection.status if connection else "",
-        "unitalk_state": unitalk_state(connection=connection),
-        "unitalk_reason": connection.status_reason if connection else "",
-        "unitalk_key": connection.api_key_masked if connection else "",
-        "last_webhook_at": connection.last_webhook_at if connection else None,
-        "backlog": Job.objects.filter(portal=portal, state__in=Job.OPEN_STATES).count(),
-        "paused": Job.objects.filter(portal=portal, state=Job.State.PAUSED).count(),
-        "dead": Job.objects.filter(portal=portal, state=Job.State.DEAD).count(),
-    }
-
-
-def unitalk_state(*, connection: Any) -> str:
-    """The one answer to "does the Unitalk key work?" that every part of the settings page shows.
-
-    "none" (no key), "checking" (saved, Unitalk not asked yet), "ok", "refused", "unreachable".
-    """
-    if connection is None or not connection.api_key:
-        return "none"
-    return {
-        "ok": "ok",
-        "unchecked": "checking",
-        "credentials_invalid": "refused",
-        "unreachable": "unreachable",
-    }.get(connection.status, "checking")
-
-
 def settings_get(*, portal: Portal) -> dict[str, Any]:
-    """Options, the Unitalk connection as the admin may see it (key: last 4 only), mappings."""
-    from integration.unitalk import services as unitalk_services
-    from integration.unitalk.models import OperatorMapping, UnitalkConnection
+    """Options, and the Unitalk connection as the admin may see it (integration/unitalk)."""
+    from integration.unitalk import selectors as unitalk_selectors
 
-    connection = UnitalkConnection.objects.filter(portal=portal).first()
-    return {
-        "options": portal_options(portal),
-        "connection": connection,
-        "key_masked": connection.api_key_masked if connection else "",
-        "webhook_url": (
-            unitalk_services.connection_webhook_url(connection=connection) if connection else ""
-        ),
-        "webhook_secret": connection.webhook_secret if connection else "",
-        "webhook_header": settings.UNITALK_WEBHOOK_SECRET_HEADER,
-        "mappings": list(
-            OperatorMapping.objects.filter(portal=portal).order_by("line", "bitrix_user_id")
-        ),
-    }
+    return {"options": portal_options(portal)} | unitalk_selectors.connection_settings_get(
+        portal=portal
+    )
 
 
 @dataclass(frozen=True)
@@ -178,28 +118,10 @@ def failed_filters_parse(query: Any) -> FailedFilters:
     From after To: ignoring them would answer "nothing here", which would not be true.
     """
     errors: dict[str, str] = {}
-
-    def day(name: str) -> date | None:
-        raw = str(query.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            errors[name] = _("Enter a date like 2025-01-31.")
-            return None
-
     kind = query.get("kind") or ""
     state = query.get("state") or "open"
-    raw_user = str(query.get("user") or "").strip()
-    # ASCII digits only: str.isdigit() also takes "¹²", which int() refuses.
-    ascii_digits = raw_user.isascii() and raw_user.isdigit()
-    user_id = int(raw_user) if ascii_digits and 0 < len(raw_user) < 10 else None
-    if raw_user and not user_id:
-        errors["user"] = _("Enter a Bitrix24 user id (a positive number).")
-    date_from, date_to = day("date_from"), day("date_to")
-    if date_from and date_to and date_from > date_to:
-        errors["date_to"] = _("“To” must not be earlier than “From”.")
+    user_id = history.picked_user_parse(query, errors)
+    date_from, date_to = history.date_range_parse(query, errors)
     if errors:
         raise FiltersInvalid(errors)
     return FailedFilters(
@@ -222,9 +144,14 @@ def failed_reason_text(kind: str) -> str:
     return texts.get(kind, _("Something went wrong with this call."))
 
 
-def failed_item_dict(item: FailedCall) -> dict[str, Any]:
-    """An item as the list shows it (call under the reader's language)."""
+def failed_item_dict(
+    item: FailedCall, people: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An item as the list shows it (call under the reader's language); `people` names the
+    owner and who resolved it (integration/bitrix/users.py; by id while not loaded)."""
     return {
+        "owner_person": bitrix_users.person_dict(people, item.owner_user_id),
+        "resolved_by_person": bitrix_users.person_dict(people, item.resolved_by_user_id),
         "id": item.pk,
         "kind": item.kind,
         "state": item.state,
@@ -265,8 +192,9 @@ def failed_page_get(*, portal: Portal, filters: FailedFilters, page: int = 1) ->
     )
     paginator = Paginator(items, settings.PAGES_FAILED_CALLS_PER_PAGE)
     current = paginator.get_page(page)
+    people = bitrix_users.people_get(portal=portal)
     return {
-        "items": [failed_item_dict(i) for i in current.object_list],
+        "items": [failed_item_dict(i, people) for i in current.object_list],
         "page": current.number,
         "pages": paginator.num_pages,
         "total": paginator.count,
@@ -386,6 +314,9 @@ def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | No
         for i in FailedCall.objects.filter(portal=portal, sync=sync).order_by("-created_at")[:5]
     ]
     data["dial"] = call_dial_progress(sync=sync)
+    data["live"] = live.call_live_stage(
+        sync=sync, dial_state=data["dial"]["state"] if data["dial"] else None
+    )
     return data
 
 
@@ -439,4 +370,8 @@ def job_status_get(*, portal: Portal, job_id: int) -> dict[str, Any] | None:
         "done": job.state not in Job.OPEN_STATES,
         "result": job.result if isinstance(job.result, dict) else {},
         "error": job.last_error,
+        # done / total of a long job that reports it (core/progress.py); None otherwise
+        "progress": progress.progress_get(kind=job.kind, portal_id=portal.pk)
+        if job.state in Job.OPEN_STATES
+        else None,
     }

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,6 +18,7 @@ from bitrixapp import auth
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions, portal_options
 from integration import jobs
 from integration.bitrix import binding, errors, hosts, oauth
+from integration.bitrix import users as bitrix_users
 from integration.calls import dial
 from integration.core import alerts, inputs
 from integration.core.errors import IntegrationError, ValidationError
@@ -323,11 +323,8 @@ def event_failed(*, event_id: int, error: str) -> None:
     )
 
 
-# --- Settings page (issue #7): options, page language, user directory, connection test --------
+# --- Settings page (issue #7): options and page language (the Unitalk part: integration/unitalk)
 
-KIND_USERS_REFRESH = "bitrix.users_refresh"
-KIND_CONNECTION_TEST = "unitalk.connection_test"
-USERS_CACHE_S = 24 * 3600
 _EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
@@ -337,63 +334,6 @@ class OptionsInvalid(ValidationError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("invalid settings: " + ", ".join(sorted(errors)))
         self.errors = errors
-
-
-def _users_cache_key(portal: Portal) -> str:
-    return f"bitrix-users:{portal.pk}"
-
-
-def users_directory(*, portal: Portal) -> dict[int, str] | None:
-    """Bitrix24 users of the portal as {id: name}, or None until the refresh job has run."""
-    stored = cache.get(_users_cache_key(portal))
-    return {int(k): v for k, v in stored.items()} if stored is not None else None
-
-
-def users_directory_store(*, portal: Portal, users: dict[int, str]) -> None:
-    cache.set(_users_cache_key(portal), {str(k): v for k, v in users.items()}, USERS_CACHE_S)
-
-
-def users_refresh(*, portal: Portal) -> dict[str, Any]:
-    """Read the portal's active users (user.get) into the directory the settings page uses."""
-    from integration.bitrix import client
-
-    rows = client.list_all(portal, "user.get", {"FILTER": {"ACTIVE": True}})
-    users = {
-        int(row["ID"]): " ".join(
-            str(row.get(k) or "") for k in ("NAME", "LAST_NAME") if row.get(k)
-        ).strip()
-        or f"#{row['ID']}"
-        for row in rows
-        if isinstance(row, dict) and str(row.get("ID") or "").isdigit()
-    }
-    users_directory_store(portal=portal, users=users)
-    return {"users": len(users)}
-
-
-def users_refresh_enqueue(*, portal: Portal) -> Job:
-    # One refresh per portal per 5 minutes: opening the settings page repeatedly costs nothing.
-    slot = int(timezone.now().timestamp() // 300)
-    return jobs.job_enqueue(
-        kind=KIND_USERS_REFRESH,
-        key=f"{KIND_USERS_REFRESH}:{portal.pk}:{slot}",
-        portal=portal,
-        subject=f"portal:{portal.pk}",
-    )
-
-
-def connection_test_enqueue(*, portal: Portal) -> Job:
-    """Queue a Unitalk connection test (the page polls the job for its result)."""
-    return jobs.job_enqueue(kind=KIND_CONNECTION_TEST, portal=portal, subject=f"portal:{portal.pk}")
-
-
-def connection_test_run(*, portal: Portal) -> dict[str, Any]:
-    from integration.unitalk import services as unitalk_services
-    from integration.unitalk.models import UnitalkConnection
-
-    connection = UnitalkConnection.objects.filter(portal=portal).first()
-    if connection is None or not connection.api_key:
-        return {"ok": False, "status": "", "error": "no Unitalk API key saved", "operators": 0}
-    return unitalk_services.connection_test(connection=connection)
 
 
 def portal_lang_update(*, portal: Portal, lang: str) -> None:
@@ -429,7 +369,7 @@ def options_update(*, portal: Portal, user_id: int, data: dict[str, Any]) -> Por
     outside the choices).
     """
     errors: dict[str, str] = {}
-    known = users_directory(portal=portal)
+    known = bitrix_users.users_directory(portal=portal)
     card_mode = str(data.get("card_mode") or "")
     if card_mode not in PortalOptions.CardMode.values:
         errors["card_mode"] = _("Choose when the call card is shown.")

@@ -175,6 +175,11 @@ CELERY_IMPORTS = ["integration.notifications.delivery"]
 PAGES_FAILED_CALLS_PER_PAGE = env.int("PAGES_FAILED_CALLS_PER_PAGE", default=25)
 # How often the call-card tab asks for the live sync state (milliseconds).
 PAGES_CALL_CARD_POLL_MS = env.int("PAGES_CALL_CARD_POLL_MS", default=3000)
+# Live calls on the overview (docs/pages.md "Live calls"): poll period (ms), how far back a call
+# without CALL_END still counts as in progress (s); call history page size.
+PAGES_LIVE_POLL_MS = env.int("PAGES_LIVE_POLL_MS", default=1000)
+PAGES_LIVE_WINDOW_S = env.int("PAGES_LIVE_WINDOW_S", default=4 * 3600)
+PAGES_HISTORY_PER_PAGE = env.int("PAGES_HISTORY_PER_PAGE", default=50)
 # Daily digest to stakeholder e-mail addresses (UTC hour; beat checks hourly, one per day by key).
 NOTIFY_DIGEST_HOUR_UTC = env.int("NOTIFY_DIGEST_HOUR_UTC", default=6)
 CELERY_BEAT_SCHEDULE["notifications-digest"] = {

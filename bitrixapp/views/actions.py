@@ -66,7 +66,7 @@ def _id(value: str, field: str) -> int:
 
 
 def _lang(request: HttpRequest, portal: Portal) -> str:
-    return selectors.page_lang(request.headers.get(LANG_HEADER), fallback=portal.lang)
+    return auth.page_lang(request.headers.get(LANG_HEADER), fallback=portal.lang)
 
 
 def _not_found() -> JsonResponse:
@@ -184,161 +184,6 @@ def settings_save(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @auth.page_token_required(admin=True)
-def settings_key(request: HttpRequest) -> HttpResponse:
-    """Store a new Unitalk API key (write-only: the answer shows its last 4 characters)."""
-    from integration.unitalk import services as unitalk_services
-
-    portal = _portal(request)
-    key = str(_body(request).get("api_key") or "").strip()
-    with translation.override(_lang(request, portal)):
-        if not key:
-            return JsonResponse(
-                {"errors": {"api_key": _("Enter the API key from your Unitalk account.")}},
-                status=400,
-            )
-        if len(key) > 256 or any(c.isspace() for c in key):
-            return JsonResponse(
-                {"errors": {"api_key": _("This does not look like a Unitalk API key.")}},
-                status=400,
-            )
-    connection = unitalk_services.connection_save_key(portal=portal, api_key=key)
-    # Checked on save: Unitalk is asked by a job (never inside this request); the page polls
-    # it and redraws the status from `settings_status`, the one source of the page's state.
-    job = services.connection_test_enqueue(portal=portal)
-    return JsonResponse(
-        {
-            "key_masked": connection.api_key_masked,
-            "job": job.pk,
-            "webhook_url": unitalk_services.connection_webhook_url(connection=connection),
-            "webhook_secret": connection.webhook_secret,
-        }
-        | _status(request, portal)
-    )
-
-
-def _status(request: HttpRequest, portal: Portal) -> dict[str, Any]:
-    health = selectors.health_get(portal=portal)
-    with translation.override(_lang(request, portal)):
-        html = render_to_string("pages/_health.html", {"health": health})
-    return {"unitalk_state": health["unitalk_state"], "health_html": html}
-
-
-@require_GET
-@auth.page_token_required(admin=True)
-def settings_status(request: HttpRequest) -> HttpResponse:
-    """The settings page's status (health panel, key state) as it is now."""
-    portal = _portal(request)
-    key = selectors.settings_get(portal=portal)["key_masked"]
-    return JsonResponse({"key_masked": key} | _status(request, portal))
-
-
-@require_POST
-@auth.page_token_required(admin=True)
-def settings_test(request: HttpRequest) -> HttpResponse:
-    portal = _portal(request)
-    if selectors.settings_get(portal=portal)["key_masked"] == "":
-        with translation.override(_lang(request, portal)):
-            # Unitalk is not asked at all: say so, not "Unitalk did not accept".
-            message = _("Enter your Unitalk API key and save it first.")
-        return JsonResponse({"errors": {"api_key": message}, "error": message}, status=400)
-    job = services.connection_test_enqueue(portal=portal)
-    return JsonResponse({"job": job.pk}, status=202)
-
-
-@require_POST
-@auth.page_token_required(admin=True)
-def operators_sync(request: HttpRequest) -> HttpResponse:
-    """Auto-match users and lines now (the same job beat runs hourly)."""
-    from integration import jobs
-    from integration.unitalk import services as unitalk_services
-
-    portal = _portal(request)
-    job = jobs.job_enqueue(
-        kind=unitalk_services.KIND_OPERATORS_SYNC, portal=portal, subject=f"portal:{portal.pk}"
-    )
-    return JsonResponse({"job": job.pk}, status=202)
-
-
-@require_GET
-@auth.page_token_required(admin=True)
-def operator_rows(request: HttpRequest) -> HttpResponse:
-    """The mapping table's rows as HTML, to redraw it after a sync or a manual mapping."""
-    portal = _portal(request)
-    with translation.override(_lang(request, portal)):
-        html = render_to_string(
-            "pages/_mapping_rows.html",
-            {
-                "mappings": selectors.settings_get(portal=portal)["mappings"],
-                "users": services.users_directory(portal=portal) or {},
-            },
-        )
-    return JsonResponse({"html": html})
-
-
-@require_POST
-@auth.page_token_required(admin=True)
-def operator_map(request: HttpRequest) -> HttpResponse:
-    """Map a user to a line by hand (`remove: true` removes the user's row).
-
-    A mapping that takes a line from another user, or moves this user off their line, answers
-    409 with what would change, unless the page sends `confirm: true` after asking.
-    """
-    from integration.unitalk import mapping as mapping_rules
-    from integration.unitalk import services as unitalk_services
-
-    portal = _portal(request)
-    data = _body(request)
-    known = services.users_directory(portal=portal)
-    with translation.override(_lang(request, portal)):
-        user, line, errors = _mapping_fields(data, known, remove=bool(data.get("remove")))
-        if errors:
-            return JsonResponse({"errors": errors}, status=400)
-        if data.get("remove"):
-            unitalk_services.operator_unmap(portal=portal, bitrix_user_id=user)
-            return JsonResponse({"removed": True})
-        conflicts = mapping_rules.operator_map_conflicts(
-            portal=portal, bitrix_user_id=user, line=line
-        )
-        if conflicts and data.get("confirm") is not True:
-            names = known or {}
-            changes = [
-                _("Line %(line)s is now %(user)s's and will be taken from them.")
-                % {"line": c.line, "user": names.get(c.bitrix_user_id, f"#{c.bitrix_user_id}")}
-                if c.line == line
-                else _("%(user)s will no longer have line %(line)s.")
-                % {"line": c.line, "user": names.get(c.bitrix_user_id, f"#{c.bitrix_user_id}")}
-                for c in conflicts
-            ]
-            return JsonResponse({"confirm": changes}, status=409)
-    mapping = unitalk_services.operator_map_manual(portal=portal, bitrix_user_id=user, line=line)
-    return JsonResponse({"user_id": mapping.bitrix_user_id, "line": mapping.line})
-
-
-def _mapping_fields(
-    data: dict[str, Any], known: dict[int, str] | None, *, remove: bool
-) -> tuple[int, str, dict[str, str]]:
-    """(user, line, errors) of a manual mapping, each error the one that is true."""
-    errors: dict[str, str] = {}
-    raw_user = str(data.get("user_id") or "").strip()
-    line = str(data.get("line") or "").strip()
-    user = int(raw_user) if raw_user.isdigit() and len(raw_user) < 10 else 0
-    if not raw_user:
-        errors["user_id"] = _("Enter the Bitrix24 user ID.")
-    elif not user:
-        errors["user_id"] = _("Enter a Bitrix24 user id (a positive number).")
-    elif known is not None and user not in known:
-        errors["user_id"] = _("There is no active user %(id)s on this portal.") % {"id": user}
-    if remove:
-        return user, line, errors
-    if not line:
-        errors["line"] = _("Enter the Unitalk inner line, e.g. 101.")
-    elif len(line) > 32 or not line.replace("*", "").replace("#", "").isalnum():
-        errors["line"] = _("An inner line is a short number, e.g. 101.")
-    return user, line, errors
-
-
-@require_POST
-@auth.page_token_required(admin=True)
 def problem_dismiss(request: HttpRequest, notification_id: str) -> HttpResponse:
     """An admin closes a banner by hand (it comes back if the problem is raised again)."""
     from integration.core import alerts
@@ -365,7 +210,11 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
 @auth.page_token_required
 def call_card(request: HttpRequest) -> HttpResponse:
     call_id = request.GET.get("call_id", "")[:128]
-    data = selectors.call_card_get(portal=_portal(request), bitrix_call_id=call_id)
+    portal = _portal(request)
+    data = selectors.call_card_get(portal=portal, bitrix_call_id=call_id)
+    if data is not None:
+        with translation.override(_lang(request, portal)):
+            data["steps_html"] = render_to_string("pages/_call_steps.html", {"live": data["live"]})
     return JsonResponse({"call": data})
 
 

@@ -11,6 +11,7 @@ The language is the LANG Bitrix24 sends (query string or body), falling back to 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -22,9 +23,13 @@ from django.utils.translation import gettext_lazy
 
 from bitrixapp import auth, selectors, services
 from bitrixapp.models import Portal
+from bitrixapp.views import charts
+from integration.bitrix import users as bitrix_users
+from integration.calls import live as calls_live
 from integration.calls.models import FailedCall
 from integration.campaigns import selectors as campaign_selectors
 from integration.core import inputs
+from integration.unitalk import selectors as unitalk_selectors
 
 #: Entry fields re-posted when moving to another page (AUTH_ID proves the user again).
 ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")
@@ -32,7 +37,7 @@ ENTRY_FIELDS = ("member_id", "AUTH_ID", "AUTH_EXPIRES", "LANG")
 
 def _lang(request: HttpRequest, portal: Portal) -> str:
     raw = request.GET.get("LANG") or request.POST.get("LANG")
-    return selectors.page_lang(raw, fallback=portal.lang)
+    return auth.page_lang(raw, fallback=portal.lang)
 
 
 def js_strings() -> dict[str, Any]:
@@ -90,6 +95,18 @@ def js_strings() -> dict[str, Any]:
         "dial_failed_note": _("The call was not placed:"),
         "dial_again": _("Dialling again…"),
         "stages": stage_labels(),
+        "remove": _("Remove"),
+        "user_id": _("user ID %(id)s"),
+        "bulk_progress": _("%(done)s of %(total)s retried items settled"),
+        "sync_steps": _("Step %(done)s of %(total)s:"),
+        "sync_step": {
+            "unitalk": _("reading Unitalk's users"),
+            "bitrix": _("reading Bitrix24 users"),
+            "match": _("matching lines"),
+            "done": _("saving"),
+        },
+        "loading": _("Loading…"),
+        "fix_filters": _("Correct the filters marked in red."),
     }
 
 
@@ -143,8 +160,24 @@ def banners_context(*, identity: auth.PageIdentity, portal: Portal, page: str) -
 def app_page(request: HttpRequest) -> HttpResponse:
     """Overview: what is not set up yet, open failed-call counts, problem banners, presence."""
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
-    context = {"setup": selectors.setup_steps(portal=portal), **_presence(request)}
+    bitrix_users.users_refresh_enqueue(portal=portal)  # names of who is on a call (a job)
+    context = {
+        "setup": selectors.setup_steps(portal=portal),
+        "live_calls": calls_live.calls_live(portal=portal),
+        "live_poll_ms": settings.PAGES_LIVE_POLL_MS,
+        **_presence(request),
+    }
+    with translation.override(_lang(request, portal)):
+        context["charts"] = charts.charts_context(portal=portal)
     return _render(request, "pages/overview.html", context, page="overview")
+
+
+@auth.frame_entry
+def history_page(request: HttpRequest) -> HttpResponse:
+    """Call history: every call, filtered and paged by calls/views.py (`calls/history/`)."""
+    portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
+    bitrix_users.users_refresh_enqueue(portal=portal)  # names for the picker and rows
+    return _render(request, "pages/history.html", {}, page="history")
 
 
 def _presence(request: HttpRequest) -> dict[str, Any]:
@@ -251,10 +284,18 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if not identity.is_admin:
         return _render(request, "pages/forbidden.html", {}, page="settings", status=403)
     portal: Portal = request.bitrix_portal  # type: ignore[attr-defined]
-    services.users_refresh_enqueue(portal=portal)
-    context = selectors.settings_get(portal=portal) | {
-        "health": selectors.health_get(portal=portal),
-        "users": services.users_directory(portal=portal) or {},
+    bitrix_users.users_refresh_enqueue(portal=portal)
+    people = bitrix_users.people_get(portal=portal)
+    options = selectors.settings_get(portal=portal)
+    person = functools.partial(bitrix_users.person_dict, people)
+    for mapping in options["mappings"]:
+        mapping.person = person(mapping.bitrix_user_id)
+    default_user = options["options"].default_user_id
+    context = options | {
+        "health": unitalk_selectors.health_get(portal=portal),
+        "people": people,
+        "default_people": [person(default_user)] if default_user else [],
+        "notify_people": [person(uid) for uid in options["options"].notify_user_ids or []],
         "card_modes": _card_modes(),
         "owner_rules": _owner_rules(),
     }
@@ -296,17 +337,18 @@ def placement(request: HttpRequest) -> HttpResponse:
     if code.startswith("CRM_") and code.endswith("_DETAIL_TAB"):
         entity_type = code.removeprefix("CRM_").removesuffix("_DETAIL_TAB")
         entity_id = inputs.parse_int_or_none(options.get("ID"), field="PLACEMENT_OPTIONS.ID") or 0
-        services.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
+        bitrix_users.users_refresh_enqueue(portal=portal)  # employee names (a job, 1 per 5 min)
         with translation.override(_lang(request, portal)):
             calls = selectors.crm_calls_list(
                 portal=portal, entity_type=entity_type, entity_id=entity_id
             )
             labels = stage_labels()
-        users = services.users_directory(portal=portal) or {}
+        people = bitrix_users.people_get(portal=portal)
         for call in calls:
             call["stage_label"] = labels.get(call["stage"], call["stage"])
-            call["user_name"] = users.get(call["user"] or 0, "")
-            call["resolved_by_name"] = users.get(call["resolved_by"] or 0, "")
+            call["user_person"] = bitrix_users.person_dict(people, call["user"])
+            resolver = bitrix_users.person_dict(people, call["resolved_by"])
+            call["resolved_by_name"] = resolver["name"] if resolver["known"] else ""
         context |= {"entity_type": entity_type, "entity_id": entity_id or "", "calls": calls}
         return _render(request, "pages/crm_tab.html", context, page="crm")
     if code == "CALL_CARD":

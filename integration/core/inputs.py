@@ -130,6 +130,16 @@ def has_nul(text: str) -> bool:
     return "\x00" in text
 
 
+def parse_json_object(raw: str | bytes, *, field: str = "body") -> dict[str, Any]:
+    """A JSON object from outside (empty body: {}). Raises InputError for anything else."""
+    if not raw.strip():
+        return {}
+    data = parse_json(raw, field=field)
+    if not isinstance(data, dict):
+        raise InputError(f"{field} must be a JSON object", field=field)
+    return data
+
+
 def parse_json(raw: str | bytes, *, field: str = "body", max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode JSON from outside. Raises InputError (not JSON, not UTF-8, nested too deep)."""
     if isinstance(raw, bytes):

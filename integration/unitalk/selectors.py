@@ -109,3 +109,67 @@ def operator_user_for_line(portal: Portal | Any, line: str) -> int | None:
         .values_list("bitrix_user_id", flat=True)
         .first()
     )
+
+
+# --- The settings page's Unitalk part (key, webhook, mappings, health) ----------------------------
+
+
+def unitalk_state(*, connection: Any) -> str:
+    """The one answer to "does the Unitalk key work?" that every part of the settings page shows.
+
+    "none" (no key), "checking" (saved, Unitalk not asked yet), "ok", "refused", "unreachable".
+    """
+    if connection is None or not connection.api_key:
+        return "none"
+    return {
+        "ok": "ok",
+        "unchecked": "checking",
+        "credentials_invalid": "refused",
+        "unreachable": "unreachable",
+    }.get(connection.status, "checking")
+
+
+def connection_webhook_url(*, connection: UnitalkConnection) -> str:
+    """The URL the admin pastes into Unitalk's "Event handling" page for every event."""
+    return f"{settings.APP_BASE_URL}/unitalk/webhook/{connection.webhook_secret}/"
+
+
+def connection_settings_get(*, portal: Portal) -> dict[str, Any]:
+    """The connection as the admin may see it (key: last 4 only), the webhook, the mappings."""
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    return {
+        "connection": connection,
+        "key_masked": connection.api_key_masked if connection else "",
+        "webhook_url": connection_webhook_url(connection=connection) if connection else "",
+        "webhook_secret": connection.webhook_secret if connection else "",
+        "webhook_header": settings.UNITALK_WEBHOOK_SECRET_HEADER,
+        "mappings": list(
+            OperatorMapping.objects.filter(portal=portal).order_by("line", "bitrix_user_id")
+        ),
+    }
+
+
+def health_get(*, portal: Portal) -> dict[str, Any]:
+    """What the settings page shows under "Connection health" (both sides, and the backlog)."""
+    from django.utils import timezone
+
+    from integration.models import Job
+
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    now = timezone.now()
+    expires = portal.access_expires_at
+    return {
+        "bitrix_status": portal.status,
+        "bitrix_reason": portal.status_reason,
+        "bitrix_token": bool(portal.access_token and portal.refresh_token),
+        "bitrix_expires_at": expires,
+        "bitrix_expired": bool(expires and expires <= now),
+        "unitalk_status": connection.status if connection else "",
+        "unitalk_state": unitalk_state(connection=connection),
+        "unitalk_reason": connection.status_reason if connection else "",
+        "unitalk_key": connection.api_key_masked if connection else "",
+        "last_webhook_at": connection.last_webhook_at if connection else None,
+        "backlog": Job.objects.filter(portal=portal, state__in=Job.OPEN_STATES).count(),
+        "paused": Job.objects.filter(portal=portal, state=Job.State.PAUSED).count(),
+        "dead": Job.objects.filter(portal=portal, state=Job.State.DEAD).count(),
+    }

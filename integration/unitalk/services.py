@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from bitrixapp.models import Portal
 from integration import jobs
-from integration.core import alerts, inputs
+from integration.core import alerts, inputs, progress
 from integration.core.errors import (
     AuthExpiredError,
     CredentialsInvalidError,
@@ -33,13 +33,19 @@ from integration.unitalk import client, intake, names, schema
 from integration.unitalk import mapping as mapping_rules
 from integration.unitalk.errors import PAUSE_KEY
 from integration.unitalk.models import OperatorMapping, UnitalkConnection
-from integration.unitalk.selectors import WebhookTarget, secret_digest, webhook_target_seen
+from integration.unitalk.selectors import (
+    WebhookTarget,
+    connection_webhook_url,
+    secret_digest,
+    webhook_target_seen,
+)
 
 logger = logging.getLogger(__name__)
 
 TAG_CREDENTIALS = "unitalk:credentials-invalid"
 TAG_UNMAPPED_LINES = "unitalk:unmapped-lines"
 KIND_OPERATORS_SYNC = "unitalk.operators_sync"
+KIND_CONNECTION_TEST = "unitalk.connection_test"
 
 
 def key_digest(api_key: str) -> str:
@@ -83,11 +89,6 @@ def connection_save_key(*, portal: Portal, api_key: str) -> UnitalkConnection:
         "unitalk key saved (%s), %d paused jobs resumed", connection.api_key_masked, resumed
     )
     return connection
-
-
-def connection_webhook_url(*, connection: UnitalkConnection) -> str:
-    """The URL the admin pastes into Unitalk's "Event handling" page for every event."""
-    return f"{settings.APP_BASE_URL}/unitalk/webhook/{connection.webhook_secret}/"
 
 
 def connection_rotate_webhook_secret(*, connection: UnitalkConnection) -> str:
@@ -200,6 +201,19 @@ def connection_test(*, connection: UnitalkConnection) -> dict[str, Any]:
     return {"ok": True, "status": connection.status, "error": "", "operators": len(users)}
 
 
+def connection_test_enqueue(*, portal: Portal) -> Any:
+    """Queue a Unitalk connection test (the settings page polls the job for its result)."""
+    return jobs.job_enqueue(kind=KIND_CONNECTION_TEST, portal=portal, subject=f"portal:{portal.pk}")
+
+
+def connection_test_run(*, portal: Portal) -> dict[str, Any]:
+    """Job `unitalk.connection_test`: connection_test on the portal's stored key."""
+    connection = UnitalkConnection.objects.filter(portal=portal).first()
+    if connection is None or not connection.api_key:
+        return {"ok": False, "status": "", "error": "no Unitalk API key saved", "operators": 0}
+    return connection_test(connection=connection)
+
+
 # --- Webhook intake -----------------------------------------------------------------------------
 
 
@@ -251,7 +265,16 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
     (created, moved, removed). Lines with no user are reported to the portal's admins.
     """
     connection = connection_for_work(portal=portal)
+
+    def step(done: int, name: str) -> None:
+        # The settings page shows "step n of 3" while it polls the job (core/progress.py).
+        progress.progress_set(
+            kind=KIND_OPERATORS_SYNC, portal_id=portal.pk, done=done, total=3, step=name
+        )
+
+    step(0, "unitalk")
     unitalk_users = client.users_list(connection_credentials(connection=connection))
+    step(1, "bitrix")
     lines: dict[str, str] = {}
     for user in unitalk_users:
         line = str(user.get(names.USER_LINE_FIELD) or "").strip()
@@ -264,6 +287,7 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
         user_id = inputs.positive_id_or_none(user.get("ID"))
         if inner in lines and inner not in wanted and user_id:
             wanted[inner] = user_id
+    step(2, "match")
     with transaction.atomic():
         existing = list(OperatorMapping.objects.select_for_update().filter(portal=portal))
         manual = [m for m in existing if m.source == OperatorMapping.Source.MANUAL]
@@ -289,6 +313,7 @@ def operators_sync(*, portal: Portal) -> dict[str, Any]:
             if line not in kept
         ]
         OperatorMapping.objects.bulk_create(created)
+    step(3, "done")
     unmapped = sorted(set(lines) - set(wanted) - manual_lines)
     if unmapped:
         alerts.notification_raise(

@@ -136,6 +136,11 @@
     // BX24.im.phoneTo (docs/bitrix24.md §6.3): the portal starts the call through the app that
     // handles its telephony, exactly as when a number is clicked in the CRM (click-to-call).
     im: { phoneTo: function (number) { send("phoneTo", { number: String(number) }); } },
+    // Bitrix24's people dialogs (docs/bitrix24.md §6.3, docs/sandbox.md "User pickers"): the
+    // portal page shows them and answers {id, name} (selectUsers: a list of those); a dialog
+    // closed without a choice calls nothing back.
+    selectUser: function (cb) { send("selectUser", {}, function (user) { if (user && cb) cb(user); }); },
+    selectUsers: function (cb) { send("selectUsers", {}, function (users) { if (users && cb) cb(users); }); },
     openApplication: function (params, cb) { send("openApplication", params || {}, cb); },
     closeApplication: function () { send("closeApplication"); },
     reloadWindow: function () { location.reload(); }

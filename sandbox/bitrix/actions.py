@@ -244,7 +244,13 @@ def action_users(app: PortalApp, portal: dict[str, Any], payload: dict[str, Any]
 
 def action_settings(app: PortalApp, portal: dict[str, Any], payload: dict[str, Any]) -> Response:
     allowed = {"burst": int, "drain": float, "operating_limit": float, "operating_cost": float}
+    # The language the portal's users read (LANG of every app frame, docs/sandbox.md): Bitrix24
+    # codes, `ua` for Ukrainian.
+    if "lang" in payload and str(payload["lang"]) not in ("en", "ua", "ru", "de"):
+        return json_response({"error": "lang must be one of en, ua, ru, de"}, 400)
     with app.store.lock:
+        if "lang" in payload:
+            portal["lang"] = str(payload["lang"])
         try:
             for key, cast in allowed.items():
                 if key in payload:

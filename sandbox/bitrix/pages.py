@@ -14,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.bitrix import agentpages, crmpages
+from sandbox.bitrix import agentpages, crmpages, pickers
 from sandbox.httpcore import Request, Response, html_response, json_response
 
 if TYPE_CHECKING:
@@ -85,6 +85,11 @@ window.addEventListener('message', async (event) => {
     const r = await fetch('/_sandbox/portals/' + MEMBER + '/tokens', {method: 'POST',
       body: JSON.stringify({user_id: frame.state.auth.user_id})});
     reply(await r.json());
+  } else if (d.cmd === 'selectUser' || d.cmd === 'selectUsers') {
+    // Bitrix24's own people dialog: the app gets the chosen person(s); closing it answers
+    // nothing (the callback is not called), as in Bitrix24.
+    const chosen = await pickUsers(d.cmd === 'selectUsers');
+    if (chosen !== null) reply(d.cmd === 'selectUsers' ? chosen : chosen[0]);
   } else if (d.cmd === 'openApplication') { location.href = '/portal/' + MEMBER + '/'; }
   else reply(null);
 });
@@ -180,6 +185,8 @@ def render(app: PortalApp, request: Request) -> Response:
     user_id = str(request.query.get("user") or portal["users"][0]["ID"])
     if rest == "/feed.json":
         return json_response(_feed(app, portal, user_id))
+    if rest == "/users.json":
+        return json_response({"users": pickers.picker_users(app, portal)})
     lead = re.fullmatch(r"/lead/(\d+)", rest)
     if lead:
         return _lead(app, portal, user_id, lead.group(1))
@@ -195,7 +202,7 @@ def render(app: PortalApp, request: Request) -> Response:
 def _page(
     app: PortalApp, title: str, body: str, member: str, user_id: str, frames: dict[str, Any]
 ) -> Response:
-    script = PARENT_JS % {
+    script = pickers.PICKER_JS + PARENT_JS % {
         "frames": json.dumps(frames),
         "member": json.dumps(member),
         "user": json.dumps(user_id),

@@ -27,6 +27,19 @@ from sandbox.world import World
 BX24_JS = Path(__file__).parent.parent / "assets" / "bx24.js"
 #: A portal's own REST base, `/portal/<member_id>/rest/...` (World.rest_base).
 PORTAL_REST = re.compile(r"/portal/([^/]+)(/rest/.*)")
+AVATAR_PATH = re.compile(r"/avatar/([0-9]{1,9})\.svg")
+_AVATAR_COLOURS = ("#2fc6f6", "#7b3fe4", "#f7a700", "#4c9a00", "#ff5752", "#2067b0")
+
+
+def avatar_svg(user_id: str) -> bytes:
+    """A round avatar with the user's number (what PERSONAL_PHOTO points at in the sandbox)."""
+    colour = _AVATAR_COLOURS[int(user_id) % len(_AVATAR_COLOURS)]
+    return (
+        "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 40 40'>"
+        f"<circle cx='20' cy='20' r='20' fill='{colour}'/>"
+        "<text x='20' y='26' font-family='sans-serif' font-size='16' fill='#fff' "
+        f"text-anchor='middle'>{user_id}</text></svg>"
+    ).encode()
 
 
 def bx_error(error: str, description: str, status: int) -> Response:
@@ -65,6 +78,9 @@ class PortalApp(App):
             return self.upload(request, scope)
         if path.startswith("/rest/"):
             return self.rest(request, scope)
+        avatar = AVATAR_PATH.fullmatch(path)
+        if avatar:
+            return Response(200, avatar_svg(avatar.group(1)), "image/svg+xml")
         if path == "/bx24.js":
             return Response(200, BX24_JS.read_bytes(), "application/javascript; charset=utf-8")
         if path.rstrip("/") == "/oauth/authorize":
@@ -245,7 +261,7 @@ class PortalApp(App):
             {
                 "DOMAIN": portal["domain"],
                 "PROTOCOL": "0",
-                "LANG": "en",
+                "LANG": portal.get("lang") or "en",
                 "APP_SID": secrets.token_hex(16),
             }
         )

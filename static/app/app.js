@@ -83,11 +83,28 @@
     return text ? '<details class="detail"><summary>' + esc(S.details) + "</summary><code>" + esc(text) + "</code></details>" : "";
   }
 
-  function pollJob(id, done) {
+  // A Bitrix24 user as lists show them: avatar and name; the id only when the name could not
+  // be read (docs/pages.md "People").
+  function person(p) {
+    if (!p || !p.id) return "—";
+    var face = p.photo ? '<img class="avatar" src="' + esc(p.photo) + '" alt="" referrerpolicy="no-referrer">' :
+      '<span class="avatar initials" aria-hidden="true">' + esc(p.known ? p.name.charAt(0).toUpperCase() : "?") + "</span>";
+    var name = p.known ? p.name : (S.user_id || "ID %(id)s").replace("%(id)s", p.id);
+    return '<span class="person' + (p.known ? "" : " unknown") + '" data-user="' + esc(p.id) + '">' + face + '<span class="person-name">' + esc(name) + "</span></span>";
+  }
+
+  // `step(progress)` hears {done, total, step} while a long job reports it (docs/pages.md
+  // "Progress").
+  function pollJob(id, done, step) {
     api("GET", "jobs/" + id + "/").then(function (r) {
-      if (r.ok && r.data.done) done(r.data);
-      else setTimeout(function () { pollJob(id, done); }, 1000);
+      if (r.ok && r.data.done) { done(r.data); return; }
+      if (step && r.ok && r.data.progress) step(r.data.progress);
+      setTimeout(function () { pollJob(id, done, step); }, 500);
     });
+  }
+  function progressHtml(done, total, text) {
+    var pct = total ? Math.round(done * 100 / total) : 0;
+    return '<span class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="' + total + '" aria-valuenow="' + done + '"><span style="width:' + pct + '%"></span></span> ' + esc(text);
   }
 
   function startCall(number) {
@@ -126,7 +143,7 @@
       return '<tr data-id="' + item.id + '" data-phone="' + esc(item.phone) + '" data-state="' + esc(item.state) + '">' +
         '<td class="pick-col"><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
         cell("when", esc(item.created_at.slice(0, 16).replace("T", " "))) +
-        cell("number", esc(item.phone) + more) + cell("user", esc(item.owner || "—")) +
+        cell("number", esc(item.phone) + more) + cell("user", person(item.owner_person)) +
         cell("reason", esc(item.reason) + tries + detail(item.detail), "reason") +
         cell("state", esc(S[item.state === "open" ? "open" : item.state + "_state"] || item.state), "state") +
         cell("actions", actions, "acts") + "</tr>";
@@ -179,12 +196,12 @@
       });
     });
     // After a retry, follow the item until its job settles (resolved, or open again).
-    function watch(id) {
+    function watch(id, settled) {
       var tries = 0;
       (function tick() {
         api("GET", "failed/?" + query()).then(function (r) {
           var item = r.ok && r.data.items.filter(function (i) { return String(i.id) === String(id); })[0];
-          if (!item || item.state !== "retrying" || ++tries > 60) { load(); return; }
+          if (!item || item.state !== "retrying" || ++tries > 60) { if (settled) settled(); load(); return; }
           setTimeout(tick, 1000);
         });
       })();
@@ -194,7 +211,20 @@
       if (!ids.length) return;
       status.textContent = S.retrying;
       api("POST", "failed/retry/", { ids: ids }).then(function (r) {
-        status.textContent = r.ok ? "" : S.failed; ids.forEach(watch); load();
+        if (!r.ok) { status.textContent = S.failed; return; }
+        // done / total as each retried item settles (resolved, or open again with its reason)
+        var retrying = ids.filter(function (id) { return r.data.results[id] === "retrying"; });
+        var settled = 0, total = retrying.length, box = $("#bulk-progress");
+        status.textContent = "";
+        function show() {
+          box.hidden = !total;
+          box.innerHTML = progressHtml(settled, total, S.bulk_progress.replace("%(done)s", settled).replace("%(total)s", total));
+          box.setAttribute("data-settled", settled); box.setAttribute("data-of", total);
+          fit();
+        }
+        show();
+        retrying.forEach(function (id) { watch(id, function () { settled += 1; show(); }); });
+        load();
       });
     });
     load();
@@ -277,6 +307,10 @@
         pollJob(r.data.job, function (job) {
           out.textContent = job.state === "succeeded" ? S.synced : S.sync_failed;
           refreshMappings(); refreshBanners();
+        }, function (p) {
+          var n = Math.min(p.done + 1, p.total); // the step being worked on
+          out.innerHTML = progressHtml(p.done, p.total, S.sync_steps.replace("%(done)s", n).replace("%(total)s", p.total) + " " + (S.sync_step[p.step] || ""));
+          fit();
         });
       });
     });
@@ -362,21 +396,24 @@
         var dialing = false;
         if (c) {
           $('[data-field="stage"]').textContent = (S.stages || {})[c.stage] || c.stage;
-          $('[data-field="status"]').textContent = c.status || "—";
+          $('[data-field="status"]').textContent = c.status_label || "—";
           $('[data-field="duration"]').textContent = c.duration === null ? "—" : c.duration;
-          $('[data-field="error"]').textContent = c.error || "";
+          if (c.steps_html !== undefined && $("#call-steps")) $("#call-steps").innerHTML = c.steps_html;
           $("#call-note").textContent = "";
           dialing = dialShow(c.dial);
         }
         // Stop once the call is settled in Bitrix24; a live call keeps being followed, a dial
         // in progress every second (its deadline is seconds away).
         if (!c || dialing || ["recorded", "failed"].indexOf(c.stage) < 0) {
-          setTimeout(tick, dialing ? Math.min(pollMs, 1000) : pollMs);
+          var moving = dialing || (c && c.live && ["dialing", "ringing", "talking"].indexOf(c.live.step) >= 0);
+          setTimeout(tick, moving ? Math.min(pollMs, 1000) : pollMs);
         }
       });
     }
     tick();
   }
 
-  window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api };
+  window.App = { failedPage: failedPage, settingsPage: settingsPage, callCard: callCard, api: api,
+    // for the other page scripts (calls.js, people.js): one copy of the small helpers
+    h: { $: $, $$: $$, esc: esc, S: S, fit: fit } };
 })();

@@ -376,7 +376,9 @@ def test_framed_pages_are_not_cached_and_limit_scripts(client, rsps, portal):
     assert f"frame-ancestors 'self' https://{PORTAL_HOST};" in csp
     assert "script-src 'self' https://cdn.example.test https://acme.bitrix24.com 'nonce-" in csp
     assert "object-src 'none'" in csp
-    assert f'<script nonce="{nonce}">App.settingsPage();</script>' in response.content.decode()
+    assert f'<script nonce="{nonce}">AppPeople.pickers(); App.settingsPage();</script>' in (
+        response.content.decode()
+    )
 
 
 def test_page_actions_are_not_cached(client, portal):

@@ -15,8 +15,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from bitrixapp import services
 from bitrixapp.models import Portal, portal_options
+from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import Call, CallSync, FailedCall
 from integration.models import Job
@@ -60,7 +60,7 @@ def crm_item_with_dead_job(portal: Portal) -> FailedCall:
     """A CRM update that died: its job is a real kind the worker can re-run successfully."""
     # Created dead, not enqueued then marked dead: a live worker could run it in between.
     job = Job.objects.create(
-        kind=services.KIND_USERS_REFRESH,
+        kind=bitrix_users.KIND_USERS_REFRESH,
         idempotency_key=f"browser-test:{uuid.uuid4().hex}",
         portal=portal,
         subject="call:demo",
@@ -108,7 +108,7 @@ def test_admin_saves_settings_sees_a_failed_call_and_retries_it(sandbox, stack, 
     app.locator("#tab-settings").click()
     app.locator("#options-form").wait_for()
     wait_until(
-        lambda: services.users_directory(portal=portal) is not None,
+        lambda: bitrix_users.users_directory(portal=portal) is not None,
         timeout=30,
         message="the worker to load the portal's users",
     )
@@ -121,7 +121,11 @@ def test_admin_saves_settings_sees_a_failed_call_and_retries_it(sandbox, stack, 
     assert portal_options(portal).stakeholder_emails == ""
     app.locator("input[name=stakeholder_emails]").fill("boss@example.com")
     app.locator("select[name=card_mode]").select_option("answer")
-    app.locator("input[name=default_user_id]").fill("2")
+    # the default user is chosen in the portal's own people dialog (BX24.selectUser)
+    app.locator("#pick-default_user_id .pick-user").click()
+    page.locator("#bx-user-picker label", has_text="Oleg Operator").click()
+    page.locator("#bx-user-ok").click()
+    app.locator("#pick-default_user_id .chip", has_text="Oleg Operator").wait_for()
     app.locator("#save-options").click()
     app.locator("#options-status.ok").wait_for()
     app.locator("#test-connection").click()

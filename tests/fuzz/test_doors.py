@@ -22,9 +22,9 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitrixapp import services
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions
 from integration.bitrix import binding
+from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import FailedCall
 from integration.campaigns import services as campaign_services
@@ -135,7 +135,7 @@ def world(portal, rsps, settings):
     unitalk_selectors.webhook_target_cache_clear()
     fake_user(rsps, user_id="1", admin=True)
     connection = unitalk_services.connection_create(portal=portal, api_key="Kfz" + uuid.uuid4().hex)
-    services.users_directory_store(portal=portal, users={1: "Anna", 2: "Oleg"})
+    bitrix_users.users_directory_store(portal=portal, users={1: "Anna", 2: "Oleg"})
     item = failed.failed_call_open(
         portal=portal,
         kind=FailedCall.Kind.MISSED,
@@ -144,7 +144,7 @@ def world(portal, rsps, settings):
         phone_number="380501112233",
         owner_user_id=1,
     )
-    job = services.connection_test_enqueue(portal=portal)
+    job = unitalk_services.connection_test_enqueue(portal=portal)
     capture = LogCapture()
     root = logging.getLogger()
     root.addHandler(capture)

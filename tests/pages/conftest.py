@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from bitrixapp import auth, services
+from bitrixapp import auth
 from bitrixapp.models import Portal
 from integration import jobs
+from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import FailedCall
 from integration.models import Job
@@ -56,7 +57,7 @@ def token(portal: Portal, *, user_id: int = 1, admin: bool = True) -> dict[str, 
 
 def users(portal: Portal, ids: dict[int, str] | None = None) -> None:
     """The portal's user directory as the refresh job would leave it."""
-    services.users_directory_store(portal=portal, users=ids or {1: "Anna Admin", 2: "Oleg"})
+    bitrix_users.users_directory_store(portal=portal, users=ids or {1: "Anna Admin", 2: "Oleg"})
 
 
 def dead_job(portal: Portal, *, subject: str = "call:1") -> Job:

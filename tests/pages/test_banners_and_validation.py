@@ -116,7 +116,7 @@ def test_a_line_changing_hands_is_asked_first_and_a_row_can_be_removed(client, p
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({}, "user_id", "Enter the Bitrix24 user ID."),
+        ({}, "user_id", "Choose the Bitrix24 user."),
         ({"user_id": "abc", "line": "101"}, "user_id", "positive number"),
         ({"user_id": "1"}, "line", "Enter the Unitalk inner line"),
     ],

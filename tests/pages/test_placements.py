@@ -7,8 +7,8 @@ import json
 import pytest
 from django.utils import timezone
 
-from bitrixapp import services
 from integration import jobs
+from integration.bitrix import users as bitrix_users
 from integration.calls.models import Call, CallSync
 from tests.integration.bitrix.fixtures import REST, ok
 from tests.pages.conftest import enter, fake_profile, token
@@ -110,6 +110,6 @@ def test_user_refresh_job_fills_the_directory_used_for_validation(portal, rsps):
         REST + "user.get",
         json=ok([{"ID": "1", "NAME": "Anna", "LAST_NAME": "Admin"}, {"ID": "2", "NAME": "Oleg"}]),
     )
-    job = services.users_refresh_enqueue(portal=portal)
+    job = bitrix_users.users_refresh_enqueue(portal=portal)
     jobs.job_execute(job_id=job.pk)
-    assert services.users_directory(portal=portal) == {1: "Anna Admin", 2: "Oleg"}
+    assert bitrix_users.users_directory(portal=portal) == {1: "Anna Admin", 2: "Oleg"}

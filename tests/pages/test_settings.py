@@ -7,7 +7,6 @@ import json
 import pytest
 import responses
 
-from bitrixapp import services
 from bitrixapp.models import portal_options
 from integration import jobs
 from integration.models import Job
@@ -111,7 +110,7 @@ def test_saved_key_is_answered_by_its_last_four_characters_only(client, portal):
     assert "SecretUnitalkKey4321" not in response.content.decode()
     assert response.json()["webhook_url"].startswith("https://app.example.com/unitalk/webhook/")
     # the key is checked on save by a job, and until it answers the page says so
-    assert Job.objects.get(pk=response.json()["job"]).kind == services.KIND_CONNECTION_TEST
+    assert Job.objects.get(pk=response.json()["job"]).kind == unitalk_services.KIND_CONNECTION_TEST
     assert response.json()["unitalk_state"] == "checking"
     assert "accepted" not in response.json()["health_html"]
     assert "****4321" in response.json()["health_html"]

@@ -43,9 +43,12 @@ def user_by_id(call: Call, user_id: Any) -> dict[str, Any] | None:
     return next((u for u in call.portal["users"] if u["ID"] == str(user_id)), None)
 
 
-def public_user(user: dict[str, Any]) -> dict[str, Any]:
+def public_user(user: dict[str, Any], photo_base: str = "") -> dict[str, Any]:
     # Users stored before IS_ONLINE / UF_DEPARTMENT existed read as online, in department 1.
-    return {"IS_ONLINE": "Y", "UF_DEPARTMENT": [1], **user}
+    # PERSONAL_PHOTO is an absolute URL on the portal, as Bitrix24 gives it (docs/sandbox.md):
+    # the sandbox draws an avatar per user at /avatar/<ID>.svg unless the user has "" set.
+    photo = f"{photo_base}/avatar/{user.get('ID')}.svg" if photo_base else ""
+    return {"IS_ONLINE": "Y", "UF_DEPARTMENT": [1], "PERSONAL_PHOTO": photo, **user}
 
 
 def matches(entity: dict[str, Any], flt: dict[str, Any]) -> bool:

@@ -70,7 +70,7 @@ def user_get(call: Call) -> Any:
         and _in_list(flt, public_user(u))
         and (department is None or str(department) in map(str, public_user(u)["UF_DEPARTMENT"]))
     ]
-    return paged([public_user(u) for u in users], call)
+    return paged([public_user(u, call.world.bitrix_url) for u in users], call)
 
 
 @method("department.get")

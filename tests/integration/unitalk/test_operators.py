@@ -78,3 +78,16 @@ def test_resync_with_everything_mapped_resolves_the_report(
     services.operators_sync(portal=portal)
 
     assert not Notification.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_matching_reports_its_steps_for_the_settings_page(
+    portal, connection, bitrix_users, unitalk_users
+):
+    from integration.core import progress
+
+    services.operators_sync(portal=portal)
+    assert progress.progress_get(kind=services.KIND_OPERATORS_SYNC, portal_id=portal.pk) == {
+        "done": 3,
+        "total": 3,
+        "step": "done",
+    }

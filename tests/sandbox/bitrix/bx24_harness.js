@@ -5,11 +5,17 @@ const vm = require("vm");
 const [scriptPath, bitrixUrl, token, memberId] = process.argv.slice(2);
 const listeners = [];
 const sent = [];
+let picks = 0;
 const parent = {
   postMessage(message) {
     sent.push(message.cmd);
     let result = null;
-    if (message.cmd === "init") {
+    if (message.cmd === "selectUser") {
+      // The portal's dialog: the first time a person is chosen, the second time it is closed.
+      result = picks++ === 0 ? { id: 2, name: "Oleg Operator" } : null;
+    } else if (message.cmd === "selectUsers") {
+      result = [{ id: 1, name: "Anna Admin" }, { id: 2, name: "Oleg Operator" }];
+    } else if (message.cmd === "init") {
       result = {
         auth: { access_token: token, refresh_token: "r", expires_in: 3600, domain: "d",
                 member_id: memberId, client_endpoint: bitrixUrl + "/rest/" },
@@ -35,12 +41,17 @@ BX24.init(() => {
   BX24.fitWindow();
   BX24.callMethod("user.current", {}, (result) => {
     BX24.installFinish();
+    const picked = [];
+    BX24.selectUser((user) => picked.push(user));
+    BX24.selectUser((user) => picked.push(user));  // closed: never called back
+    BX24.selectUsers((users) => picked.push(users));
     setTimeout(() => {
       console.log(JSON.stringify({
         placement: BX24.placement.info(),
         auth: BX24.getAuth(),
         user: result.data(),
         error: result.error(),
+        picked,
         sent
       }));
     }, 20);
