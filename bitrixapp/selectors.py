@@ -314,6 +314,12 @@ def call_card_get(*, portal: Portal, bitrix_call_id: str) -> dict[str, Any] | No
         for i in FailedCall.objects.filter(portal=portal, sync=sync).order_by("-created_at")[:5]
     ]
     data["dial"] = call_dial_progress(sync=sync)
+    done = (CallSync.Stage.FINISHED, CallSync.Stage.RECORDED)
+    if sync.call_id is None and sync.failed_reason and sync.stage in done:
+        # A click Unitalk never placed is closed in Bitrix24 with the failure's code: true, but
+        # "saved" reads as a call that happened (pages.stage_labels). A "Try again" that went
+        # through is logged as a call of its own (calls/dial.py), so this one stays not placed.
+        data["stage"] = "not_placed"
     data["live"] = live.call_live_stage(
         sync=sync, dial_state=data["dial"]["state"] if data["dial"] else None
     )

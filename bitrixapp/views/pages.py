@@ -119,6 +119,7 @@ def stage_labels() -> dict[str, str]:
         "finished": _("saved in Bitrix24"),
         "recorded": _("saved with recording"),
         "failed": _("not saved: see the problem"),
+        "not_placed": _("closed in Bitrix24: the call was not placed"),
     }
 
 
@@ -190,8 +191,17 @@ def _presence(request: HttpRequest) -> dict[str, Any]:
         me = agent_selectors.agent_for_user(portal=portal, user_id=identity.user_id)
         return {
             "me": agent_selectors.agent_dict(me) if me else None,
+            "my_line": _my_line(portal, identity.user_id, me),
             "presence": agent_selectors.presence_summary(portal=portal),
         }
+
+
+def _my_line(portal: Portal, user_id: int, me: Any) -> str:
+    """A mapped user whose presence is not computed yet (the roster is read by the next poll,
+    docs/agents.md) has a line all the same: the page must not say "no Unitalk line"."""
+    if me is not None:
+        return ""
+    return unitalk_selectors.operator_line_for_user(portal, user_id) or ""
 
 
 @auth.frame_entry
@@ -206,6 +216,7 @@ def agents_page(request: HttpRequest) -> HttpResponse:
         context = {
             "agents": agent_selectors.agent_rows(portal=portal),
             "me": agent_selectors.agent_dict(me) if me else None,
+            "my_line": _my_line(portal, identity.user_id, me),
             "sync": agent_selectors.sync_settings(portal=portal),
         }
     return _render(request, "pages/agents.html", context, page="agents")

@@ -91,8 +91,10 @@ def call_live_stage(*, sync: CallSync, dial_state: str | None) -> dict[str, Any]
     answered = call is not None and (
         call.answered_at is not None or call.status == Call.Status.ANSWERED
     )
-    reached = 1 + (call is not None) + answered + saved
     failed = sync.stage == CallSync.Stage.FAILED or dial_state == "failed"
+    # A failed call stops at the step it could not pass: a click Unitalk never placed fails at
+    # "dialing", even though its Bitrix24 call is closed (finished with the failure's code).
+    reached = 1 + (call is not None) + answered + (saved and not failed)
     if failed:
         step = "problem"
     elif saved:
@@ -106,5 +108,16 @@ def call_live_stage(*, sync: CallSync, dial_state: str | None) -> dict[str, Any]
         "reached": reached,
         "steps": list(STEPS),
         "recorded": sync.stage == CallSync.Stage.RECORDED,
-        "problem": sync.last_error or sync.failed_reason,
+        "problem": _problem(sync, dial_state),
     }
+
+
+def _problem(sync: CallSync, dial_state: str | None) -> str:
+    """The problem line under the steps. A click's own dial says its state itself (progress,
+    the failure with "Try again"), so it is not said twice; once a retried dial went through,
+    the first attempt's failure is history and only a later sync problem is shown."""
+    if dial_state in ("dialing", "retrying", "failed"):
+        return ""
+    if dial_state == "dialled":
+        return sync.last_error
+    return sync.last_error or sync.failed_reason

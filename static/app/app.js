@@ -404,7 +404,7 @@
         }
         // Stop once the call is settled in Bitrix24; a live call keeps being followed, a dial
         // in progress every second (its deadline is seconds away).
-        if (!c || dialing || ["recorded", "failed"].indexOf(c.stage) < 0) {
+        if (!c || dialing || ["recorded", "failed", "not_placed"].indexOf(c.stage) < 0) {
           var moving = dialing || (c && c.live && ["dialing", "ringing", "talking"].indexOf(c.live.step) >= 0);
           setTimeout(tick, moving ? Math.min(pollMs, 1000) : pollMs);
         }

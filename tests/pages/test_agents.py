@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from integration.agents.models import AgentState, AgentSync, Reason, State, Toggle
+from integration.unitalk.models import OperatorMapping
 from tests.pages.conftest import enter, fake_profile, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +128,15 @@ def test_agents_page_and_overview_show_presence(client, portal, rsps):
     html = enter(client, portal, "/bitrix/app/").content.decode()
     assert 'id="presence-available"' in html
     assert 'id="toggle-break"' in html
+
+
+def test_a_mapped_user_not_yet_read_is_not_told_they_have_no_line(client, portal, rsps):
+    # given: user 1 has line 101, and the roster has not been polled yet (no presence row)
+    OperatorMapping.objects.create(portal=portal, bitrix_user_id=1, line="101")
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/").content.decode()
+    assert "You have no Unitalk line." not in html
+    assert "Line 101: your status is read from Bitrix24 within a minute." in html
 
 
 @pytest.mark.parametrize(

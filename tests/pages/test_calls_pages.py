@@ -153,6 +153,55 @@ def test_call_card_stage_follows_the_call(portal, stage, status, answered, step,
     assert shown["recorded"] is (stage == CallSync.Stage.RECORDED)
 
 
+@pytest.mark.parametrize(
+    ("dial_state", "problem"),
+    [
+        ("failed", ""),  # the dial block says it, with "Try again": not twice
+        ("retrying", ""),  # its progress is shown instead
+        ("dialled", ""),  # a retry went through: the first failure is history
+        (None, "Unitalk did not accept the call within 8 seconds"),
+    ],
+)
+def test_a_click_unitalk_never_placed_stops_at_dialing(portal, dial_state, problem):
+    # given: a click whose Bitrix24 call was closed with the failure's code, no Unitalk call
+    sync = CallSync.objects.create(
+        portal=portal,
+        origin=CallSync.Origin.CLICK_TO_CALL,
+        stage=CallSync.Stage.FINISHED,
+        failed_reason="Unitalk did not accept the call within 8 seconds",
+    )
+    shown = live.call_live_stage(sync=sync, dial_state=dial_state)
+    if dial_state == "failed":
+        assert (shown["step"], shown["reached"]) == ("problem", 1)
+    assert shown["problem"] == problem
+
+
+def test_the_card_of_a_click_that_was_not_placed_does_not_say_saved(client, portal):
+    from integration import jobs
+    from integration.models import Job
+
+    sync = CallSync.objects.create(
+        portal=portal,
+        origin=CallSync.Origin.CLICK_TO_CALL,
+        bitrix_call_id="externalCall.failed",
+        stage=CallSync.Stage.FINISHED,
+        failed_reason="Unitalk did not accept the call within 8 seconds",
+    )
+    job = jobs.job_enqueue(
+        kind="call.dial",
+        key=f"call.dial:{sync.pk}",
+        portal=portal,
+        payload={"sync_id": sync.pk},
+        publish=False,
+    )
+    Job.objects.filter(pk=job.pk).update(state=Job.State.DEAD)
+    data = get(client, portal, "/bitrix/actions/call-card/", call_id="externalCall.failed").json()
+    assert data["call"]["stage"] == "not_placed"
+    assert 'data-s="dialing"' in data["call"]["steps_html"]
+    assert 'class="bad" data-s="dialing"' in data["call"]["steps_html"]
+    assert "Problem:" not in data["call"]["steps_html"]
+
+
 def test_call_card_action_sends_the_steps(client, portal):
     call = ringing(portal)
     CallSync.objects.create(
