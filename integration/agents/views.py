@@ -39,12 +39,7 @@ def _lang(request: HttpRequest) -> str:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    data = inputs.parse_json(request.body, field="body")
-    if not isinstance(data, dict):
-        raise inputs.InputError("body must be a JSON object", field="body")
-    return data
+    return inputs.parse_json_object(request.body, field="body")
 
 
 def _toggle_from(body: dict[str, Any]) -> tuple[str, str]:

@@ -71,10 +71,7 @@ def agent_pause(request: HttpRequest, campaign_id: str, action: str) -> HttpResp
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    data = inputs.parse_json(request.body or b"{}", field="body")
-    if not isinstance(data, dict):
-        raise inputs.InputError("body must be a JSON object", field="body")
-    return data
+    return inputs.parse_json_object(request.body, field="body")
 
 
 @require_POST

@@ -106,8 +106,16 @@ def _notify(
 def _callback_open(row: CallSync, reroute: Reroute, reason: str) -> FailedCall:
     """The callback task: a "call back" item for the caller (the missed-call list, resolved by
     any answered outgoing call to the number as today) and a Bitrix24 to-do on the record."""
+    item = _callback_item(row, reason)
+    if row.crm_entity_type in OWNER_TYPE_IDS and row.crm_entity_id:
+        todo_enqueue(reroute=reroute, user_id=row.user_id)
+    return item
+
+
+def _callback_item(row: CallSync, reason: str) -> FailedCall:
+    """The caller's "call back" item on the missed-call list, one per number."""
     number = _digits(row.phone_number) or row.phone_number
-    item = failed.failed_call_open(
+    return failed.failed_call_open(
         portal=row.portal,
         kind=FailedCall.Kind.MISSED,
         dedupe_key=f"missed:{number}",
@@ -118,9 +126,6 @@ def _callback_open(row: CallSync, reroute: Reroute, reason: str) -> FailedCall:
         crm_entity_type=row.crm_entity_type,
         crm_entity_id=row.crm_entity_id,
     )
-    if row.crm_entity_type in OWNER_TYPE_IDS and row.crm_entity_id:
-        todo_enqueue(reroute=reroute, user_id=row.user_id)
-    return item
 
 
 def todo_enqueue(*, reroute: Reroute, user_id: int | None) -> None:
@@ -243,18 +248,7 @@ def reroute_failed(*, sync_id: int, error: str) -> None:
     reason = "could not be rerouted; a callback task was created"
     if reroute is not None:
         Reroute.objects.filter(pk=reroute.pk).update(state=Reroute.State.FAILED, error=error[:2000])
-    number = _digits(row.phone_number) or row.phone_number
-    failed.failed_call_open(
-        portal=row.portal,
-        kind=FailedCall.Kind.MISSED,
-        dedupe_key=f"missed:{number}",
-        reason=f"callback needed: {reason}",
-        phone_number=number,
-        owner_user_id=row.user_id,
-        sync=row,
-        crm_entity_type=row.crm_entity_type,
-        crm_entity_id=row.crm_entity_id,
-    )
+    _callback_item(row, reason)
     _notify(
         row, kind="routing.callback", user_id=row.user_id, tag=f"routing:sync:{row.pk}:caller",
         params={"phone": row.phone_number, "why": ""}, text=error[:500],
