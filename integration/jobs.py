@@ -15,6 +15,12 @@ Every job runs in a lane (integration/core/lanes.py): its message goes to that l
 click-to-call never waits behind a backlog drain. The lane is kept in the payload ("lane"), so a
 re-dispatched job goes back to the same queue.
 
+A held job (`publish=False`, marked "held" in its payload) is one a sibling of the same portal
+and kind will reach, e.g. the next link of a drain chain (integration/calls/chain.py). The
+dispatcher does not resend held rows as lost hand-offs: it publishes the oldest one only when no
+unheld job of that portal and kind is still open, so a broken chain goes on and an intact one is
+not flooded with a message per row (bench/agent_status.py saw 4,000 held drains sent at once).
+
 An inbox is a table whose rows become jobs later, in bulk: a door that must answer in
 microseconds (the Unitalk webhook) stores only its own row, and `jobs_dispatch` first asks
 every registered inbox to turn its waiting rows into jobs.
@@ -39,6 +45,7 @@ from django.utils import timezone
 
 from integration import lease
 from integration.core import lanes, retry
+from integration.core.errors import RateLimitedError
 from integration.core.log import log_context
 from integration.models import Job, JobAttempt
 
@@ -55,6 +62,10 @@ class JobKind:
     lane: str = lanes.INHERIT
     urgent: bool = False
 
+
+#: Payload flag of a job kept without a message (see the module docstring).
+HELD = "held"
+OPEN = (Job.State.PENDING, Job.State.RETRYING)
 
 _registry: dict[str, JobKind] = {}
 _inboxes: list[Callable[[], int]] = []
@@ -194,6 +205,8 @@ def job_enqueue(
     now = timezone.now()
     chosen = lanes.resolve(_registry[kind].lane, requested=lane)
     payload = {**(payload or {}), "lane": chosen}
+    if not publish:
+        payload[HELD] = True
     job, created = Job.objects.get_or_create(
         idempotency_key=key or f"{kind}:{uuid.uuid4().hex}",
         defaults={
@@ -319,8 +332,15 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
             "next_attempt_at": now + timedelta(seconds=decision.delay_s),
             "enqueued_at": None,
         }
-        logger.warning(
-            "job attempt failed, retrying in %.1fs: %s", decision.delay_s, message, extra=log_extra
+        # Our own budget saying "your turn is later" is pacing, not a failure: nobody needs to
+        # act on it (docs/operations.md, log levels).
+        pacing = isinstance(exc, RateLimitedError) and exc.service == "ratelimit"
+        logger.log(
+            logging.INFO if pacing else logging.WARNING,
+            "job attempt failed, retrying in %.1fs: %s",
+            decision.delay_s,
+            message,
+            extra=log_extra,
         )
     elif decision.action == retry.PAUSE:
         update |= {"state": Job.State.PAUSED, "pause_key": decision.pause_key}
@@ -348,25 +368,51 @@ def _short_retry_s() -> float:
     return float(getattr(settings, "JOB_SHORT_RETRY_S", 10.0))
 
 
+def _unheld() -> Q:
+    # A key that is missing is NULL in SQL, and NOT (NULL) would drop the row: say it outright.
+    return ~Q(payload__held=True) | Q(payload__held__isnull=True)
+
+
 def jobs_dispatch(*, limit: int = 500) -> int:
     """Hand every due job to the broker (beat calls this). Returns how many were sent."""
     jobs_feed()
     now = timezone.now()
     stale = now - timedelta(seconds=getattr(settings, "JOB_REDISPATCH_AFTER_S", 60))
-    due = Q(state__in=[Job.State.PENDING, Job.State.RETRYING], next_attempt_at__lte=now) & (
+    due = Q(state__in=OPEN, next_attempt_at__lte=now) & (
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
     abandoned = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
     rows = list(
-        Job.objects.filter(due | abandoned)
+        Job.objects.filter((due & _unheld()) | abandoned)
         .order_by("next_attempt_at")
         .only("pk", "kind", "portal_id", "payload")[:limit]
     )
+    rows += _held_unblocked(due)
     if rows:
         Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
         _send((row.pk, job_lane(row), row.kind) for row in portal_round_robin(rows))
         logger.info("dispatched due jobs", extra={"count": len(rows)})
     return len(rows)
+
+
+def _held_unblocked(due: Q) -> list[Job]:
+    """The oldest held job of each (portal, kind) that has no unheld job open any more: nobody
+    else will publish it. It is published unheld, so it carries its chain on."""
+    pairs = Job.objects.filter(due, payload__held=True).values_list("portal_id", "kind").distinct()
+    found = []
+    for portal_id, kind in pairs:
+        siblings = Job.objects.filter(
+            portal_id=portal_id, kind=kind, state__in=(*OPEN, Job.State.RUNNING)
+        )
+        if siblings.filter(_unheld()).exists():
+            continue
+        job = siblings.filter(due, payload__held=True).order_by("pk").first()
+        if job is None:
+            continue
+        job.payload = {**job.payload, HELD: False}
+        if Job.objects.filter(pk=job.pk, payload__held=True).update(payload=job.payload):
+            found.append(job)
+    return found
 
 
 def portal_round_robin(rows: list[Job]) -> list[Job]:

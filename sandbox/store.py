@@ -29,6 +29,9 @@ def empty_state() -> dict[str, Any]:
         "unitalk": {"projects": {}, "calls": [], "deliveries": [], "autodialers": {}},
         "events": [],
         "log": [],
+        # Bitrix24 REST requests admitted per portal and method; a batch counts under
+        # "batch:<its first command's method>" (the request log is capped and has no methods).
+        "requests": {},
         "seq": {},
     }
 
@@ -83,6 +86,12 @@ class Store:
             log.append(entry)
             if len(log) > LOG_LIMIT:
                 del log[: len(log) - LOG_LIMIT]
+            self._dirty = True
+
+    def count_request(self, member_id: str, method: str) -> None:
+        with self.lock:
+            counts = self.data.setdefault("requests", {}).setdefault(member_id, {})
+            counts[method] = counts.get(method, 0) + 1
             self._dirty = True
 
     def snapshot(self) -> dict[str, Any]:

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 # interactive job, the panel's retry): they must never hold up call logging (docs/agents.md §5.1).
 @jobs.register(poll.KIND_POLL, lane=lanes.BACKGROUND)
 def agents_poll(job: Job) -> dict[str, Any]:
-    return poll.agents_poll(portal=Portal.objects.get(pk=job.payload["portal_id"]))
+    portal = Portal.objects.get(pk=job.payload["portal_id"])
+    return poll.agents_poll(portal=portal, since=job.created_at)
 
 
 @jobs.register(push.KIND_PUSH)

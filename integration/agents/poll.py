@@ -3,7 +3,12 @@ event (§1.1), so work days are read with `timeman.status` in batches of 50, use
 `user.get` every few minutes, `timeman.settings` daily and when a mapping changes.
 
 Every request goes through the portal's shared leaky bucket (integration.bitrix.client), like
-call logging; one poll of 200 agents costs 4 slots. Bad answers end in a defined state with a
+call logging; one poll of 200 agents costs 4 slots. A background job gets one slot per turn
+while a drain shares the bucket (integration/core/ratelimit.py), so a poll is a series of
+one-request steps, each saved as it is answered: when the budget says "later" the job comes
+back at its turn and goes on with the agents not yet read, instead of starting over (which
+never finished under a call-sync backlog: bench/agent_status.py). A budget wait is not a
+failed poll: no failure count, no notice. Bad answers end in a defined state with a
 reason (never an exception); a whole poll that fails is counted, and after AGENT_STALE_PERIODS
 failures in a row the agents are stale: PAUSED(sync_failed) for the dialer and the admins told.
 """
@@ -24,7 +29,7 @@ from integration.agents import fallback, services
 from integration.agents.models import AgentState, AgentSync
 from integration.bitrix import timeman
 from integration.core import inputs
-from integration.core.errors import IntegrationError
+from integration.core.errors import IntegrationError, RateLimitedError
 from integration.unitalk.models import UnitalkConnection
 
 logger = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ def _not_found(error: dict[str, Any]) -> bool:
 def _read_settings(portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime):
     answer = timeman.settings_many(portal, [a.bitrix_user_id for a in agents])
     sync.timeman_missing = answer.module_missing()
+    sync.save(update_fields=["timeman_missing", "updated_at"])
     for agent in agents:
         row = answer.results.get(agent.bitrix_user_id)
         error = answer.errors.get(agent.bitrix_user_id)
@@ -88,12 +94,10 @@ def _read_settings(portal: Portal, sync: AgentSync, agents: list[AgentState], no
             user_missing=agent.user_missing,
             settings_checked_at=now,
         )
-    sync.settings_polled_at = now
 
 
-def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime):
+def _read_users(portal: Portal, agents: list[AgentState], now: datetime) -> None:
     answer = timeman.users_many(portal, [a.bitrix_user_id for a in agents])
-    departments: dict[int, list[int]] = {}
     for agent in agents:
         rows = answer.results.get(agent.bitrix_user_id)
         user = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else None
@@ -111,45 +115,47 @@ def _read_users(portal: Portal, sync: AgentSync, agents: list[AgentState], now: 
             name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
             agent.name = name[:255] or agent.name
             depts = user.get("UF_DEPARTMENT") or []
-            ids = (
+            agent.departments = (
                 [d for d in (inputs.positive_id_or_none(x) for x in depts) if d]
                 if isinstance(depts, list)
                 else []
             )
-            departments[agent.pk] = ids
         agent.users_checked_at = now
         AgentState.objects.filter(pk=agent.pk).update(
             user_missing=agent.user_missing,
             user_active=agent.user_active,
             user_online=agent.user_online,
             name=agent.name,
+            departments=agent.departments,
             users_checked_at=now,
         )
-    wanted = {d for ids in departments.values() for d in ids}
+
+
+def _read_managers(portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime):
+    """Each agent's manager: the head of their first department who is not themselves."""
+    wanted = {d for agent in agents for d in agent.departments or []}
     heads = timeman.department_heads(portal, wanted)
     for agent in agents:
-        if agent.pk not in departments:
-            continue
         manager = next(
             (
                 heads[d]
-                for d in departments[agent.pk]
+                for d in agent.departments or []
                 if heads.get(d, agent.bitrix_user_id) != agent.bitrix_user_id
             ),
             None,
         )
-        AgentState.objects.filter(pk=agent.pk).update(
-            manager_user_id=manager, departments=departments[agent.pk]
-        )
-        agent.manager_user_id, agent.departments = manager, departments[agent.pk]
+        if manager != agent.manager_user_id:
+            AgentState.objects.filter(pk=agent.pk).update(manager_user_id=manager)
+            agent.manager_user_id = manager
     sync.users_polled_at = now
     return len(wanted)
 
 
 def _read_status(portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime):
     answer = timeman.status_many(portal, [a.bitrix_user_id for a in agents])
-    if answer.module_missing():
+    if answer.module_missing() and not sync.timeman_missing:
         sync.timeman_missing = True
+        sync.save(update_fields=["timeman_missing", "updated_at"])
     for agent in agents:
         row = answer.results.get(agent.bitrix_user_id)
         error = answer.errors.get(agent.bitrix_user_id)
@@ -174,36 +180,82 @@ def _due(last: datetime | None, every_s: float, now: datetime) -> bool:
     return last is None or last + timedelta(seconds=every_s) <= now
 
 
-def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any]:
-    """One poll of a portal's agents. Never raises for Bitrix24's answers (they are data)."""
+def _chunks(agents: list[AgentState]) -> list[list[AgentState]]:
+    size = timeman.MAX_COMMANDS
+    return [agents[i : i + size] for i in range(0, len(agents), size)]
+
+
+def _poll_steps(
+    portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime, since: datetime | None
+):
+    """The readings due now, one request each, in order; yields (what, how many, the agents
+    read) as each is saved. An agent this poll read at or after `since` (its start, before a budget wait) is
+    not read again."""
+
+    def unread(stamp: datetime | None) -> bool:
+        return since is None or stamp is None or stamp < since
+
+    settings_every = settings.AGENT_SETTINGS_EVERY_S
+    for chunk in _chunks([a for a in agents if _due(a.settings_checked_at, settings_every, now)]):
+        _read_settings(portal, sync, chunk, now)
+        yield "settings", len(chunk), chunk
+    sync.settings_polled_at = now
+    if _due(sync.users_polled_at, settings.AGENT_USERS_EVERY_S, now):
+        for chunk in _chunks([a for a in agents if unread(a.users_checked_at)]):
+            _read_users(portal, chunk, now)
+            yield "users", len(chunk), chunk
+        yield "departments", _read_managers(portal, sync, agents, now), agents
+    stalest = sorted(agents, key=lambda a: (a.polled_at is not None, a.polled_at or now))
+    for chunk in _chunks([a for a in stalest if unread(a.polled_at)]):
+        _read_status(portal, sync, chunk, now)
+        yield "status", len(chunk), chunk
+
+
+def _poll_failed(
+    portal: Portal, sync: AgentSync, exc: IntegrationError, now: datetime
+) -> dict[str, Any]:
+    sync.poll_failures += 1
+    sync.last_poll_error = str(exc)[:2000]
+    sync.save(update_fields=POLL_FIELDS)
+    logger.warning("agent poll failed (%d in a row): %s", sync.poll_failures, exc)
+    changed = services.agents_refresh(portal=portal, source="stale", now=now)
+    if services.sync_stale(sync=sync):
+        fallback.poll_problem_raise(portal=portal, sync=sync)
+    return {"failed": str(exc)[:200], "failures": sync.poll_failures, "changed": changed}
+
+
+def agents_poll(
+    *, portal: Portal, now: datetime | None = None, since: datetime | None = None
+) -> dict[str, Any]:
+    """One poll of a portal's agents. Never raises for Bitrix24's answers (they are data); a
+    budget wait (RateLimitedError) is raised after saving what was read, so the job resumes
+    from there: `since` is when the job began."""
     now = now or timezone.now()
     services.agents_roster_sync(portal=portal)
     sync = services.agent_sync_get(portal=portal)
-    agents = list(AgentState.objects.filter(portal=portal).exclude(line="").order_by("pk"))
+    agents = list(
+        AgentState.objects.filter(portal=portal)
+        .exclude(line="")
+        .select_related("portal")
+        .order_by("pk")
+    )
     sync.last_poll_at = now
     read: dict[str, int] = {}
+    slots, touched = 0, dict[int, AgentState]()
     try:
-        due_settings = [a for a in agents if a.settings_checked_at is None]
-        if _due(sync.settings_polled_at, settings.AGENT_SETTINGS_EVERY_S, now):
-            due_settings = agents
-        if due_settings:
-            _read_settings(portal, sync, due_settings, now)
-            read["settings"] = len(due_settings)
-        if agents and _due(sync.users_polled_at, settings.AGENT_USERS_EVERY_S, now):
-            read["departments"] = _read_users(portal, sync, agents, now)
-            read["users"] = len(agents)
-        if agents:
-            _read_status(portal, sync, agents, now)
-            read["status"] = len(agents)
-    except IntegrationError as exc:
-        sync.poll_failures += 1
-        sync.last_poll_error = str(exc)[:2000]
+        for what, count, chunk in _poll_steps(portal, sync, agents, now, since):
+            touched.update((a.pk, a) for a in chunk)
+            read[what] = read.get(what, 0) + count
+            # Request slots spent: one per batch of 50 commands (docs/bitrix24.md §2.5).
+            slots += -(-count // timeman.MAX_COMMANDS)
+    except RateLimitedError as exc:
+        if exc.service != "ratelimit":
+            return _poll_failed(portal, sync, exc, now)  # Bitrix24's own 503: it did fail
         sync.save(update_fields=POLL_FIELDS)
-        logger.warning("agent poll failed (%d in a row): %s", sync.poll_failures, exc)
-        changed = services.agents_refresh(portal=portal, source="stale", now=now)
-        if services.sync_stale(sync=sync):
-            fallback.poll_problem_raise(portal=portal, sync=sync)
-        return {"failed": str(exc)[:200], "failures": sync.poll_failures, "changed": changed}
+        services.agents_refresh(portal=portal, source="poll", now=now, agents=touched.values())
+        raise
+    except IntegrationError as exc:
+        return _poll_failed(portal, sync, exc, now)
     recovered = sync.poll_failures > 0
     sync.poll_failures = 0
     sync.last_poll_error = ""
@@ -212,8 +264,6 @@ def agents_poll(*, portal: Portal, now: datetime | None = None) -> dict[str, Any
     if recovered:
         fallback.poll_problem_resolve(portal=portal)
     changed = services.agents_refresh(portal=portal, source="poll", now=now)
-    # Request slots spent: one per batch of 50 commands (docs/bitrix24.md §2.5).
-    slots = sum(-(-n // timeman.MAX_COMMANDS) for n in read.values())
     return {"agents": len(agents), "read": read, "requests": slots, "changed": changed}
 
 

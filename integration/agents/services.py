@@ -7,6 +7,7 @@ and line health come from our own Call rows (Unitalk webhooks, reconciled by his
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -212,12 +213,20 @@ def _apply(
     return True
 
 
-def agents_refresh(*, portal: Portal, source: str, now: datetime | None = None) -> int:
-    """Recompute every agent of the portal; returns how many changed."""
+def agents_refresh(
+    *,
+    portal: Portal,
+    source: str,
+    now: datetime | None = None,
+    agents: Iterable[AgentState] | None = None,
+) -> int:
+    """Recompute every agent of the portal (or just `agents`); returns how many changed."""
     now = now or timezone.now()
     sync = agent_sync_get(portal=portal)
     changed = 0
-    for agent in AgentState.objects.filter(portal=portal).select_related("portal"):
+    if agents is None:
+        agents = AgentState.objects.filter(portal=portal).select_related("portal")
+    for agent in agents:
         changed += agent_refresh(agent=agent, source=source, sync=sync, now=now)
     return changed
 

@@ -6,8 +6,9 @@ A drain (`call.sync`) finishes up to CALL_DRAIN_BATCH ready calls of its portal 
 job is therefore only published while fewer than CALL_DRAIN_PARALLEL of the portal's drains are
 on their way; the others are kept as rows marked "held". Every drain, when done, marks the held
 jobs of the calls it finished as succeeded (their work is done, no message needed) and publishes
-the portal's next held job. The row stays the truth: a held job nobody published is sent by the dispatcher once its
-hand-off goes stale (JOB_REDISPATCH_AFTER_S), like any lost publish.
+the portal's next held job. The row stays the truth: a held job nobody published is sent by the
+dispatcher once the portal has no drain on its way any more (integration/jobs.py, held jobs):
+one message, not one per row.
 
 Interactive drains (a live call's end) are always published at once: a person is waiting.
 """
@@ -23,8 +24,8 @@ from integration.core import lanes
 from integration.models import Job
 
 KIND_SYNC = "call.sync"
-HELD = "held"
-OPEN = (Job.State.PENDING, Job.State.RETRYING)
+HELD = jobs.HELD
+OPEN = jobs.OPEN
 
 
 def _portal_drains(portal_id: int) -> Q:

@@ -71,6 +71,12 @@ class Call(models.Model):
         indexes = [
             models.Index(fields=["portal", "started_at"], name="call_portal_started"),
             models.Index(fields=["portal", "unitalk_dbid"], name="call_portal_dbid"),
+            # Presence reads each agent's line: live call, last ended call (wrap-up), the last
+            # outbound legs (line failing): docs/agents.md §5.1. Without it, every agent of a
+            # poll scanned all the portal's calls.
+            models.Index(
+                fields=["portal", "operator_line", "ended_at"], name="call_portal_line_ended"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -204,6 +204,7 @@ class Engine:
         """The call once its credentials are known: bucket, method, operating budget."""
         if not self.limits.admit(portal):
             return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+        self.world.store.count_request(str(portal["member_id"]), _counted_as(name, params))
         if name != "batch" and not known(portal, name):
             return 404, {
                 "error": "ERROR_METHOD_NOT_FOUND",
@@ -384,6 +385,15 @@ class Engine:
 
 
 _REF = re.compile(r"\$result((?:\[[^\]]*\])+)")
+
+
+def _counted_as(name: str, params: dict[str, Any]) -> str:
+    if name != "batch":
+        return name
+    cmd = params.get("cmd")
+    commands = list(cmd.values()) if isinstance(cmd, dict) else cmd if isinstance(cmd, list) else []
+    first = commands[0] if commands else ""
+    return f"batch:{str(first).partition('?')[0].strip().lower()}"
 
 
 def substitute(value: Any, results: dict[str, Any]) -> Any:

@@ -112,6 +112,43 @@ def test_dispatcher_resends_a_job_whose_hand_off_was_lost(sent):
     assert sent == [job.pk]
 
 
+def _stale(*jobs_):
+    Job.objects.filter(pk__in=[j.pk for j in jobs_]).update(
+        enqueued_at=timezone.now() - timedelta(minutes=5)
+    )
+
+
+def test_held_jobs_are_not_resent_while_a_sibling_of_their_kind_is_on_its_way(sent):
+    # given a published job and 30 held ones of the same kind, all with stale hand-offs
+    # (a drain chain longer than JOB_REDISPATCH_AFTER_S: bench/agent_status.py)
+    head = jobs.job_enqueue(kind="test.flaky", key="head")
+    held = [jobs.job_enqueue(kind="test.flaky", key=f"h{i}", publish=False) for i in range(30)]
+    _stale(head, *held)
+    sent.clear()
+
+    # when the dispatcher runs, then only the unheld one is resent: the chain goes on from it
+    assert jobs.jobs_dispatch() == 1
+    assert sent == [head.pk]
+
+
+def test_a_held_job_whose_chain_broke_is_published_once(sent):
+    # given held jobs whose only unheld sibling is gone (its worker died after finishing)
+    head = jobs.job_enqueue(kind="test.flaky", key="head")
+    held = [jobs.job_enqueue(kind="test.flaky", key=f"h{i}", publish=False) for i in range(3)]
+    Job.objects.filter(pk=head.pk).update(state=Job.State.SUCCEEDED)
+    _stale(*held)
+    sent.clear()
+
+    # when the dispatcher runs twice
+    assert jobs.jobs_dispatch() == 1
+    assert jobs.jobs_dispatch() == 0  # the revived one is now the chain's unheld link
+
+    # then the oldest was published once, unheld; the others wait for it
+    assert sent == [held[0].pk]
+    assert Job.objects.get(pk=held[0].pk).payload[jobs.HELD] is False
+    assert all(Job.objects.get(pk=j.pk).payload[jobs.HELD] for j in held[1:])
+
+
 def test_a_job_abandoned_by_a_dead_worker_is_taken_over_after_its_lease():
     job = jobs.job_enqueue(kind="test.flaky", key="crash")
     Job.objects.filter(pk=job.pk).update(

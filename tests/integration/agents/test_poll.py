@@ -12,6 +12,7 @@ from integration import jobs
 from integration.agents import poll, services
 from integration.agents.models import AgentState, AgentSync, AgentTransition, Reason, State
 from integration.bitrix import telephony
+from integration.core.errors import RateLimitedError
 from integration.models import Job, Notification
 from integration.unitalk.models import OperatorMapping
 from tests.integration.agents.fixtures import (  # noqa: F401  (pytest fixtures, by name)
@@ -263,3 +264,42 @@ def test_polls_and_probes_run_in_the_background_lane_even_when_asked_from_intera
         probe = jobs.job_enqueue(kind=push.KIND_PROBE, key="probe-lane", portal=mapped)
     assert polled.payload["lane"] == lanes.BACKGROUND
     assert probe.payload["lane"] == lanes.BACKGROUND
+
+
+def test_a_budget_wait_mid_poll_keeps_what_was_read_and_the_job_goes_on_from_there(
+    mapped, agents_portal, monkeypatch
+):
+    # given a first poll done, then agent 5 clocks out; one agent per request, and the
+    # portal's budget says "later" after the first work-day request (a drain holds the bucket)
+    started = timezone.now()
+    poll.agents_poll(portal=mapped)
+    agents_portal.days[5] = agents_portal.days[6] = "CLOSED"
+    monkeypatch.setattr(poll.timeman, "MAX_COMMANDS", 1)
+    real, asked = poll.timeman.status_many, []
+
+    def status_many(portal, user_ids):
+        asked.append(list(user_ids))
+        if len(asked) == 2:
+            raise RateLimitedError("slot at +2s", retry_after=2, service="ratelimit")
+        return real(portal, user_ids)
+
+    monkeypatch.setattr(poll.timeman, "status_many", status_many)
+
+    # when the poll job runs into the wait
+    since = timezone.now()
+    with pytest.raises(RateLimitedError):
+        poll.agents_poll(portal=mapped, since=since)
+
+    # then the agent read first already shows it, and the wait counts as no failure
+    first = asked[0][0]
+    assert (agent(first).state, agent(first).reason) == (State.PAUSED, Reason.DAY_CLOSED)
+    assert AgentSync.objects.get(portal=mapped).poll_failures == 0
+    assert not Notification.objects.filter(kind="agents.poll_failed").exists()
+
+    # when the job comes back at its turn, it reads only the agent it had not read
+    result = poll.agents_poll(portal=mapped, since=since)
+    assert asked[2:] == [[uid] for uid in (5, 6) if uid != first]
+    assert result["read"] == {"status": 1}
+    assert result["requests"] == 1
+    assert {agent(5).state, agent(6).state} == {State.PAUSED}
+    assert started <= AgentSync.objects.get(portal=mapped).last_poll_ok_at

@@ -370,3 +370,18 @@ def test_the_oauth_server_names_each_portals_own_rest_base(sandbox, http):
 
     assert info.json()["result"]["install"]["client_endpoint"] == a["client_endpoint"]
     assert info.json()["result"]["install"]["member_id"] == a["member_id"]
+
+
+def test_admitted_requests_are_counted_per_portal_and_method(rest, portal, sandbox, http):
+    """Benchmarks read what a job kind spent (bench/agent_status.py: the polls' batches)."""
+    rest("user.current")
+    rest("batch", {"cmd": {"a": "timeman.status?USER_ID=1", "b": "user.current"}})
+    rest("batch", {"cmd": ["user.get?ID=1"]})
+
+    counts = http.get(f"{sandbox.bitrix_url}/_sandbox/state").json()["requests"]
+
+    assert counts[portal["member_id"]] == {
+        "user.current": 1,
+        "batch:timeman.status": 1,
+        "batch:user.get": 1,
+    }
