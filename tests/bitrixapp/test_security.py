@@ -196,6 +196,21 @@ def test_onappinstall_posted_to_the_installation_url_is_accepted(client, rsps):
     assert Portal.objects.get(member_id=member_id).installed_by_user_id == 1
 
 
+def test_a_non_admins_onappinstall_posted_to_the_installation_url_is_403(client, rsps, portal):
+    # the installation URL takes ONAPPINSTALL under the same rule as the event door
+    before = secrets_of(portal)
+    oauth_says(rsps, portal.member_id)
+    portal_says(rsps, user_id="7", admin=False)
+
+    response = client.post("/bitrix/install/", onappinstall(portal.member_id), content_type=FORM)
+
+    assert response.status_code == 403
+    assert "administrator" in response.json()["error"]
+    assert secrets_of(portal) == before
+    assert not Job.objects.filter(kind="portal.install").exists()
+    assert Notification.objects.filter(portal=portal, tag=services.INSTALL_REFUSED_TAG).exists()
+
+
 def test_other_events_posted_to_the_installation_url_are_400(client, portal):
     body = payload_body(
         "onexternalcallstart",
