@@ -454,3 +454,18 @@ def test_production_settings_send_hsts(tmp_path):
         timeout=120,
     )
     assert shown.stdout.splitlines()[-1].split() == ["600", "True"], shown.stderr
+
+
+# --- 4. the same parser at the doors found after the fuzz (audit of issue 11) -------------------
+
+
+@pytest.mark.parametrize("user_id", ["²", "¹²", "٣", "５"])  # noqa: RUF001 (look-alike digits)
+def test_look_alike_digits_in_an_operator_mapping_are_400_naming_the_field(client, portal, user_id):
+    response = client.post(
+        "/bitrix/actions/operators/",
+        json.dumps({"user_id": user_id, "line": "101"}),
+        content_type="application/json",
+        **token(portal),
+    )
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["user_id"]
