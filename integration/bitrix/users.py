@@ -15,6 +15,7 @@ from django.utils import timezone
 from bitrixapp.models import Portal
 from integration import jobs
 from integration.bitrix import client
+from integration.core import inputs
 from integration.models import Job
 
 KIND_USERS_REFRESH = "bitrix.users_refresh"
@@ -72,11 +73,9 @@ def users_refresh(*, portal: Portal) -> dict[str, Any]:
     """Job `bitrix.users_refresh`: read all users (user.get, docs/bitrix24.md §7.4) into the
     cache. Raises the client's errors (the job retries)."""
     rows = client.list_all(portal, "user.get", {"ADMIN_MODE": True})
-    people = {
-        int(row["ID"]): _person(row)
-        for row in rows
-        if isinstance(row, dict) and str(row.get("ID") or "").isdigit()
-    }
+    # An ID that is not a bounded ASCII number is skipped (integration/core/inputs.py).
+    ids = [(inputs.positive_id_or_none(r.get("ID")), r) for r in rows if isinstance(r, dict)]
+    people = {uid: _person(row) for uid, row in ids if uid is not None}
     users_directory_store(portal=portal, users={}, people=people)
     return {"users": len(people)}
 

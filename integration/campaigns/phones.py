@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 
 DEFAULT_COUNTRY_CODE = "38"
-_ALLOWED = re.compile(r"^[\d\s()+\-./]+$")
+# ASCII digits (\d alone also takes Arabic-Indic and fullwidth ones, which no dedupe matches);
+# any space, a no-break space from a spreadsheet too.
+_ALLOWED = re.compile(r"^[0-9\s()+\-./]+$")
 
 
 class PhoneInvalid(ValueError):
@@ -24,7 +26,7 @@ def phone_normalise(raw: str) -> str:
         raise PhoneInvalid("no phone number")
     if not _ALLOWED.match(text):
         raise PhoneInvalid(f"not a phone number: {text[:32]!r}")
-    digits = re.sub(r"\D", "", text)
+    digits = re.sub(r"[^0-9]", "", text)
     if text.startswith("00"):
         digits = digits[2:]
     elif not text.startswith("+") and len(digits) == 10 and digits.startswith("0"):

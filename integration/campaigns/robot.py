@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 KIND_ROBOT = "campaign.robot"
 EVENT = "ROBOT:ADD_TO_CAMPAIGN"
 #: `document_id[2]` of a CRM document: LEAD_5, DEAL_7, CONTACT_3, COMPANY_9, DYNAMIC_128_4.
-DOCUMENT = re.compile(r"^(LEAD|DEAL|CONTACT|COMPANY|DYNAMIC_\d{1,9})_(\d{1,19})$")
+#: ASCII digits only: \d alone also matches "١٢٨" (integration/core/inputs.py).
+DOCUMENT = re.compile(r"^(LEAD|DEAL|CONTACT|COMPANY|DYNAMIC_\d{1,9})_(\d{1,19})$", re.ASCII)
 
 
 class RobotRefused(Exception):

@@ -37,7 +37,7 @@ def type_id_for(name: str) -> int | None:
     for type_id, known in TYPE_NAMES.items():
         if known == name:
             return type_id
-    if name.startswith("DYNAMIC_") and name[8:].isdigit():
+    if name.startswith("DYNAMIC_") and name[8:].isascii() and name[8:].isdigit():
         return int(name[8:])
     return None
 

@@ -357,7 +357,8 @@ def _read_recording(response: http.Response, limit: int) -> Recording:
         kind = response.headers.get("Content-Type", "")
         raise errors.build(errors.RECORDING_NOT_AUDIO, f"recording link sent {kind or 'no type'}")
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # ASCII digits only, and never int() of thousands of them (integration/core/inputs.py).
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise errors.build(errors.RECORDING_TOO_LARGE, f"recording of {declared} bytes over cap")
     chunks: list[bytes] = []
     size = 0

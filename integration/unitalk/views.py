@@ -163,7 +163,8 @@ def _mapping_fields(
     errors: dict[str, str] = {}
     raw_user = str(data.get("user_id") or "").strip()
     line = str(data.get("line") or "").strip()
-    user = int(raw_user) if raw_user.isdigit() and len(raw_user) < 10 else 0
+    # ASCII digits only (integration/core/inputs.py): "²".isdigit() is true, int("²") fails.
+    user = inputs.positive_id_or_none(raw_user) or 0
     if not raw_user:
         errors["user_id"] = _("Choose the Bitrix24 user.")
     elif not user:

@@ -4,6 +4,7 @@ integers and JSON from outside, bulk retry ids, the event dedupe key, healthz, h
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -97,6 +98,16 @@ def install_page(client, member_id: str, **form: str):
     )
 
 
+def refusal_warnings(caplog) -> list[tuple[str, int]]:
+    """(portal, user) of each "not an administrator" warning the install service logged."""
+    return [
+        (r.portal, r.user)
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+        and r.getMessage() == "install refused: not an administrator"
+    ]
+
+
 def secrets_of(portal: Portal) -> tuple[str, str, str]:
     row = Portal.objects.get(pk=portal.pk)
     return row.application_token, row.access_token, row.refresh_token
@@ -105,15 +116,19 @@ def secrets_of(portal: Portal) -> tuple[str, str, str]:
 # --- 1. install only by an administrator ---------------------------------------------------------
 
 
-def test_onappinstall_with_a_non_admins_token_is_403_and_changes_nothing(client, rsps, portal):
+def test_onappinstall_with_a_non_admins_token_is_403_and_changes_nothing(
+    client, rsps, portal, caplog
+):
     # given: a valid token of the portal, but of a user who is not an administrator
     before = secrets_of(portal)
     oauth_says(rsps, portal.member_id)
     portal_says(rsps, user_id="7", admin=False)
     # when
-    response = client.post("/bitrix/events/", onappinstall(portal.member_id), content_type=FORM)
+    with caplog.at_level(logging.WARNING, logger="bitrixapp"):
+        response = client.post("/bitrix/events/", onappinstall(portal.member_id), content_type=FORM)
     # then
     assert response.status_code == 403
+    assert refusal_warnings(caplog) == [(portal.member_id, 7)]
     assert "administrator" in response.json()["error"]
     assert secrets_of(portal) == before
     assert not Job.objects.filter(kind="portal.install").exists()
@@ -122,16 +137,19 @@ def test_onappinstall_with_a_non_admins_token_is_403_and_changes_nothing(client,
 
 
 def test_install_page_with_a_non_admins_token_is_403_and_the_admins_are_told_once(
-    client, rsps, portal
+    client, rsps, portal, caplog
 ):
     before = secrets_of(portal)
     oauth_says(rsps, portal.member_id)
     portal_says(rsps, user_id="7", admin=False)
 
-    first = install_page(client, portal.member_id)
-    second = install_page(client, portal.member_id)
+    with caplog.at_level(logging.WARNING, logger="bitrixapp"):
+        first = install_page(client, portal.member_id)
+        second = install_page(client, portal.member_id)
 
     assert (first.status_code, second.status_code) == (403, 403)
+    # a warning for each attempt, but one notice (counted) for the admins
+    assert refusal_warnings(caplog) == [(portal.member_id, 7)] * 2
     assert b"administrator" in first.content
     assert secrets_of(portal) == before
     notices = Notification.objects.filter(portal=portal, tag=services.INSTALL_REFUSED_TAG)
@@ -176,6 +194,21 @@ def test_onappinstall_posted_to_the_installation_url_is_accepted(client, rsps):
     assert response.status_code == 200
     assert response.json() == {"ok": True}
     assert Portal.objects.get(member_id=member_id).installed_by_user_id == 1
+
+
+def test_a_non_admins_onappinstall_posted_to_the_installation_url_is_403(client, rsps, portal):
+    # the installation URL takes ONAPPINSTALL under the same rule as the event door
+    before = secrets_of(portal)
+    oauth_says(rsps, portal.member_id)
+    portal_says(rsps, user_id="7", admin=False)
+
+    response = client.post("/bitrix/install/", onappinstall(portal.member_id), content_type=FORM)
+
+    assert response.status_code == 403
+    assert "administrator" in response.json()["error"]
+    assert secrets_of(portal) == before
+    assert not Job.objects.filter(kind="portal.install").exists()
+    assert Notification.objects.filter(portal=portal, tag=services.INSTALL_REFUSED_TAG).exists()
 
 
 def test_other_events_posted_to_the_installation_url_are_400(client, portal):
@@ -421,3 +454,18 @@ def test_production_settings_send_hsts(tmp_path):
         timeout=120,
     )
     assert shown.stdout.splitlines()[-1].split() == ["600", "True"], shown.stderr
+
+
+# --- 4. the same parser at the doors found after the fuzz (audit of issue 11) -------------------
+
+
+@pytest.mark.parametrize("user_id", ["²", "¹²", "٣", "５"])  # noqa: RUF001 (look-alike digits)
+def test_look_alike_digits_in_an_operator_mapping_are_400_naming_the_field(client, portal, user_id):
+    response = client.post(
+        "/bitrix/actions/operators/",
+        json.dumps({"user_id": user_id, "line": "101"}),
+        content_type="application/json",
+        **token(portal),
+    )
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["user_id"]

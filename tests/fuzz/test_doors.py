@@ -23,14 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bitrixapp.models import BitrixEvent, Portal, PortalOptions
+from integration.agents.models import AgentState, AgentTransition
 from integration.bitrix import binding
 from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import FailedCall
 from integration.campaigns import services as campaign_services
-from integration.campaigns.models import Campaign
+from integration.campaigns.models import Campaign, CampaignAgent, CampaignItem
 from integration.core.log import ContextFilter, JsonFormatter
 from integration.models import Job, Notification
+from integration.routing.models import Reroute, RoutingOverride, RoutingPolicy
 from integration.unitalk import selectors as unitalk_selectors
 from integration.unitalk import services as unitalk_services
 from integration.unitalk.models import OperatorMapping, UnitalkEvent
@@ -145,6 +147,7 @@ def world(portal, rsps, settings):
         owner_user_id=1,
     )
     job = unitalk_services.connection_test_enqueue(portal=portal)
+    campaign = campaign_services.campaign_create(portal=portal, name="Fuzz", agent_user_ids=[1])
     capture = LogCapture()
     root = logging.getLogger()
     root.addHandler(capture)
@@ -154,6 +157,7 @@ def world(portal, rsps, settings):
         "USERTOKEN": user_token(portal),
         "ITEM": str(item.pk),
         "JOB": str(job.pk),
+        "CAMPAIGN": str(campaign.pk),
     }
     secrets = {
         portal.application_token,
@@ -190,6 +194,14 @@ def rows() -> tuple[int, ...]:
             FailedCall,
             OperatorMapping,
             PortalOptions,
+            Campaign,
+            CampaignAgent,
+            CampaignItem,
+            RoutingPolicy,
+            RoutingOverride,
+            Reroute,
+            AgentState,
+            AgentTransition,
         )
     )
 
@@ -327,15 +339,9 @@ def robot_requests(draw):
 @given(request=robot_requests())
 @settings(max_examples=300, **FUZZ)
 def test_robot_door(world, request):
-    # a campaign of the portal the robot may name ({CAMPAIGN}); made once per test
-    campaign = Campaign.objects.filter(portal=world["portal"]).first()
-    if campaign is None:
-        campaign = campaign_services.campaign_create(
-            portal=world["portal"], name="Fuzz", agent_user_ids=[1]
-        )
+    # {CAMPAIGN} is the world's campaign of the portal, which the robot may name
     body, content_type = request
-    ctx = {**world["ctx"], "CAMPAIGN": str(campaign.pk)}
-    data = body if isinstance(body, bytes) else form_body(body, ctx)
+    data = body if isinstance(body, bytes) else form_body(body, world["ctx"])
     before = rows()
     response = world["client"].post(
         "/bitrix/robots/add-to-campaign/", data, content_type=content_type
@@ -391,7 +397,17 @@ def test_install_door(world, pairs, genuine, domain, protocol, content_type):
 
 
 PAGE_PATHS = st.sampled_from(
-    ["/bitrix/app/", "/bitrix/app/failed/", "/bitrix/app/settings/", "/bitrix/placement/"]
+    [
+        "/bitrix/app/",
+        "/bitrix/app/failed/",
+        "/bitrix/app/settings/",
+        "/bitrix/placement/",
+        # the pages of issues 13-17
+        "/bitrix/app/history/",
+        "/bitrix/app/agents/",
+        "/bitrix/app/campaigns/",
+        "/bitrix/app/routing/",
+    ]
 )
 PAGE_KEYS = st.sampled_from(
     ["member_id", "AUTH_ID", "PLACEMENT", "PLACEMENT_OPTIONS", "kind", "LANG", "AUTH_EXPIRES"]
@@ -450,11 +466,49 @@ ACTIONS = st.sampled_from(
         ("GET", "/bitrix/actions/call-card/"),
         ("GET", "/bitrix/actions/crm-calls/"),
         ("GET", "/bitrix/install/status/"),
+        # the actions of issues 13-17 (agents, live calls and history, campaigns, routing)
+        ("GET", "/bitrix/actions/settings/status/"),
+        ("GET", "/bitrix/actions/agents/"),
+        ("GET", "/bitrix/actions/agents/me/"),
+        ("POST", "/bitrix/actions/agents/me/"),
+        ("POST", "/bitrix/actions/agents/settings/"),
+        ("POST", "/bitrix/actions/agents/{ID}/toggle/"),
+        ("POST", "/bitrix/actions/agents/{ID}/retry/"),
+        ("GET", "/bitrix/actions/calls/live/"),
+        ("GET", "/bitrix/actions/calls/history/"),
+        ("GET", "/bitrix/actions/calls/history.csv"),
+        ("POST", "/bitrix/actions/campaigns/"),
+        ("POST", "/bitrix/actions/campaigns/{ID}/csv/"),
+        ("POST", "/bitrix/actions/campaigns/{ID}/start/"),
+        ("POST", "/bitrix/actions/campaigns/{ID}/pause/"),
+        ("POST", "/bitrix/actions/campaigns/{ID}/x/"),
+        ("POST", "/bitrix/actions/campaigns/{ID}/agent/pause/"),
+        ("POST", "/bitrix/actions/routing/policy/"),
+        ("POST", "/bitrix/actions/routing/overrides/"),
+        ("POST", "/bitrix/actions/routing/overrides/{ID}/delete/"),
+        ("POST", "/bitrix/actions/routing/reroutes/{ID}/dial/"),
     ]
 )
-IDS = st.one_of(st.sampled_from(["{ITEM}", "{JOB}", "0", "1"]), st.integers(0, 10**30).map(str))
+IDS = st.one_of(
+    st.sampled_from(["{ITEM}", "{JOB}", "{CAMPAIGN}", "0", "1", "²", "-1"]),
+    st.integers(0, 10**30).map(str),
+)
 QUERY_KEYS = st.sampled_from(
-    ["page", "user", "kind", "state", "id", "type", "call_id", "reason", "date_from"]
+    [
+        "page",
+        "user",
+        "kind",
+        "state",
+        "id",
+        "type",
+        "call_id",
+        "reason",
+        "date_from",
+        "date_to",
+        "direction",
+        "outcome",
+        "number",
+    ]
 )
 
 
@@ -478,6 +532,13 @@ def action_bodies(draw):
                 "resolution",
                 "stakeholder_emails",
                 "create_leads",
+                "name",
+                "agent_user_ids",
+                "source",
+                "toggle",
+                "note",
+                "steps",
+                "mode",
             ]
         )
         return json.dumps(draw(st.dictionaries(keys, JSON_VALUES, max_size=6)))
@@ -492,7 +553,7 @@ def action_bodies(draw):
     content_type=st.one_of(st.just("application/json"), CONTENT_TYPES),
     admin=st.sampled_from([True, True, True, False]),
 )
-@settings(max_examples=400, **FUZZ)
+@settings(max_examples=700, **FUZZ)
 def test_json_actions_with_a_valid_page_token(
     world, action, item, body, query, content_type, admin
 ):

@@ -53,6 +53,20 @@ def test_refresh_reads_everyone_with_photos_and_keeps_dismissed_names(portal, rs
     assert "FILTER" not in json.loads(rsps.calls[-1].request.body or b"{}")
 
 
+def test_refresh_skips_ids_that_are_not_bounded_ascii_numbers(portal, rsps):
+    # a portal's answer is input from outside too (issue 11 item 4): "²".isdigit() is true
+    odd = ["²", "9" * 5000, "0", "-3"]
+    rows = [{"ID": i, "NAME": f"N{n}", "ACTIVE": True} for n, i in enumerate(odd)]
+    rsps.post(REST + "user.get", json=ok([*rows, {"ID": "5", "NAME": "Ira", "ACTIVE": True}]))
+
+    job = bitrix_users.users_refresh_enqueue(portal=portal)
+    jobs.job_execute(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.state == job.State.SUCCEEDED, job.last_error
+    assert bitrix_users.users_directory(portal=portal) == {5: "Ira"}
+
+
 def test_a_user_that_cannot_be_read_is_shown_by_id():
     assert bitrix_users.person_dict({}, 7) == {"id": 7, "name": "#7", "photo": "", "known": False}
     assert bitrix_users.person_dict(None, None)["id"] is None

@@ -266,6 +266,22 @@ def test_genuine_onappinstall_posted_to_the_installation_url_installs(sandbox, a
     assert Job.objects.filter(portal=portal, kind="portal.install").count() == 1
 
 
+def test_a_non_admins_onappinstall_at_the_installation_url_changes_nothing(sandbox, app_url):
+    # given: an installed portal, which posts ONAPPINSTALL to the installation URL
+    portal = installed_portal(sandbox)
+    before = _stored_secrets(portal)
+    # when: the event carries the token of Oleg, who is not an administrator
+    answer = control(
+        sandbox,
+        f"portals/{portal.member_id}/install-event",
+        {"event_url": f"{app_url}/bitrix/install/", "user_id": "2"},
+    )
+    # then
+    assert answer["status"] == 403, answer
+    assert _stored_secrets(portal) == before
+    assert Portal.objects.get(pk=portal.pk).installed_by_user_id == 1
+
+
 def test_another_portals_admin_token_does_not_open_this_portals_pages(sandbox, app_url):
     # given: portals A and B installed, and B's administrator's token
     a = installed_portal(sandbox)

@@ -46,3 +46,14 @@ def test_stored_reasons_read_in_the_pages_language(lang):
 def test_unknown_text_is_shown_as_stored():
     with translation.override("uk"):
         assert reason_label("Unitalk said no") == "Unitalk said no"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["\u0660\u0665\u0660\u0661\u0661\u0661\u0662\u0662\u0663\u0663", "+380５0111２233"],  # noqa: RUF001
+)
+def test_look_alike_digits_are_not_a_phone_number(raw):
+    # else "٠٥٠١١١٢٢٣٣" passed as a number other than 0501112233: no dedupe, no do-not-call match
+    assert _phone_reason(raw) == f"not a phone number: {raw[:32]!r}"
+    assert phone_normalise("0501112233") == "380501112233"
+    assert phone_normalise("+380\u00a050\u00a0111 22 33") == "380501112233"

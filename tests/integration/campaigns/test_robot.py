@@ -158,13 +158,16 @@ def test_a_wrong_application_token_is_401_and_nothing_is_stored(client, campaign
         ({"document_id[2]": "LEAD_"}, 400, "document_id"),
         ({"document_id[2]": "TASK_5"}, 400, "document_id"),
         ({"document_id[2]": "LEAD_99999999999999"}, 400, "document_id"),
+        ({"document_id[2]": "DYNAMIC_\u0661\u0662\u0668_4"}, 400, "document_id"),
+        ({"document_id[2]": "LEAD_\u0663"}, 400, "document_id"),
         ({f"properties[{binding.ROBOT_PROPERTY}]": "spring"}, 400, "properties[campaign]"),
         ({f"properties[{binding.ROBOT_PROPERTY}]": None}, 400, "properties[campaign]"),
         ({f"properties[{binding.ROBOT_PROPERTY}]": "999999"}, 404, "properties"),
         ({"event_token": None}, 400, "event_token"),
         ({"auth[user_id]": "two"}, 400, "auth[user_id]"),
     ],
-    ids=["code", "no-id", "not-crm", "id-too-big", "campaign-text", "no-campaign",
+    ids=["code", "no-id", "not-crm", "id-too-big", "type-look-alike", "id-look-alike",
+         "campaign-text", "no-campaign",
          "unknown-campaign", "no-token", "bad-user"],
 )  # fmt: skip
 def test_bad_input_is_a_clear_4xx_and_nothing_is_stored(client, campaign, overrides, status, field):

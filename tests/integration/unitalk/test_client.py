@@ -336,3 +336,14 @@ def test_every_error_table_row_names_an_integration_error_class():
         assert rule.meaning
     for status in (301, 400, 401, 403, 404, 429, 500, 503):
         assert errors.rule_for(errors.code_for_status(status) or "")
+
+
+@pytest.mark.parametrize("declared", ["²", "9" * 5000])
+def test_an_odd_declared_recording_length_is_judged_by_the_bytes(rsps, creds, declared):
+    # the link's host is not ours: its Content-Length is input from outside (issue 11 item 4)
+    rsps.get(REC, body=b"x" * 2048, content_type="audio/wav", headers={"Content-Length": declared})
+
+    with pytest.raises(PermanentError) as caught:
+        client.recording_download(creds, url=REC, max_bytes=1024)
+
+    assert caught.value.code == errors.RECORDING_TOO_LARGE

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +17,8 @@ from integration.unitalk.models import UnitalkEvent
 from .conftest import payload
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -81,6 +88,64 @@ def test_wrong_secrets_are_throttled_per_client_but_right_secrets_never(client, 
     assert int(throttled["Retry-After"]) >= 1
     assert delivery.status_code == 200
     assert other.status_code == 404
+
+
+#: Another web process answering wrong secrets: the door's own refusal path, run outside this
+#: process with the same settings (no database needed: a refusal never reads a row).
+OTHER_PROCESS = textwrap.dedent(
+    """
+    import os, sys, django
+    django.setup()
+    from django.conf import settings
+    from django.test import RequestFactory
+    from integration.unitalk.webhooks import _wrong_secret
+    settings.REDIS_URL = os.environ["FLOOD_REDIS_URL"]
+    settings.RATELIMIT_DIR = os.environ["FLOOD_RATELIMIT_DIR"]
+    settings.UNITALK_WEBHOOK_REFUSALS_BURST = 3
+    settings.UNITALK_WEBHOOK_REFUSALS_PER_S = 0.01
+    request = RequestFactory().post("/unitalk/webhook/guess/", REMOTE_ADDR=sys.argv[1])
+    print(" ".join(str(_wrong_secret(request).status_code) for _ in range(int(sys.argv[2]))))
+    """
+)
+
+
+@pytest.mark.parametrize("store", ["redis", "files"])
+def test_the_wrong_secret_budget_is_shared_by_every_web_process(
+    client, url, settings, tmp_path, store
+):
+    # given: one budget of 3 refusals per client, with Redis or (one machine) file locks
+    if store == "redis" and not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    if store == "files":
+        settings.REDIS_URL = ""
+    settings.RATELIMIT_DIR = tmp_path / "shared-ratelimit"
+    settings.UNITALK_WEBHOOK_REFUSALS_BURST = 3
+    settings.UNITALK_WEBHOOK_REFUSALS_PER_S = 0.01
+    prober = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bitrixapp.settings",
+        "DJANGO_ENV_FILE": str(ROOT / "tests" / "test.env"),
+        "FLOOD_REDIS_URL": settings.REDIS_URL,
+        "FLOOD_RATELIMIT_DIR": str(settings.RATELIMIT_DIR),
+    }
+    # when: another process spends the whole budget on wrong secrets ...
+    other = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS, prober, "3"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert other.returncode == 0, other.stderr[-2000:]
+    # ... then the same client tries here, and a right secret comes from it too
+    here = post(client, "/unitalk/webhook/guess-0123456789/", {}, REMOTE_ADDR=prober)
+    delivery = post(client, url, payload("call_new_in"), REMOTE_ADDR=prober)
+    # then: this process answers 429 from the shared budget; the delivery is never limited
+    assert other.stdout.split() == ["404", "404", "404"]
+    assert here.status_code == 429
+    assert delivery.status_code == 200
 
 
 def test_correct_deliveries_do_not_touch_the_limiter(client, url, monkeypatch):
