@@ -71,6 +71,24 @@ def test_call_batch_with_result_references(portal):
     assert [result[f"get{i}"]["TITLE"] for i in range(25)] == [f"Ref {i}" for i in range(25)]
 
 
+def test_call_batch_beyond_50_commands_runs_50_and_raises_for_the_rest(portal, rest):
+    """call_batch sends one request whatever its size: 60 commands with `$result` references
+    run the first 50 (25 add/get pairs) and the library raises for the 10 beyond (§2.5)."""
+    cmd: dict[str, str] = {}
+    for i in range(30):
+        cmd[f"add{i}"] = f"crm.lead.add?fields[TITLE]=Ref%20{i}"
+        cmd[f"get{i}"] = f"crm.lead.get?ID=$result[add{i}]"
+
+    with pytest.raises(ErrorInServerResponseException) as beyond:
+        asyncio.run(_client(portal).call_batch({"halt": 0, "cmd": cmd}))
+
+    errors = beyond.value.args[0]
+    assert list(errors) == list(cmd)[50:]
+    assert {e["error"] for e in errors.values()} == {"ERROR_BATCH_LENGTH_EXCEEDED"}
+    listed = rest("crm.lead.list", {"select": ["TITLE"]}).json()
+    assert [lead["TITLE"] for lead in listed["result"]] == [f"Ref {i}" for i in range(25)]
+
+
 def test_batch_operating_feeds_the_librarys_velocity_throttler(portal):
     """fast_bitrix24 records a batch's outer `time.operating` per method (item 5)."""
     bx = _client(portal)
@@ -103,8 +121,19 @@ def test_150_calls_through_batching_call_under_a_full_bucket(sandbox, portal, ht
     assert batches.count(503) >= 1  # it met the bucket and waited for the drain
 
 
+class _AskedAgain(Exception):
+    """Raised by a token_func asked for a second token."""
+
+
 def test_typed_errors_unknown_method_bad_parameter_expired_token(sandbox, portal, http):
-    no_refresh = BitrixAsync(portal["client_endpoint"], verbose=False)
+    no_token = BitrixAsync(portal["client_endpoint"], verbose=False)
+    asked: list[int] = []
+
+    async def stale_token_func() -> str:
+        asked.append(1)
+        if len(asked) > 1:
+            raise _AskedAgain
+        return portal["access_token"]
 
     with pytest.raises(aiohttp.ClientResponseError) as unknown:
         asyncio.run(_client(portal).call("crm.nothing.here", {"ID": 1}, raw=True))
@@ -115,7 +144,19 @@ def test_typed_errors_unknown_method_bad_parameter_expired_token(sandbox, portal
             _client(portal).call_batch({"cmd": ["crm.lead.get?ID=0", "crm.lead.get?ID=999"]})
         )
     with pytest.raises(aiohttp.ClientResponseError) as unauthorised:
-        asyncio.run(no_refresh.call("profile", {}, raw=True))
+        asyncio.run(no_token.call("profile", {}, raw=True))
+    http.post(f"{sandbox.bitrix_url}/_sandbox/portals/{portal['member_id']}/expire")
+    # An expired token is a 401 the library turns into a request for a new token (its only
+    # typing of it: TokenRejectedError, caught inside); the replacement is the next test.
+    with pytest.raises(_AskedAgain):
+        asyncio.run(
+            BitrixAsync(portal["client_endpoint"], token_func=stale_token_func, verbose=False).call(
+                "profile", {}, raw=True
+            )
+        )
+    expired = http.get(
+        f"{portal['client_endpoint']}profile", params={"auth": portal["access_token"]}
+    ).json()
 
     assert unknown.value.status == 404
     # Empty codes, as real portals answer (item 2); with a list-form cmd whose every command
@@ -127,6 +168,8 @@ def test_typed_errors_unknown_method_bad_parameter_expired_token(sandbox, portal
     assert list(bad.value.args[0].values()) == expected
     assert bad_list.value.args[0] == expected
     assert unauthorised.value.status == 401
+    assert len(asked) == 2
+    assert expired["error"] == "expired_token"
 
 
 def test_expired_token_is_replaced_through_token_func(sandbox, portal, http):

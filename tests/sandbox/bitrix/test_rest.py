@@ -188,7 +188,7 @@ def test_batch_timings_carry_operating_inside_and_outside(rest):
 
 
 def test_batch_substitutes_references_sent_raw_or_percent_encoded(rest):
-    """b24pysdk percent-encodes every command; the app sends `$result` raw (issue 19, item 1)."""
+    """b24pysdk and the app percent-encode references; raw ones work too (issue 19, item 1)."""
     cmd = {
         "add": "crm.lead.add?fields%5BTITLE%5D=Ref",
         "raw": "crm.lead.get?id=$result[add]",
