@@ -11,7 +11,9 @@ Redis and RabbitMQ stay where they are (127.0.0.1, shared with other runs, untou
 host reaches them through its own forwarder on its host-side address. The sandbox (Bitrix24
 portal, OAuth server, Unitalk) runs in this process on the host, on 10.231.0.1. The hosts run
 the Procfile's commands: release, web (gunicorn) and one worker in host a; two workers and beat
-in host b. Every process of both hosts has the same secrets and settings except the addresses.
+in host b. Each worker is one Celery node for both lanes (the Procfile's `worker` command with
+`worker-interactive`'s queue added: bench/hosts_run.py `worker_command`). Every process of both
+hosts has the same secrets and settings except the addresses.
 
 Per broker (RabbitMQ vhost `hosts`, then Redis db 7; rate limits and cache in Redis db 6;
 database app_hosts_<broker>), a fresh run:

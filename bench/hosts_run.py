@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -87,6 +88,29 @@ def procfile() -> dict[str, str]:
     return commands
 
 
+def worker_command(worker: str) -> str:
+    """The Procfile's `worker` command for both lanes, as the Celery node `<worker>@<host>`.
+
+    The Procfile runs a lane per worker (`worker`: background, `worker-interactive`: clicks,
+    webhooks, install, beat's dispatch; docs/pipeline.md, "Lanes"); a small deployment may run
+    one worker for both (docs/operations.md, "Processes"). Each worker of the harness is one
+    such node, so that "one worker in host a, two in host b" stays three nodes and nothing
+    waits on a queue no host consumes. Two workers on one machine need their own node names
+    (both would be celery@<host>).
+    """
+    commands = procfile()
+    lanes = [_queues_of(commands[kind]) for kind in ("worker", "worker-interactive")]
+    command = commands["worker"].replace(f"--queues {lanes[0]}", f"--queues {','.join(lanes)}")
+    return f"{command} --hostname {worker}@%h --include bench.hosts_probe"
+
+
+def _queues_of(command: str) -> str:
+    found = re.search(r"--queues (\S+)", command)
+    if found is None:
+        raise ValueError(f"no --queues in the Procfile command {command!r}")
+    return found.group(1)
+
+
 @dataclass
 class Proc:
     name: str
@@ -150,10 +174,7 @@ class Run:
     # --- processes -------------------------------------------------------------------------
 
     def start(self, name: str, host: Host, kind: str, *, worker: str = "") -> Proc:
-        command = procfile()[kind]
-        if kind == "worker":
-            # Two workers on one machine need their own node names (both would be celery@<host>).
-            command += f" --hostname {worker}@%h --include bench.hosts_probe"
+        command = worker_command(worker) if kind == "worker" else procfile()[kind]
         log_path = self.tmp / f"{name}.log"
         started_at = time.time()
         with log_path.open("ab") as out:
