@@ -111,6 +111,23 @@ def _queues_of(command: str) -> str:
     return found.group(1)
 
 
+def vhost_ensure() -> None:
+    """The run's RabbitMQ vhost, open to guest: a fresh RabbitMQ has only "/" (and the run keeps
+    its queues, exchanges and remote-control traffic off a vhost other users share)."""
+
+    def rabbitmqctl(*args: str) -> str:
+        done = subprocess.run(
+            ["rabbitmqctl", "-s", *args], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    if VHOST not in rabbitmqctl("list_vhosts", "name").split():
+        rabbitmqctl("add_vhost", VHOST)
+    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+
+
 @dataclass
 class Proc:
     name: str
@@ -276,6 +293,8 @@ class Run:
 
         from sandbox import server as sandbox_server
 
+        if self.broker == "rabbitmq":
+            vhost_ensure()
         self.leftovers_remove()
         netns.up()
         log(

@@ -1,13 +1,18 @@
 """The workers bench/hosts.py starts consume every queue the app sends to: each is the
 Procfile's `worker` command for both lanes (clicks, webhooks, the install and beat's dispatch
-go to the interactive lane; without a consumer for it a run waits at the install)."""
+go to the interactive lane; without a consumer for it a run waits at the install), and the
+RabbitMQ vhost a run uses is made when the machine's RabbitMQ has none."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from pathlib import Path
 
-from bench.hosts_run import procfile, worker_command
+import pytest
+
+from bench.hosts_run import VHOST, procfile, vhost_ensure, worker_command
 from integration.core import lanes
 
 
@@ -53,3 +58,43 @@ def test_a_harness_worker_is_the_procfiles_two_worker_commands_in_one_node():
         commands["worker"].replace(f"--queues {background}", both)
         + " --hostname a1@%h --include bench.hosts_probe"
     )
+
+
+@pytest.fixture
+def rabbitmqctl(tmp_path, monkeypatch):
+    """A stand-in rabbitmqctl on PATH that lists `vhosts` and records every call."""
+    calls = tmp_path / "calls"
+
+    def install(vhosts: str) -> Path:
+        script = tmp_path / "rabbitmqctl"
+        script.write_text(
+            "#!/bin/sh\n"
+            f'echo "$*" >> {calls}\n'
+            f'[ "$2" = list_vhosts ] && printf "{vhosts}"\n'
+            "exit 0\n"
+        )
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        return calls
+
+    return install
+
+
+def test_a_missing_vhost_is_created_and_opened_to_guest(rabbitmqctl):
+    calls = rabbitmqctl("/\\n")
+
+    vhost_ensure()
+
+    assert calls.read_text().splitlines() == [
+        "-s list_vhosts name",
+        f"-s add_vhost {VHOST}",
+        f"-s set_permissions -p {VHOST} guest .* .* .*",
+    ]
+
+
+def test_an_existing_vhost_is_kept(rabbitmqctl):
+    calls = rabbitmqctl(f"/\\n{VHOST}\\n")
+
+    vhost_ensure()
+
+    assert "add_vhost" not in calls.read_text()
