@@ -15,8 +15,8 @@ in host b. Each worker is one Celery node for both lanes (the Procfile's `worker
 `worker-interactive`'s queue added: bench/hosts_run.py `worker_command`). Every process of both
 hosts has the same secrets and settings except the addresses.
 
-Per broker (RabbitMQ vhost `hosts`, made if missing, then Redis db 7; rate limits and cache in Redis db 6;
-database app_hosts_<broker>), a fresh run:
+Per broker (RabbitMQ vhost `hosts`, made if missing, then Redis db 7; rate limits and cache in
+Redis db 6; database app_hosts_<broker>), a fresh run:
   1. install the app through the portal; a mixed load starts and runs to the end: a
      click-to-call through the portal or an inbound Unitalk call (a third unanswered) every
      HOSTS_LOAD_INTERVAL_S, Unitalk webhooks duplicated (HOSTS_DUPLICATE_RATE) and reordered;
