@@ -15,8 +15,8 @@ in host b. Each worker is one Celery node for both lanes (the Procfile's `worker
 `worker-interactive`'s queue added: bench/hosts_run.py `worker_command`). Every process of both
 hosts has the same secrets and settings except the addresses.
 
-Per broker (RabbitMQ vhost `hosts`, made if missing, then Redis db 7; rate limits and cache in
-Redis db 6; database app_hosts_<broker>), a fresh run:
+Per broker (RabbitMQ vhost `hosts`, made if missing, then Redis db 11; rate limits and cache in
+Redis db 10, both flushed; database app_hosts_<broker>), a fresh run:
   1. install the app through the portal; a mixed load starts and runs to the end: a
      click-to-call through the portal or an inbound Unitalk call (a third unanswered) every
      HOSTS_LOAD_INTERVAL_S, Unitalk webhooks duplicated (HOSTS_DUPLICATE_RATE) and reordered;
@@ -49,9 +49,9 @@ Last line per broker:
 
 Environment: HOSTS_CALLS (500), HOSTS_LOAD_INTERVAL_S (2.0), HOSTS_DUPLICATE_RATE (0.3),
 HOSTS_DEADLINE_S (1500, the whole run; every phase has its own bound too), HOSTS_JOB_LEASE_S
-(25), HOSTS_CPUS ("0;1"; "" = no pinning), HOSTS_KEEP_DB=1 (keep app_hosts_<broker> to look
-at; the next run drops it). Logs of every process: /tmp/bench-hosts/<broker>/ (until the next
-run). Needs root and `ip`.
+(25), HOSTS_REDIS_DB / HOSTS_BROKER_DB (10 / 11), HOSTS_CPUS ("0;1"; "" = no pinning),
+HOSTS_KEEP_DB=1 (keep app_hosts_<broker> to look at; the next run drops it). Logs of every
+process: /tmp/bench-hosts/<broker>/ (until the next run). Needs root and `ip`.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ BIN = Path(sys.executable).parent
 HOST_A, HOST_B = HOSTS
 WEB_PORT = 8000
 WEB_URL = f"http://{HOST_A.address}:{WEB_PORT}"
-REDIS_DB, REDIS_BROKER_DB = 6, 7
+# Both are flushed before and after a run: the benchmarks' numbers, not ones tests or helpers use.
+REDIS_DB = int(os.environ.get("HOSTS_REDIS_DB", "10"))
+REDIS_BROKER_DB = int(os.environ.get("HOSTS_BROKER_DB", "11"))
 VHOST = "hosts"
 
 CALLS = int(os.environ.get("HOSTS_CALLS", "500"))
