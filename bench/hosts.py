@@ -26,8 +26,10 @@ Redis db 10, both flushed; database app_hosts_<broker>), a fresh run:
      job has run on host b for 0.3 s (a request in flight), host b's link goes down, 2 s later
      its processes are SIGKILLed and its forwarder with them (the servers see its connections
      close, as their keepalive / AMQP heartbeat would later on a real network);
-  5. until every job host b held (bench/hosts_probe.py: messages it took and never finished) has
-     succeeded, on host a; then host b comes back (link, forwarder, both workers, beat);
+  5. until every job host b held (bench/hosts_probe.py: messages it took and never finished;
+     and attempts open at the kill that host a later closed as abandoned, which also finds a
+     follow-up run inside another job's message) has succeeded, on host a; then host b comes
+     back (link, forwarder, both workers, beat);
   6. 10 s more load on both hosts; the load stops; every call and job settles.
 
 Figures: exactly_once = calls finished exactly once in the sandbox portal / calls made (flagged
