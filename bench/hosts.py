@@ -11,10 +11,12 @@ Redis and RabbitMQ stay where they are (127.0.0.1, shared with other runs, untou
 host reaches them through its own forwarder on its host-side address. The sandbox (Bitrix24
 portal, OAuth server, Unitalk) runs in this process on the host, on 10.231.0.1. The hosts run
 the Procfile's commands: release, web (gunicorn) and one worker in host a; two workers and beat
-in host b. Every process of both hosts has the same secrets and settings except the addresses.
+in host b. Each worker is one Celery node for both lanes (the Procfile's `worker` command with
+`worker-interactive`'s queue added: bench/hosts_run.py `worker_command`). Every process of both
+hosts has the same secrets and settings except the addresses.
 
-Per broker (RabbitMQ vhost `hosts`, then Redis db 7; rate limits and cache in Redis db 6;
-database app_hosts_<broker>), a fresh run:
+Per broker (RabbitMQ vhost `hosts`, made if missing, then Redis db 11; rate limits and cache in
+Redis db 10, both flushed; database app_hosts_<broker>), a fresh run:
   1. install the app through the portal; a mixed load starts and runs to the end: a
      click-to-call through the portal or an inbound Unitalk call (a third unanswered) every
      HOSTS_LOAD_INTERVAL_S, Unitalk webhooks duplicated (HOSTS_DUPLICATE_RATE) and reordered;
@@ -24,8 +26,10 @@ database app_hosts_<broker>), a fresh run:
      job has run on host b for 0.3 s (a request in flight), host b's link goes down, 2 s later
      its processes are SIGKILLed and its forwarder with them (the servers see its connections
      close, as their keepalive / AMQP heartbeat would later on a real network);
-  5. until every job host b held (bench/hosts_probe.py: messages it took and never finished) has
-     succeeded, on host a; then host b comes back (link, forwarder, both workers, beat);
+  5. until every job host b held (bench/hosts_probe.py: messages it took and never finished;
+     and attempts open at the kill that host a later closed as abandoned, which also finds a
+     follow-up run inside another job's message) has succeeded, on host a; then host b comes
+     back (link, forwarder, both workers, beat);
   6. 10 s more load on both hosts; the load stops; every call and job settles.
 
 Figures: exactly_once = calls finished exactly once in the sandbox portal / calls made (flagged
@@ -47,9 +51,9 @@ Last line per broker:
 
 Environment: HOSTS_CALLS (500), HOSTS_LOAD_INTERVAL_S (2.0), HOSTS_DUPLICATE_RATE (0.3),
 HOSTS_DEADLINE_S (1500, the whole run; every phase has its own bound too), HOSTS_JOB_LEASE_S
-(25), HOSTS_CPUS ("0;1"; "" = no pinning), HOSTS_KEEP_DB=1 (keep app_hosts_<broker> to look
-at; the next run drops it). Logs of every process: /tmp/bench-hosts/<broker>/ (until the next
-run). Needs root and `ip`.
+(25), HOSTS_REDIS_DB / HOSTS_BROKER_DB (10 / 11), HOSTS_CPUS ("0;1"; "" = no pinning),
+HOSTS_KEEP_DB=1 (keep app_hosts_<broker> to look at; the next run drops it). Logs of every
+process: /tmp/bench-hosts/<broker>/ (until the next run). Needs root and `ip`.
 """
 
 from __future__ import annotations

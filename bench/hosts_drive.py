@@ -45,6 +45,7 @@ class Cut:
     killed_at: float
     held: set[int]
     leases: dict[int, datetime | None]
+    running_attempts: set[int] = field(default_factory=set)
     recovered_s: float | None = None
     picked_up_s: float | None = None
     bound: str = "-"
@@ -219,7 +220,7 @@ def open_messages(rows: list[tuple[float, str, str, str, str]], until: float) ->
 def cut_host_b(run: Run, world: Any, count: int, seeded: list[str]) -> Cut:
     from django.utils import timezone
 
-    from integration.models import Job
+    from integration.models import Job, JobAttempt
     from tests.support.world import ended_calls_seed
 
     # Bitrix24 answers slowly for a moment, so that host b is lost with requests in flight:
@@ -249,6 +250,11 @@ def cut_host_b(run: Run, world: Any, count: int, seeded: list[str]) -> Cut:
     netns.link_set(HOST_B, up=False)
     time.sleep(LINK_DOWN_BEFORE_KILL_S)  # the scenario: a host unreachable, then dead
     killed_at = run.kill_host(HOST_B)
+    # Attempts open at the kill, on either host: host b's are those later closed as abandoned
+    # (jobs_lost), which also finds a follow-up host b ran inside another job's message.
+    running_attempts = set(
+        JobAttempt.objects.filter(outcome=JobAttempt.Outcome.RUNNING).values_list("pk", flat=True)
+    )
     run.forwarder_cpu_s += run.forwarders[HOST_B.name].cpu_seconds()
     run.forwarders[HOST_B.name].kill()
     world.fault("bitrix", "latency", rate=0)
@@ -261,23 +267,38 @@ def cut_host_b(run: Run, world: Any, count: int, seeded: list[str]) -> Cut:
             finished_at__lt=datetime.fromtimestamp(killed_at, tz=UTC),
         ).values_list("pk", flat=True)
     )
-    leases = dict(
-        Job.objects.filter(pk__in=held, state=Job.State.RUNNING).values_list(
-            "pk", "lease_expires_at"
-        )
+    leases = dict(Job.objects.filter(state=Job.State.RUNNING).values_list("pk", "lease_expires_at"))
+    log(
+        f"cut: host b SIGKILLed holding {len(held)} jobs by their messages"
+        f" ({len(held & set(leases))} running); {len(running_attempts)} attempts open on both hosts"
     )
-    log(f"cut: host b SIGKILLed holding {len(held)} jobs ({len(leases)} running)")
-    cut = Cut(killed_at=killed_at, held=held, leases=leases)
+    cut = Cut(killed_at=killed_at, held=held, leases=leases, running_attempts=running_attempts)
     recovery_wait(run, cut)
     return cut
 
 
+def jobs_lost(running_attempts: set[int]) -> set[int] | None:
+    """Jobs whose attempt open at the kill was closed as abandoned (taken over from a dead
+    worker: host b's, host a lives), or None while one of those attempts is still open."""
+    from integration.models import JobAttempt
+
+    attempts = JobAttempt.objects.filter(pk__in=running_attempts)
+    if attempts.filter(outcome=JobAttempt.Outcome.RUNNING).exists():
+        return None
+    return set(
+        attempts.filter(outcome=JobAttempt.Outcome.ABANDONED).values_list("job_id", flat=True)
+    )
+
+
 def recovery_wait(run: Run, cut: Cut) -> None:
-    """Until every job host b held has ended (host b is dead: only host a can do it)."""
+    """Until every job host b held has ended (host b is dead: only host a can do it): the jobs
+    of the messages it had taken, and those whose attempts it was running when killed."""
     from integration.calls.models import CallSync
     from integration.models import Job
 
-    held = Job.objects.filter(pk__in=cut.held)
+    def held() -> Any:
+        return Job.objects.filter(pk__in=list(cut.held))
+
     limit = JOB_LEASE_S + float(TIMINGS["JOB_REDISPATCH_AFTER_S"]) + 90
     doubts: list[Counter[str]] = []
 
@@ -289,14 +310,18 @@ def recovery_wait(run: Run, cut: Cut) -> None:
                 Counter(CallSync.objects.exclude(sent_op="").values_list("sent_op", flat=True))
             )
             log(f"cut: requests host b left in doubt (sent, answer lost): {dict(doubts[0])}")
-        return not held.exclude(state__in=(Job.State.SUCCEEDED, Job.State.DEAD)).exists()
+        lost = jobs_lost(cut.running_attempts)
+        if lost is None:
+            return False
+        cut.held |= lost
+        return not held().exclude(state__in=(Job.State.SUCCEEDED, Job.State.DEAD)).exists()
 
     try:
         wait_until(
             recovered, timeout=limit, interval=0.5, message="host a to finish the jobs host b held"
         )
     except AssertionError:
-        log(f"recovery: not done within {limit:.0f} s: {list(held.values_list('pk', 'state'))}")
+        log(f"recovery: not done within {limit:.0f} s: {list(held().values_list('pk', 'state'))}")
         return
     if not cut.held:
         cut.recovered_s = cut.picked_up_s = 0.0
@@ -312,7 +337,7 @@ def recovery_wait(run: Run, cut: Cut) -> None:
         .values_list("job_id", "started_at")
     ):
         claims.setdefault(job_id, started)
-    done = {pk: at for pk, at in held.values_list("pk", "finished_at") if at}
+    done = {pk: at for pk, at in held().values_list("pk", "finished_at") if at}
     slowest = max(done, key=lambda pk: done[pk])
     cut.recovered_s = (done[slowest] - killed).total_seconds()
     cut.picked_up_s = max(((at - killed).total_seconds() for at in claims.values()), default=0.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,9 @@ BIN = Path(sys.executable).parent
 HOST_A, HOST_B = HOSTS
 WEB_PORT = 8000
 WEB_URL = f"http://{HOST_A.address}:{WEB_PORT}"
-REDIS_DB, REDIS_BROKER_DB = 6, 7
+# Both are flushed before and after a run: the benchmarks' numbers, not ones tests or helpers use.
+REDIS_DB = int(os.environ.get("HOSTS_REDIS_DB", "10"))
+REDIS_BROKER_DB = int(os.environ.get("HOSTS_BROKER_DB", "11"))
 VHOST = "hosts"
 
 CALLS = int(os.environ.get("HOSTS_CALLS", "500"))
@@ -85,6 +88,46 @@ def procfile() -> dict[str, str]:
         if sep and name.strip() and not name.startswith("#"):
             commands[name.strip()] = command.strip()
     return commands
+
+
+def worker_command(worker: str) -> str:
+    """The Procfile's `worker` command for both lanes, as the Celery node `<worker>@<host>`.
+
+    The Procfile runs a lane per worker (`worker`: background, `worker-interactive`: clicks,
+    webhooks, install, beat's dispatch; docs/pipeline.md, "Lanes"); a small deployment may run
+    one worker for both (docs/operations.md, "Processes"). Each worker of the harness is one
+    such node, so that "one worker in host a, two in host b" stays three nodes and nothing
+    waits on a queue no host consumes. Two workers on one machine need their own node names
+    (both would be celery@<host>).
+    """
+    commands = procfile()
+    lanes = [_queues_of(commands[kind]) for kind in ("worker", "worker-interactive")]
+    command = commands["worker"].replace(f"--queues {lanes[0]}", f"--queues {','.join(lanes)}")
+    return f"{command} --hostname {worker}@%h --include bench.hosts_probe"
+
+
+def _queues_of(command: str) -> str:
+    found = re.search(r"--queues (\S+)", command)
+    if found is None:
+        raise ValueError(f"no --queues in the Procfile command {command!r}")
+    return found.group(1)
+
+
+def vhost_ensure() -> None:
+    """The run's RabbitMQ vhost, open to guest: a fresh RabbitMQ has only "/" (and the run keeps
+    its queues, exchanges and remote-control traffic off a vhost other users share)."""
+
+    def rabbitmqctl(*args: str) -> str:
+        done = subprocess.run(
+            ["rabbitmqctl", "-s", *args], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    if VHOST not in rabbitmqctl("list_vhosts", "name").split():
+        rabbitmqctl("add_vhost", VHOST)
+    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
 
 
 @dataclass
@@ -150,10 +193,7 @@ class Run:
     # --- processes -------------------------------------------------------------------------
 
     def start(self, name: str, host: Host, kind: str, *, worker: str = "") -> Proc:
-        command = procfile()[kind]
-        if kind == "worker":
-            # Two workers on one machine need their own node names (both would be celery@<host>).
-            command += f" --hostname {worker}@%h --include bench.hosts_probe"
+        command = worker_command(worker) if kind == "worker" else procfile()[kind]
         log_path = self.tmp / f"{name}.log"
         started_at = time.time()
         with log_path.open("ab") as out:
@@ -255,6 +295,8 @@ class Run:
 
         from sandbox import server as sandbox_server
 
+        if self.broker == "rabbitmq":
+            vhost_ensure()
         self.leftovers_remove()
         netns.up()
         log(

@@ -1,5 +1,6 @@
 """The harness pieces of bench/hosts.py that need no root: the forwarder between a host and
-the local services, finding a crashed run's forwarders, and which jobs a killed host held."""
+the local services, finding a crashed run's forwarders, and which jobs a killed host held (by
+its messages, and by its attempts that were taken over)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import pytest
 
 from bench import hosts_probe, netns
-from bench.hosts_drive import open_messages
+from bench.hosts_drive import jobs_lost, open_messages
 
 
 @pytest.fixture
@@ -108,3 +109,25 @@ def test_jobs_held_are_messages_taken_and_not_finished_before_the_kill(tmp_path)
     rows = hosts_probe.read(probe)
 
     assert open_messages(rows, until=13.0) == {"t2": 8, "t3": 9}
+
+
+@pytest.mark.django_db
+def test_jobs_lost_with_the_host_are_those_whose_open_attempt_was_taken_over():
+    from integration.models import Job, JobAttempt
+
+    # given attempts open at the kill: one on the killed host, one on the live host
+    lost_job, live_job = (
+        Job.objects.create(kind="notification.deliver", idempotency_key=f"k-{n}") for n in (1, 2)
+    )
+    on_b = JobAttempt.objects.create(job=lost_job, number=1)
+    on_a = JobAttempt.objects.create(job=live_job, number=1)
+    open_at_kill = {on_b.pk, on_a.pk}
+
+    # while either is open, nothing is known yet
+    JobAttempt.objects.filter(pk=on_a.pk).update(outcome=JobAttempt.Outcome.SUCCEEDED)
+    assert jobs_lost(open_at_kill) is None
+
+    # once the live host took the job over (the lost attempt closed as abandoned)
+    JobAttempt.objects.filter(pk=on_b.pk).update(outcome=JobAttempt.Outcome.ABANDONED)
+    JobAttempt.objects.create(job=lost_job, number=2)
+    assert jobs_lost(open_at_kill) == {lost_job.pk}
