@@ -19,7 +19,7 @@ sync_ratio = calls synced per second in phase 2 / phase 1 (target >= 0.9).
 Last line: `agent_status: requests_per_min=.. staleness_p95_s=.. sync_ratio=..`.
 
 Environment: BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL
-(redis://127.0.0.1:6379/12), BENCH_AGENTS (200), BENCH_CALLS (4000), BENCH_PHASE_S (30),
+(redis://127.0.0.1:6379/12), BENCH_AGENTS (200), BENCH_CALLS (8000), BENCH_PHASE_S (30),
 BENCH_POLL_S (60), BENCH_FLIP_S (2), BENCH_CONCURRENCY (4).
 """
 
@@ -39,7 +39,7 @@ from bench import harness  # the path above first
 from bench.harness import REDIS, log
 
 AGENTS = int(os.environ.get("BENCH_AGENTS", "200"))
-CALLS = int(os.environ.get("BENCH_CALLS", "4000"))
+CALLS = int(os.environ.get("BENCH_CALLS", "8000"))
 PHASE_S = float(os.environ.get("BENCH_PHASE_S", "30"))
 POLL_S = float(os.environ.get("BENCH_POLL_S", "60"))
 FLIP_S = float(os.environ.get("BENCH_FLIP_S", "2"))

@@ -307,12 +307,17 @@ def sync_run(*, sync_id: int) -> dict[str, Any]:
         chain.drained_jobs_settle(
             sync_ids=[pk for pk in outcome["finished"] if pk != sync.pk], drained_by=sync.pk
         )
-        chain.drain_next(portal_id=sync.portal_id)
         # Calls that failed in this batch are left out of other drains: their own jobs retry them.
         chain.held_jobs_release(sync_ids=[pk for pk in outcome["failed_ids"] if pk != sync.pk])
         sync.refresh_from_db()
+        error = outcome["own_error"]
+        # The next link only when this one ends: a drain that will retry (our budget said
+        # "later", SyncBusy) is still the chain's link, and publishing one per retry widened a
+        # 4-drain chain to hundreds of jobs racing for the budget (bench/agent_status.py).
+        if sync.stage in DONE_STAGES or (error is not None and not error.retryable):
+            chain.drain_next(portal_id=sync.portal_id)
         if sync.stage in DONE_STAGES:
             return {"stage": sync.stage, "batch_calls": outcome["claimed"]}
-        if outcome["own_error"] is not None:
-            raise outcome["own_error"]
+        if error is not None:
+            raise error
         raise SyncBusy("another job is finishing this call", retry_after=2.0)

@@ -9,6 +9,7 @@ from integration import jobs
 from integration.calls import services, sync
 from integration.calls.models import CallSync
 from integration.core import lanes
+from integration.core.errors import RateLimitedError
 from integration.models import Job
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     FakeBitrix,
@@ -133,3 +134,30 @@ def test_a_ringing_calls_registration_runs_in_the_webhooks_worker_without_a_mess
     assert register.state == Job.State.SUCCEEDED
     assert register.pk not in sent
     assert CallSync.objects.get().stage == CallSync.Stage.REGISTERED
+
+
+@committing
+def test_a_drain_told_to_wait_by_the_budget_stays_the_chains_only_link(
+    portal, connection, bitrix, settings, sent, monkeypatch
+):
+    # given a backlog with one drain on its way, and the portal's budget saying "later"
+    settings.CALL_DRAIN_BATCH = 5
+    settings.CALL_DRAIN_PARALLEL = 1
+    with lanes.lane_scope(lanes.BACKGROUND):
+        for i in range(10):
+            services.call_changed(call=make_call(portal, number=f"3805000002{i:02}"), event="X")
+    [first] = sent
+    sent.clear()
+    from integration.core import ratelimit
+
+    def later(*args, **kwargs):
+        raise RateLimitedError("slot at +3s", retry_after=3, service="ratelimit")
+
+    monkeypatch.setattr(ratelimit, "acquire", later)
+
+    # when the drain runs into the wait
+    assert jobs.job_execute(job_id=first) == Job.State.RETRYING
+
+    # then it publishes no further drain (at most its own retry): it is still on its way itself
+    assert set(sent) <= {first}
+    assert Job.objects.filter(kind=sync.KIND_SYNC, payload__held=False).count() == 1
