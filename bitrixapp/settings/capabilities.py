@@ -74,6 +74,12 @@ UNITALK_RATE_BURST = env.int("UNITALK_RATE_BURST", default=10)
 UNITALK_RATE_PER_SECOND = env.float("UNITALK_RATE_PER_SECOND", default=2.0)
 # A worker waits at most this long for a slot; beyond it the job is rescheduled instead.
 UNITALK_RATE_MAX_WAIT_S = env.float("UNITALK_RATE_MAX_WAIT_S", default=20.0)
+# Of the key's burst, the slots recording downloads leave to clicks: five people clicking at
+# once are dialled without waiting (bench/latency.py: with 3, the 4th and 5th click of a round
+# waited 0.5 s and 1 s behind recordings; docs/pipeline.md, "Budgets").
+UNITALK_RATE_INTERACTIVE_RESERVE_SLOTS = env.int(
+    "UNITALK_RATE_INTERACTIVE_RESERVE_SLOTS", default=5
+)
 # How long the key is parked after Unitalk answers with its overload / DOS-protection error.
 UNITALK_OVERLOAD_BACKOFF_S = env.float("UNITALK_OVERLOAD_BACKOFF_S", default=60.0)
 # history/get silently stops at 1000 calls per query (docs/unitalk.md §3.1); windows above it

@@ -132,11 +132,18 @@ def reserve(
 
 
 def acquire(
-    key: str, *, burst: int, per_second: float, max_wait: float = 30.0, lane: str = ""
+    key: str,
+    *,
+    burst: int,
+    per_second: float,
+    max_wait: float = 30.0,
+    lane: str = "",
+    reserve_slots: int | None = None,
 ) -> float:
     """Take a slot of `key` for work of `lane`; wait in place only for a moment.
 
-    Background work leaves RATE_INTERACTIVE_RESERVE_SLOTS to interactive work. Inside a job, a
+    Background work leaves `reserve_slots` (default RATE_INTERACTIVE_RESERVE_SLOTS) to
+    interactive work. Inside a job, a
     wait longer than RATE_MAX_SLEEP_S (and at most `max_wait`) reserves the slot as a ticket for
     this job and raises RateLimitedError with the exact wait: the job is rescheduled for then and
     spends its ticket, so waiting jobs queue up in the bucket instead of all coming back for the
@@ -152,7 +159,8 @@ def acquire(
 
     job_id = lanes.current_job()
     lane = lane or lanes.current_lane()
-    slots = 0 if lane == lanes.INTERACTIVE else settings.RATE_INTERACTIVE_RESERVE_SLOTS
+    kept = settings.RATE_INTERACTIVE_RESERVE_SLOTS if reserve_slots is None else reserve_slots
+    slots = 0 if lane == lanes.INTERACTIVE else kept
     slots = max(0, min(slots, burst - 1))
     turns = f"{key}:background" if slots else key
     if job_id is not None:

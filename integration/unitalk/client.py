@@ -69,6 +69,7 @@ def _wait_for_budget(api_key: str) -> str:
         # Never asleep past RATE_MAX_SLEEP_S: a longer wait reschedules the job
         # holding a ticket for its slot (at most this far ahead).
         max_wait=settings.UNITALK_RATE_MAX_WAIT_S,
+        reserve_slots=settings.UNITALK_RATE_INTERACTIVE_RESERVE_SLOTS,
     )
     return bucket
 

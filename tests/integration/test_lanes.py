@@ -124,6 +124,28 @@ def test_background_leaves_a_reserve_of_the_budget_that_interactive_work_can_use
         ratelimit.acquire("b", burst=10, per_second=1.0, lane=lanes.INTERACTIVE)
 
 
+def test_the_unitalk_key_keeps_five_slots_for_clicks_whatever_recordings_want(
+    file_budget, settings, monkeypatch
+):
+    # given the Unitalk key's bucket (10 burst) and recording downloads asking in the background
+    from integration.unitalk import client
+
+    settings.UNITALK_RATE_BURST, settings.UNITALK_RATE_PER_SECOND = 10, 0.2
+    settings.UNITALK_RATE_INTERACTIVE_RESERVE_SLOTS = 5
+    with lanes.lane_scope(lanes.BACKGROUND):
+        for _ in range(5):
+            client._wait_for_budget("key")
+        with pytest.raises(RateLimitedError):
+            client._wait_for_budget("key")
+
+    # when five people click at once, then all five are dialled without a wait
+    with lanes.lane_scope(lanes.INTERACTIVE):
+        started = time.monotonic()
+        for _ in range(5):
+            client._wait_for_budget("key")
+        assert time.monotonic() - started < 0.5
+
+
 def test_a_long_wait_for_budget_reschedules_instead_of_sleeping(file_budget):
     ratelimit.acquire("s", burst=1, per_second=0.5, lane=lanes.INTERACTIVE)
     started = time.monotonic()
