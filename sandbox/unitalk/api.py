@@ -133,7 +133,7 @@ def api_history(app: UnitalkApp, project: dict[str, Any], payload: dict[str, Any
     warning = None
     if limit > cap and settings["history_warning"] and len(calls) - offset > cap:
         warning = f"Result is limited to {cap} calls"
-    hidden = {"project", "uniqueid", "ended_at"}
+    hidden = {"project", "uniqueid", "started_at", "ended_at"}
     return json_response(
         {
             "count": len(calls),

@@ -79,7 +79,9 @@ def call_start(
         "source": source,
         "meta": None if meta is None else str(meta),
     }
-    plan = {"state": state, "cause": cause, "talk": talk, "ring": ring}
+    # started_at/ended_at (epoch seconds, never in an answer): when the call was live, for tests
+    # that check no number was dialled twice at once.
+    plan = {"state": state, "cause": cause, "talk": talk, "ring": ring, "started_at": time.time()}
     thread = threading.Thread(
         target=play, args=(app, project, call, plan, on_end), daemon=True, name="unitalk-call"
     )
@@ -121,7 +123,13 @@ def play(
             time.sleep(delay)
         sequence = sequence[-1:]
     with app.store.lock:
-        record = dict(ended, project=project["api_key"], uniqueid=uniqueid, ended_at=time.time())
+        record = dict(
+            ended,
+            project=project["api_key"],
+            uniqueid=uniqueid,
+            started_at=plan["started_at"],
+            ended_at=time.time(),
+        )
         app.store.data["unitalk"]["calls"].append(record)
         del app.store.data["unitalk"]["calls"][:-5000]
         app.store.touch()
