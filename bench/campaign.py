@@ -7,7 +7,7 @@ Creates a throwaway PostgreSQL database (bench/harness.py), starts the sandbox (
 process and the app as gunicorn + a Celery worker + beat (tests/support/stack.py), installs the
 app (lines 101/102 → users 1/2), seeds BENCH_ITEMS contacts with phones, and runs one CRM-filter
 campaign with both agents (tick CAMPAIGN_TICK_S, no wrap-up) until it finishes. The simulator
-answers every call after `ring_time` 2 s and talks BENCH_TALK_S seconds.
+plays every call in real time: answered after `ring_time` 2 s, ended BENCH_TALK_S seconds later.
 
 Per agent, from the app's own rows: an attempt is "on a call" from its directCall (the
 `call.dial` job's end) until the app settled it on CALL_END; the agent's available time is from
@@ -91,7 +91,11 @@ def run(tmp: Path, env: dict[str, str]) -> None:
             settings.APP_BASE_URL = stack.base_url  # the webhook URL wired into Unitalk
             world = World(handle, stack)
             portal = world.install()
-            world.ut("settings", {"event_delay": 0.1, "talk_time": TALK_S, "ring_time": 2})
+            # Calls in real time: an agent is on a call for its ring and talk seconds.
+            world.ut(
+                "settings",
+                {"event_delay": 0.1, "talk_time": TALK_S, "ring_time": 2, "real_time": True},
+            )
             for user_id in (1, 2):  # both agents clock in; the app's poll must see it
                 world.bx(f"portals/{portal.member_id}/workday", {"user_id": user_id, "op": "open"})
             deadline = time.monotonic() + 60

@@ -177,7 +177,7 @@ def child(config: str, workers: int) -> None:
         env |= {
             "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
             "REDIS_URL": "",
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": "filesystem://localhost/",
             "CELERY_BROKER_DIR": str(tmp / "broker"),
         }
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})

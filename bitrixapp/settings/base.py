@@ -208,7 +208,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="unitalk-app@localhos
 
 # --- Celery ----------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, no server needed. Production: redis:// or amqp://
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# With a host named, kombu does not warn "No hostname was supplied" at every process start.
+EMBEDDED_BROKER_URL = "filesystem://localhost/"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=EMBEDDED_BROKER_URL)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
     # Writes each message atomically (see bitrixapp/broker.py).

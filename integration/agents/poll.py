@@ -189,8 +189,8 @@ def _poll_steps(
     portal: Portal, sync: AgentSync, agents: list[AgentState], now: datetime, since: datetime | None
 ):
     """The readings due now, one request each, in order; yields (what, how many, the agents
-    read) as each is saved. An agent this poll read at or after `since` (its start, before a budget wait) is
-    not read again."""
+    read) as each is saved. An agent this poll read at or after `since` (when the job began,
+    before a budget wait) is not read again."""
 
     def unread(stamp: datetime | None) -> bool:
         return since is None or stamp is None or stamp < since
@@ -241,7 +241,8 @@ def agents_poll(
     )
     sync.last_poll_at = now
     read: dict[str, int] = {}
-    slots, touched = 0, dict[int, AgentState]()
+    slots = 0
+    touched: dict[int, AgentState] = {}
     try:
         for what, count, chunk in _poll_steps(portal, sync, agents, now, since):
             touched.update((a.pk, a) for a in chunk)

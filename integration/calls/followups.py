@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from integration.bitrix import crm, telephony
+from integration.calls import takeover
 from integration.calls.models import CallSync
 from integration.calls.sync import OPEN_STAGES, SyncBusy, call_inbound
 
@@ -45,11 +46,13 @@ def sync_failed(*, sync_id: int, error: str) -> CallSync:
 
 
 def card_show(*, sync_id: int) -> dict[str, Any]:
-    """Job `call.card`: open the call card on answer (card mode "answer")."""
+    """Job `call.card`: open the call card on answer (card mode "answer"), or for the other
+    colleagues present when fallback routing handed a ringing call on (calls/takeover.py)."""
     row = CallSync.objects.select_related("portal", "call").get(pk=sync_id)
     if row.stage not in OPEN_STAGES or (row.call is not None and row.call.ended):
         return {"skipped": "call is over"}
     if not row.bitrix_call_id:
         raise SyncBusy("call not registered yet", retry_after=2.0)
-    shown = telephony.card_show(row.portal, call_id=row.bitrix_call_id, user_ids=[row.user_id or 0])
+    users = takeover.card_users(row=row) or [0]
+    shown = telephony.card_show(row.portal, call_id=row.bitrix_call_id, user_ids=users)
     return {"shown": shown}

@@ -74,6 +74,12 @@ def call_changed(*, call: Call, event: str) -> None:
             # The line's user may be away: fallback routing picks who gets the card.
             takeover.inbound_user_pick(row=row, call=call)
             sync.job_enqueue(sync.KIND_REGISTER, row, run_here=True)
+            options = portal_options(row.portal)
+            # Registering shows the card to the call's user; colleagues present see it too.
+            if options.card_mode == PortalOptions.CardMode.ON_RING and (
+                len(takeover.card_users(row=row)) > 1
+            ):
+                sync.job_enqueue(sync.KIND_CARD, row, run_here=True)
         if call.status == Call.Status.ANSWERED:
             options = portal_options(row.portal)
             if options.card_mode == PortalOptions.CardMode.ON_ANSWER:

@@ -45,6 +45,8 @@ _click_hooks: list[ClickHook] = []
 _line_checks: list[LineCheck] = []
 _inbound_picks: list[UserPick] = []
 _missed_picks: list[UserPick] = []
+CardViewers = Callable[..., list[int]]
+_card_viewers: list[CardViewers] = []
 
 
 def on_inbound_user(pick: UserPick) -> UserPick:
@@ -53,6 +55,21 @@ def on_inbound_user(pick: UserPick) -> UserPick:
     if pick not in _inbound_picks:
         _inbound_picks.append(pick)
     return pick
+
+
+def on_card_viewers(viewers: CardViewers) -> CardViewers:
+    """Declare `viewers(row=) -> [user id]`: who else sees a call's card besides its user."""
+    if viewers not in _card_viewers:
+        _card_viewers.append(viewers)
+    return viewers
+
+
+def card_users(*, row: CallSync) -> list[int]:
+    """The call's user first, then every declared viewer once."""
+    users = [row.user_id] if row.user_id else []
+    for viewers in _card_viewers:
+        users += [u for u in viewers(row=row) if u not in users]
+    return users
 
 
 def on_missed_owner(pick: UserPick) -> UserPick:

@@ -7,6 +7,7 @@ sources do to a campaign.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,13 +127,32 @@ def ticks_prune(*, campaign_id: int) -> int:
 
 
 def tick_enqueue(*, campaign: Campaign, delay_s: float = 0, reason: str = "period") -> None:
-    """Schedule the campaign's tick. Keyed per time slot, so wake-ups within one slot merge."""
+    """Schedule the campaign's tick. Later ticks are keyed per time slot, so they merge; a tick
+    for now (a call ended: an agent is free) merges only with one still waiting to run. Keyed
+    by slot too, it met the slot's tick that had already run and was dropped, and the free
+    agent waited for the next period (bench/campaign.py)."""
     from django.conf import settings
 
-    slot = int((timezone.now().timestamp() + delay_s) // max(0.5, settings.CAMPAIGN_TICK_S / 3))
+    from integration.models import Job
+
+    prefix = tick_key_prefix(campaign_id=campaign.pk)
+    now = timezone.now()
+    if delay_s <= 0:
+        waiting = Job.objects.filter(
+            kind=KIND_TICK,
+            idempotency_key__startswith=prefix,
+            state=Job.State.PENDING,
+            next_attempt_at__lte=now,
+        )
+        if waiting.exists():
+            return
+        key = f"{prefix}now:{uuid.uuid4().hex}"
+    else:
+        slot = int((now.timestamp() + delay_s) // max(0.5, settings.CAMPAIGN_TICK_S / 3))
+        key = f"{prefix}{slot}"
     jobs.job_enqueue(
         kind=KIND_TICK,
-        key=f"{tick_key_prefix(campaign_id=campaign.pk)}{slot}",
+        key=key,
         portal=campaign.portal,
         subject=f"campaign {campaign.pk} ({reason})",
         payload={"campaign_id": campaign.pk},

@@ -143,11 +143,10 @@ def acquire(
     """Take a slot of `key` for work of `lane`; wait in place only for a moment.
 
     Background work leaves `reserve_slots` (default RATE_INTERACTIVE_RESERVE_SLOTS) to
-    interactive work. Inside a job, a
-    wait longer than RATE_MAX_SLEEP_S (and at most `max_wait`) reserves the slot as a ticket for
-    this job and raises RateLimitedError with the exact wait: the job is rescheduled for then and
-    spends its ticket, so waiting jobs queue up in the bucket instead of all coming back for the
-    same slot. Outside a job nothing is reserved beyond the short wait. Returns the wait taken.
+    interactive work. Inside a job, a wait longer than RATE_MAX_SLEEP_S (and at most
+    `max_wait`) reserves the slot as a ticket for this job and raises RateLimitedError with the
+    exact wait: the job is rescheduled for then and spends its ticket, so waiting jobs queue up
+    in the bucket instead of all coming back for the same slot. Outside a job nothing is reserved beyond the short wait. Returns the wait taken.
 
     Background tickets are turns in a bucket of their own (`<key>:background`, same rate): at its
     turn a background job takes the shared bucket only for now. Booked in the shared bucket, they

@@ -12,6 +12,7 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | (call.dial dead: Unitalk down) | _settled     | the "Unitalk unavailable" banner on every app page | —                   |
 | (call.dial ok)    | _settled                  | the "Unitalk unavailable" banner is resolved | —                               |
 | (inbound ringing) | inbound.inbound_pick      | calls/takeover.py: the card goes to the first available person | —          |
+| (card shown)      | inbound.card_viewers      | calls/takeover.py: the colleagues present see a handed-on card too | — |
 | (missed owner)    | inbound.missed_pick       | calls/takeover.py: the callback goes to the first available person | —      |
 
 Importing this module is the registration (RoutingConfig.ready).
@@ -81,5 +82,6 @@ def _settled(job: Job, state: str) -> None:
 takeover.on_click_failed(services.reroute_enqueue)
 takeover.on_line_check(services.line_refusal)
 takeover.on_inbound_user(inbound.inbound_pick)
+takeover.on_card_viewers(inbound.card_viewers)
 takeover.on_missed_owner(inbound.missed_pick)
 jobs.on_settled(_settled)

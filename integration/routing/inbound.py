@@ -58,6 +58,7 @@ def inbound_pick(*, row: CallSync, call: Any) -> int | None:
     if decision.person is None:
         return None
     person = decision.person
+    viewers = _present_colleagues(snapshot, owner=owner, picked=person.user_id)
     Reroute.objects.get_or_create(
         sync=row,
         defaults={
@@ -71,10 +72,39 @@ def inbound_pick(*, row: CallSync, call: Any) -> int | None:
             "to_user_id": person.user_id,
             "to_name": person.name,
             "to_line": person.line,
+            "viewers": viewers,
         },
     )
     logger.info("inbound card rerouted", extra={"step": decision.step, "to": person.user_id})
     return person.user_id
+
+
+#: At most this many colleagues see a handed-on card besides the person it went to.
+CARD_VIEWERS_MAX = 10
+
+
+def _present_colleagues(facts: Any, *, owner: int | None, picked: int) -> list[int]:
+    """Who else sees a handed-on ringing call: the owner's colleagues (same department; every
+    agent when the owner has none) who are available now, longest idle first."""
+    mine = set(facts.people[owner].departments) if owner in facts.people else set()
+    present = [
+        p
+        for p in facts.people.values()
+        if p.available
+        and not p.missing
+        and p.user_id not in (owner, picked)
+        and (not mine or mine & set(p.departments))
+    ]
+    present.sort(key=lambda p: (p.idle_since is None, p.idle_since or timezone.now(), p.user_id))
+    return [p.user_id for p in present[:CARD_VIEWERS_MAX]]
+
+
+def card_viewers(*, row: CallSync) -> list[int]:
+    """calls/takeover.py: the colleagues who see a ringing call's card that routing handed on."""
+    reroute = Reroute.objects.filter(
+        sync_id=row.pk, trigger=Reroute.Trigger.INBOUND, state=Reroute.State.CARD
+    ).first()
+    return [int(u) for u in reroute.viewers] if reroute is not None else []
 
 
 def missed_pick(*, row: CallSync, owner: int | None) -> int | None:

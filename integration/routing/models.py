@@ -109,6 +109,8 @@ class Reroute(models.Model):
     to_user_id = models.PositiveIntegerField(null=True, blank=True)
     to_name = models.CharField(max_length=255, blank=True)
     to_line = models.CharField(max_length=32, blank=True)
+    #: An inbound card's other viewers: the colleagues present when it rang (docs/routing.md).
+    viewers = models.JSONField(default=list, blank=True)
     #: The new call registered for the next person (dial mode, or their one-click dial).
     dial_sync = models.OneToOneField(
         "calls.CallSync",

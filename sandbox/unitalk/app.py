@@ -30,6 +30,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "talk_time": 5,  # secondsTalk reported for answered calls
     "ring_time": 3,  # secondsFullTime - secondsTalk
     "event_delay": 0.2,  # wall-clock seconds between CALL_NEW, CALL_ANSWER, CALL_END
+    # Play calls in real time instead: CALL_ANSWER ring_time after CALL_NEW, CALL_END talk_time
+    # after the answer (bench/campaign.py: an agent's time on a call is the call's length).
+    "real_time": False,
     "duplicate_rate": 0.0,  # probability that a webhook is delivered twice
     "reorder": False,  # deliver a call's webhooks in reverse order, after the call ends
     "drop_call_end": False,  # never deliver CALL_END (history still has the call)
@@ -283,6 +286,8 @@ class UnitalkApp(App):
 
 def _bad_setting(payload: dict[str, Any]) -> str:
     """Why a settings body is refused ("" if it is fine) for the knobs with fixed values."""
+    if "real_time" in payload and not isinstance(payload["real_time"], bool):
+        return "real_time must be true or false"
     choices = {"operator_outcome": tuple(lines.OPERATOR_LEGS), "busy_mode": lines.BUSY_MODES}
     for name, allowed in choices.items():
         if name in payload and payload[name] not in allowed:

@@ -89,6 +89,13 @@ def call_start(
     return call
 
 
+def _hold(event: str, plan: dict[str, Any], delay: float, settings: dict[str, Any]) -> float:
+    """Seconds between `event` and the next one: `event_delay`, or the call's own times."""
+    if not settings["real_time"]:
+        return delay
+    return float(plan["ring"] if event == "CALL_NEW" else plan["talk"])
+
+
 def play(
     app: UnitalkApp, project: dict[str, Any], call: dict[str, Any], plan: dict[str, Any], on_end
 ):
@@ -120,7 +127,7 @@ def play(
     else:
         for event, body in sequence[:-1]:
             deliver(app, project, event, body, settings)
-            time.sleep(delay)
+            time.sleep(_hold(event, plan, delay, settings))
         sequence = sequence[-1:]
     with app.store.lock:
         record = dict(

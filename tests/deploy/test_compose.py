@@ -68,7 +68,7 @@ def test_every_app_variable_is_one_the_app_documents(compose):
 
 def test_release_migrates_before_web_worker_and_beat_start(compose):
     services = compose["services"]
-    assert services["release"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["release"]["command"] == ["python", "manage.py", "release", "--no-static"]
     assert services["release"]["restart"] == "no"
     for name in ("web", "worker", "beat"):
         depends = services[name]["depends_on"]

@@ -5,6 +5,7 @@ at 3 s), and each tick prunes its campaign's older succeeded tick jobs (docs/cam
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from integration import jobs
 from integration.campaigns import services
@@ -114,3 +115,22 @@ def test_failed_and_open_tick_jobs_and_other_campaigns_ticks_are_never_pruned(
     assert Job.objects.filter(pk__in=[dead.pk, other.pk, similar.pk]).count() == 3
     # keep=0: only the tick that ran last is left of this campaign's succeeded ones
     assert _tick_rows(campaign) == (1, 1)
+
+
+def test_a_call_ends_wake_up_after_this_slots_tick_ran_is_a_new_tick(campaign, crm):
+    # given a running campaign whose tick for this moment has already run
+    _running_without_agents(campaign, crm)
+    services.tick_enqueue(campaign=campaign, reason="call ended")
+    [first] = Job.objects.filter(kind=services.KIND_TICK)
+    jobs.job_execute(job_id=first.pk)
+
+    # when another call ends a moment later (the same time slot), then a tick runs again:
+    # the free agent does not wait for the next period
+    services.tick_enqueue(campaign=campaign, reason="call ended")
+    due = Job.objects.filter(
+        kind=services.KIND_TICK, state=Job.State.PENDING, next_attempt_at__lte=timezone.now()
+    )
+    assert due.count() == 1
+    # and wake-ups while that one still waits merge into it
+    services.tick_enqueue(campaign=campaign, reason="call ended")
+    assert due.count() == 1

@@ -74,6 +74,32 @@ def test_a_ringing_call_for_an_away_user_is_registered_for_the_available_colleag
     assert reroute.path[0]["why"] == "unavailable"
 
 
+def test_a_handed_on_card_is_shown_to_the_colleagues_present_too(portal, connection, bitrix):
+    # given the line's user away, three colleagues of the department present, one of them on a
+    # break, and an available agent of another department
+    agent(portal, 5, "101", available=False)
+    for uid, line in ((6, "102"), (7, "103"), (8, "104")):
+        agent(portal, uid, line)
+    agent(portal, 9, "105", available=False)
+    AgentState.objects.create(
+        portal=portal, bitrix_user_id=10, line="106", name="Agent 10", state=State.AVAILABLE,
+        time_tracking=False, user_active=True, user_online=True, polled_at=timezone.now(),
+        departments=[2], toggle="available",
+    )  # fmt: skip
+    OperatorMapping.objects.create(portal=portal, bitrix_user_id=10, line="106")
+
+    # when a call rings on the away user's line
+    services.call_changed(call=make_call(portal, ended=False, line="101"), event="CALL_NEW")
+    run_jobs()
+
+    # then it is registered for one colleague, and its card is shown to every colleague present
+    [picked] = registered_users(bitrix)
+    [shown] = [p["USER_ID"] for m, p in bitrix.requests if m == "telephony.externalcall.show"]
+    assert shown[0] == picked
+    assert sorted(shown) == [6, 7, 8]
+    assert sorted(Reroute.objects.get().viewers + [picked]) == [6, 7, 8]
+
+
 def test_a_ringing_call_for_an_available_user_stays_theirs(portal, connection, bitrix):
     agent(portal, 5, "101")
     agent(portal, 6, "102")

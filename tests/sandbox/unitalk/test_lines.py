@@ -6,6 +6,7 @@ whose answer is lost after the call was placed."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -169,3 +170,21 @@ def test_concurrent_direct_calls_on_one_line_let_exactly_one_through(unitalk):
         answers = list(pool.map(lambda n: dial("101", f"38050000000{n}").json(), range(8)))
     assert sorted(a["status"] for a in answers) == ["Error"] * 7 + ["Success"]
     assert len(_ended(events, 1)) == 1
+
+
+def test_real_time_calls_ring_and_talk_for_their_own_seconds(unitalk):
+    dial, events, control = unitalk
+    assert control("settings", real_time="yes").status_code == 400
+    control("settings", real_time=True, ring_time=1, talk_time=1)
+    started = time.monotonic()
+    assert dial("101").json() == {"status": "Success"}
+
+    wait_until(lambda: events("CALL_ANSWER"), timeout=5)
+    answered = time.monotonic() - started
+    wait_until(lambda: events("CALL_END"), timeout=5)
+    ended = time.monotonic() - started
+
+    # CALL_NEW comes after event_delay (0.05 s), the answer 1 s later, the end 1 s after that
+    assert 1.0 <= answered < 1.6
+    assert 2.0 <= ended < 2.6
+    assert ended - answered >= 0.95
