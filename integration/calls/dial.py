@@ -197,6 +197,10 @@ def call_dial(*, job: Job) -> dict[str, Any]:
         refusal = "" if redial else takeover.click_line_refusal(row=row, line=line)
         if refusal:
             raise DialLineFailing(refusal, service="unitalk")
+        withheld = "" if redial else takeover.dial_refusal(row=row)
+        if withheld:
+            logger.info("dial withheld", extra={"reason": withheld})
+            return {"skipped": withheld}
         if row.origin == CallSync.Origin.CALLBACK and not row.bitrix_call_id and not redial:
             result = telephony.register(
                 portal,

@@ -43,6 +43,8 @@ LineCheck = Callable[..., str]
 UserPick = Callable[..., int | None]
 _click_hooks: list[ClickHook] = []
 _line_checks: list[LineCheck] = []
+DialCheck = Callable[..., str]
+_dial_checks: list[DialCheck] = []
 _inbound_picks: list[UserPick] = []
 _missed_picks: list[UserPick] = []
 CardViewers = Callable[..., list[int]]
@@ -120,6 +122,26 @@ def click_line_refusal(*, row: CallSync, line: str) -> str:
         return ""
     for check in _line_checks:
         reason = check(row=row, line=line)
+        if reason:
+            return reason
+    return ""
+
+
+def on_dial_check(check: DialCheck) -> DialCheck:
+    """Declare `check(row=) -> str`: a non-empty reason withholds a dial that is not a person's
+    click (a campaign's number whose agent paused while the dial waited); the check settles
+    whatever it owns, the dial is then skipped."""
+    if check not in _dial_checks:
+        _dial_checks.append(check)
+    return check
+
+
+def dial_refusal(*, row: CallSync) -> str:
+    """Why not to place this dial now ("" = dial); clicks are asked by click_line_refusal."""
+    if row.origin == CallSync.Origin.CLICK_TO_CALL:
+        return ""
+    for check in _dial_checks:
+        reason = check(row=row)
         if reason:
             return reason
     return ""

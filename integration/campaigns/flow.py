@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from integration import jobs
 from integration.bitrix import client, crm
-from integration.calls import dial, merge
-from integration.calls.models import Call
+from integration.calls import dial, merge, takeover
+from integration.calls.models import Call, CallSync
 from integration.campaigns import outcomes, robot, services, sources, tick
-from integration.campaigns.models import Attempt, Campaign, CampaignItem
+from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.models import Job
 
 
@@ -112,3 +112,27 @@ def _follow(job: Job, state: str) -> None:
 
 
 jobs.on_settled(_follow)
+
+
+@takeover.on_dial_check
+def _agent_still_available(*, row: CallSync) -> str:
+    """A campaign dial waits in its job (retries under Unitalk faults, a worker lost): the agent
+    the tick chose may have paused meanwhile. Ask presence again right before directCall; not
+    available → the attempt is settled as not dialled (the number requeued, not charged)."""
+    if row.origin != CallSync.Origin.CAMPAIGN:
+        return ""
+    attempt = (
+        Attempt.objects.filter(call_sync=row, outcome="").select_related("item__campaign__portal")
+    ).first()
+    if attempt is None:
+        return ""
+    campaign = attempt.item.campaign
+    agent = CampaignAgent.objects.filter(
+        campaign=campaign, bitrix_user_id=attempt.agent_user_id
+    ).first()
+    if agent is None or tick.campaign_agent_available(
+        campaign=campaign, agent=agent, now=timezone.now()
+    ):
+        return ""
+    outcomes.attempt_finish(attempt_id=attempt.pk, outcome=Attempt.Outcome.SKIPPED)
+    return f"agent {attempt.agent_user_id} is no longer available"

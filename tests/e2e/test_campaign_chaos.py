@@ -73,6 +73,10 @@ ENV = {
     "CALL_DRAIN_CLAIM_S": "20",
     "JOB_LEASE_S": "10",
     "JOB_REDISPATCH_AFTER_S": "30",
+    # The app's own Unitalk limiter (10 burst, 2/s) set the pace at ~1 dial/s; the sandbox
+    # allows 10/s. This test is about correctness under failure, as tests/e2e/test_chaos.py.
+    "UNITALK_RATE_BURST": "20",
+    "UNITALK_RATE_PER_SECOND": "8",
 }
 
 
@@ -131,7 +135,9 @@ def test_a_campaign_survives_faults_clocking_agents_and_a_killed_worker(tmp_path
             OperatorMapping.objects.update_or_create(
                 portal=portal, bitrix_user_id=user, defaults={"line": LINES[user]}
             )
-        world.ut("settings", {"event_delay": 0.1, "talk_time": 1, "ring_time": 1})
+        # A client leg rings 2 s: presence reads an outbound call that ended within 1 s as a
+        # failed operator leg (agents/services.py _line_failing), three in a row pause the line.
+        world.ut("settings", {"event_delay": 0.1, "talk_time": 1, "ring_time": 2})
         for user in AGENTS:
             world.bx(f"portals/{member}/workday", {"user_id": user, "op": "open"})
         wait_until(

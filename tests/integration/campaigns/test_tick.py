@@ -409,3 +409,28 @@ def test_a_campaign_fed_one_by_one_waits_for_numbers_instead_of_finishing(campai
     assert campaign.state == Campaign.State.RUNNING
     assert result["waiting"] == "waiting for numbers"
     assert "finished" not in result
+
+
+def test_an_agent_who_paused_while_the_dial_waited_is_not_dialled_and_the_number_requeued(
+    campaign, crm, dials
+):
+    # Given the tick gave agent 6 a number while they were available
+    _enrol(campaign, crm, "+380501110001")
+    _running(campaign)
+    _presence(5, push_failed=True)
+    assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 1
+    attempt = Attempt.objects.get()
+    assert attempt.agent_user_id == 6
+
+    # When agent 6 pauses before the dial job ran (it waited: Unitalk faults, a lost worker)
+    _presence(6, push_failed=True)
+    run_jobs()
+
+    # Then Unitalk is never asked; the attempt is settled as not dialled, the number requeued
+    # uncharged and the agent free again (tests/e2e/test_campaign_chaos.py found the late dial)
+    assert dials == []
+    attempt.refresh_from_db()
+    assert (attempt.outcome, attempt.charged) == (Attempt.Outcome.SKIPPED, False)
+    item = CampaignItem.objects.get()
+    assert (item.state, item.attempts) == (CampaignItem.State.PENDING, 0)
+    assert CampaignAgent.objects.get(bitrix_user_id=6).current_attempt_id is None
