@@ -224,6 +224,9 @@ CAMPAIGN_TICK_S = env.float("CAMPAIGN_TICK_S", default=3.0)
 CAMPAIGN_TICK_KEEP = env.int("CAMPAIGN_TICK_KEEP", default=20)
 # An item "calling" this long without a Unitalk call is checked against history/get by meta.
 CAMPAIGN_CALLING_STALE_S = env.float("CAMPAIGN_CALLING_STALE_S", default=600.0)
+# A number claimed by a tick that died before it made the attempt (a killed worker) is put back
+# in the queue after this long; ticks take well under a second, a slow re-check seconds.
+CAMPAIGN_CLAIM_STALE_S = env.float("CAMPAIGN_CLAIM_STALE_S", default=60.0)
 # Items loaded at most per campaign (a huge source is paged, never one request).
 CAMPAIGN_MAX_ITEMS = env.int("CAMPAIGN_MAX_ITEMS", default=20000)
 

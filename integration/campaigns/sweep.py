@@ -20,7 +20,7 @@ from integration import jobs
 from integration.calls import reconcile
 from integration.calls.models import Call, CallSync
 from integration.campaigns import outcomes
-from integration.campaigns.models import Attempt, Campaign
+from integration.campaigns.models import Attempt, Campaign, CampaignItem
 from integration.core.errors import IntegrationError
 from integration.unitalk import client as unitalk_client
 from integration.unitalk import names
@@ -85,4 +85,18 @@ def attempts_sweep(*, campaign: Campaign, now: datetime) -> dict[str, int]:
         requeued += int(
             outcomes.attempt_finish(attempt_id=attempt.pk, outcome=Attempt.Outcome.DIAL_FAILED)
         )
-    return {"settled": settled, "requeued": requeued}
+    return {"settled": settled, "requeued": requeued, "released": claims_release(campaign, now)}
+
+
+def claims_release(campaign: Campaign, now: datetime) -> int:
+    """Numbers a tick claimed ("calling") but never dialled — the worker died between the claim
+    and the attempt, which commit apart — go back to the queue after CAMPAIGN_CLAIM_STALE_S.
+    Without this they stayed "calling" forever and the campaign never finished."""
+    stale_before = now - timedelta(seconds=settings.CAMPAIGN_CLAIM_STALE_S)
+    return (
+        CampaignItem.objects.filter(
+            campaign=campaign, state=CampaignItem.State.CALLING, updated_at__lt=stale_before
+        )
+        .exclude(attempt_set__outcome="")
+        .update(state=CampaignItem.State.PENDING, reason="claimed but not dialled", updated_at=now)
+    )

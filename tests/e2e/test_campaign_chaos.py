@@ -77,6 +77,8 @@ ENV = {
     # allows 10/s. This test is about correctness under failure, as tests/e2e/test_chaos.py.
     "UNITALK_RATE_BURST": "20",
     "UNITALK_RATE_PER_SECOND": "8",
+    # Numbers claimed by a tick the SIGKILL cut short come back after this (default 60 s).
+    "CAMPAIGN_CLAIM_STALE_S": "15",
 }
 
 

@@ -143,7 +143,7 @@ def test_a_lost_dial_found_in_history_is_not_dialled_again(campaign, crm, dials,
 
     swept = sweep.attempts_sweep(campaign=campaign, now=later)
 
-    assert swept == {"settled": 0, "requeued": 0}
+    assert swept == {"settled": 0, "requeued": 0, "released": 0}
     assert CampaignItem.objects.get().state == CampaignItem.State.CALLING
     assert Job.objects.filter(kind="unitalk.reconcile").exists()
 
@@ -159,6 +159,6 @@ def test_a_lost_dial_not_in_history_goes_back_to_the_queue_uncharged(campaign, c
 
     swept = sweep.attempts_sweep(campaign=campaign, now=later)
 
-    assert swept == {"settled": 0, "requeued": 1}
+    assert swept == {"settled": 0, "requeued": 1, "released": 0}
     item = CampaignItem.objects.get()
     assert (item.state, item.attempts, item.last_outcome) == ("pending", 0, "DIAL_FAILED")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from integration.agents import services as agent_services
 from integration.agents.models import AgentState, AgentSync, Toggle
 from integration.calls.models import Call, CallSync
-from integration.campaigns import outcomes, services, tick
+from integration.campaigns import outcomes, services, sweep, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.services import Entry
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
@@ -434,3 +434,26 @@ def test_an_agent_who_paused_while_the_dial_waited_is_not_dialled_and_the_number
     item = CampaignItem.objects.get()
     assert (item.state, item.attempts) == (CampaignItem.State.PENDING, 0)
     assert CampaignAgent.objects.get(bitrix_user_id=6).current_attempt_id is None
+
+
+def test_a_number_claimed_by_a_tick_that_died_before_dialling_goes_back_to_the_queue(
+    campaign, crm, dials
+):
+    # Given a tick claimed two numbers and dialled one, then its worker was killed (claim and
+    # attempt commit apart: tests/e2e/test_campaign_chaos.py left such numbers "calling" forever)
+    _enrol(campaign, crm, "+380501110001", "+380501110002")
+    _running(campaign)
+    now = timezone.now()
+    orphan = tick.item_claim(campaign=campaign, now=now)
+    dialled = tick.item_claim(campaign=campaign, now=now)
+    agent = CampaignAgent.objects.get(bitrix_user_id=5)
+    assert tick.attempt_dial(campaign=campaign, agent=agent, item=dialled) is not None
+
+    # When a later tick sweeps, before and after CAMPAIGN_CLAIM_STALE_S (60 s)
+    early = sweep.attempts_sweep(campaign=campaign, now=now + timedelta(seconds=30))
+    late = sweep.attempts_sweep(campaign=campaign, now=now + timedelta(seconds=61))
+
+    # Then only the orphan is released, once it is stale; the dialled number stays calling
+    assert (early["released"], late["released"]) == (0, 1)
+    states = dict(CampaignItem.objects.values_list("pk", "state"))
+    assert states == {orphan.pk: "pending", dialled.pk: "calling"}
