@@ -143,6 +143,8 @@ AGENT_STALE_PERIODS = env.int("AGENT_STALE_PERIODS", default=3)
 AGENT_BUSY_MAX_S = env.int("AGENT_BUSY_MAX_S", default=4 * 3600)
 AGENT_WRAP_UP_S = env.int("AGENT_WRAP_UP_S", default=15)
 AGENT_LINE_FAIL_COUNT = env.int("AGENT_LINE_FAIL_COUNT", default=3)
+# Failed legs older than this no longer count: a line-failing pause lapses and the line is tried.
+AGENT_LINE_FAIL_WINDOW_S = env.float("AGENT_LINE_FAIL_WINDOW_S", default=600.0)
 # Off: beat starts no agent polls (the last states stay; a kill switch for operations).
 AGENT_POLL_ENABLED = env.bool("AGENT_POLL_ENABLED", default=True)
 # How often beat looks for portals whose poll is due (a poll job is keyed per period).

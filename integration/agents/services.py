@@ -115,15 +115,20 @@ def _wrap_up_until(agent: AgentState, now: datetime) -> datetime | None:
     return last + timedelta(seconds=settings.AGENT_WRAP_UP_S) if last else None
 
 
-def _line_failing(agent: AgentState) -> bool:
-    """The last N outbound calls' operator legs all failed at once (docs/agents.md §5.1)."""
+def _line_failing(agent: AgentState, now: datetime) -> bool:
+    """The last N outbound calls' operator legs all failed at once (docs/agents.md §5.1), within
+    AGENT_LINE_FAIL_WINDOW_S. The window lets the state lapse: a paused agent is offered no
+    dialer call, so no new call could ever clear it, and a whole campaign stalled that way
+    (tests/e2e/test_campaign_chaos.py); after the window the next call tries the line again."""
     count = settings.AGENT_LINE_FAIL_COUNT
+    since = now - timedelta(seconds=settings.AGENT_LINE_FAIL_WINDOW_S)
     last = list(
         Call.objects.filter(
             portal_id=agent.portal_id,
             operator_line=agent.line,
             ended=True,
             direction=Call.Direction.OUT,
+            ended_at__gte=since,
         )
         .order_by("-ended_at", "-pk")
         .values_list("state", "full_seconds")[:count]
@@ -147,7 +152,7 @@ def agent_inputs(*, agent: AgentState, sync: AgentSync, now: datetime) -> Inputs
         time_tracking=agent.time_tracking,
         timeman_missing=sync.timeman_missing,
         timeman_status=agent.timeman_status,
-        line_failing=has_line and _line_failing(agent),
+        line_failing=has_line and _line_failing(agent, now),
         push_failed=agent.push_failed,
         stale=sync_stale(sync=sync),
     )

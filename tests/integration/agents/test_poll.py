@@ -187,6 +187,23 @@ def test_three_failed_operator_legs_mark_the_line_failing(mapped, agents_portal)
     assert (agent(5).state, agent(5).reason) == (State.PAUSED, Reason.LINE_FAILING)
 
 
+def test_a_line_failing_pause_lapses_after_its_window(mapped, agents_portal, settings):
+    # given three failed operator legs, the last one longer ago than the window
+    from integration.calls.models import Call
+
+    settings.AGENT_LINE_FAIL_WINDOW_S = 600
+    poll.agents_poll(portal=mapped)
+    long_ago = timezone.now() - timedelta(seconds=601)
+    for _ in range(3):
+        c = make_call(mapped, line="101", direction=Call.Direction.OUT, state="CHANUNAVAIL", talk=0)
+        Call.objects.filter(pk=c.pk).update(full_seconds=0, ended_at=long_ago)
+
+    # when presence is computed, then the line is tried again: a paused agent gets no dialer
+    # call, so nothing else would ever clear it
+    services.agents_refresh_line(portal_id=mapped.pk, line="101")
+    assert agent(5).state == State.AVAILABLE
+
+
 def test_search_crm_entities_refreshes_the_responsible_for_free(mapped, agents_portal, rsps):
     poll.agents_poll(portal=mapped)
     rsps.add(

@@ -97,7 +97,7 @@ def test_a_handed_on_card_is_shown_to_the_colleagues_present_too(portal, connect
     [shown] = [p["USER_ID"] for m, p in bitrix.requests if m == "telephony.externalcall.show"]
     assert shown[0] == picked
     assert sorted(shown) == [6, 7, 8]
-    assert sorted(Reroute.objects.get().viewers + [picked]) == [6, 7, 8]
+    assert sorted([*Reroute.objects.get().viewers, picked]) == [6, 7, 8]
 
 
 def test_a_ringing_call_for_an_available_user_stays_theirs(portal, connection, bitrix):
