@@ -37,7 +37,7 @@ from integration.models import Job
 from integration.unitalk.models import OperatorMapping
 from tests.e2e.test_agents_status import AGENT_ENV
 from tests.e2e.test_calls_pipeline import call_world
-from tests.e2e.test_chaos import BITRIX_FAULTS, UNITALK_FAULTS
+from tests.e2e.test_chaos import BITRIX_FAULTS, CHAOS_ENV, UNITALK_FAULTS
 from tests.support.processes import celery_worker, running
 from tests.support.waiting import wait_until
 from tests.support.world import KEY
@@ -63,15 +63,9 @@ FLIP_S = 5.0
 
 ENV = {
     **AGENT_ENV,
+    **CHAOS_ENV,
     "CAMPAIGN_TICK_S": "1",
-    "JOB_BACKOFF_BASE_S": "0.5",
-    "JOB_BACKOFF_CAP_S": "4",
-    "HTTP_CONNECT_TIMEOUT": "1",
-    "HTTP_READ_TIMEOUT": "2",
-    "BITRIX24_RATE_MAX_WAIT_S": "5",
-    "CALL_DRAIN_CLAIM_S": "20",
     "JOB_LEASE_S": "10",
-    "JOB_REDISPATCH_AFTER_S": "30",
     # The app's own Unitalk limiter (10 burst, 2/s) set the pace at ~1 dial/s; the sandbox
     # allows 10/s. This test is about correctness under failure, as tests/e2e/test_chaos.py.
     "UNITALK_RATE_BURST": "20",

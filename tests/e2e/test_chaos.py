@@ -45,21 +45,22 @@ WAIT_S = float(os.environ.get("CHAOS_WAIT_S", "300" if _SQLITE else "200"))
 BITRIX_FAULTS = [("500", 0.04), ("timeout", 0.03), ("latency", 0.03), ("reset", 0.04),
                  ("503", 0.03), ("expired_token", 0.03)]  # fmt: skip
 UNITALK_FAULTS = [("500", 0.05), ("timeout", 0.05), ("reset", 0.05), ("503", 0.05)]
+#: Retries and timeouts short enough for a test run (tests/e2e/test_campaign_chaos.py too).
+CHAOS_ENV = {
+    "JOB_BACKOFF_BASE_S": "0.5",
+    "JOB_BACKOFF_CAP_S": "4",
+    "HTTP_CONNECT_TIMEOUT": "1",
+    "HTTP_READ_TIMEOUT": "2",
+    "BITRIX24_RATE_MAX_WAIT_S": "5",
+    "CALL_DRAIN_CLAIM_S": "20",
+    # Hand-offs lost with the killed worker come back after this; much shorter and a deep
+    # queue gets every waiting job re-sent again and again.
+    "JOB_REDISPATCH_AFTER_S": "30",
+}
 
 
 def test_calls_survive_faults_duplicates_reordering_and_a_killed_worker(tmp_path, settings):
-    env = {
-        "JOB_BACKOFF_BASE_S": "0.5",
-        "JOB_BACKOFF_CAP_S": "4",
-        "HTTP_CONNECT_TIMEOUT": "1",
-        "HTTP_READ_TIMEOUT": "2",
-        "BITRIX24_RATE_MAX_WAIT_S": "5",
-        "CALL_DRAIN_CLAIM_S": "20",
-        "JOB_LEASE_S": "20",
-        # Hand-offs lost with the killed worker come back after this; much shorter and a deep
-        # queue gets every waiting job re-sent again and again.
-        "JOB_REDISPATCH_AFTER_S": "30",
-    }
+    env = {**CHAOS_ENV, "JOB_LEASE_S": "20"}
     started = time.monotonic()
     with call_world(tmp_path, settings, env=env, concurrency=6, burst=250, drain=20) as world:
         portal = world.portal
