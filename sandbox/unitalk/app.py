@@ -9,6 +9,7 @@ HTTP 200 (as Unitalk answers, docs/unitalk.md §2.4) to HTTP 401 for robustness 
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import secrets
@@ -120,7 +121,9 @@ class UnitalkApp(App):
 
     def project_create(self, payload: dict[str, Any]) -> dict[str, Any]:
         key = str(payload.get("api_key") or secrets.token_urlsafe(9)[:12])
-        users = payload.get("users") or DEFAULT_USERS
+        # A copy each: a project's users change (a test adds lines), the defaults must not
+        # (tests/e2e/test_campaign_chaos.py's lines 103-105 reached every later sandbox).
+        users = copy.deepcopy(payload.get("users") or DEFAULT_USERS)
         project: dict[str, Any] = {
             "project_id": self.store.next_id("unitalk_project"),
             "api_key": key,

@@ -239,3 +239,17 @@ def test_originate_and_sms(api, hooks):
     assert sms.json() == {"status": "Success"}
     assert missing.json()["status"] == "Error"
     assert hooks(3)[-1]["call"]["source"] == "API"
+
+
+def test_a_projects_users_are_its_own_copy_of_the_defaults(sandbox):
+    # given a project whose users a test changed (tests/e2e/test_campaign_chaos.py adds lines)
+    from sandbox.unitalk import app as unitalk_app
+
+    defaults = [dict(u) for u in unitalk_app.DEFAULT_USERS]
+    first = sandbox.unitalk.project_create({})
+    first["users"].append({"id": 9, "firstName": "Extra", "lastName": "", "line": "109"})
+
+    # when another project is made, then it has the defaults, and the defaults are unchanged
+    second = sandbox.unitalk.project_create({})
+    assert second["users"] == defaults
+    assert unitalk_app.DEFAULT_USERS == defaults
