@@ -252,4 +252,4 @@ def test_a_projects_users_are_its_own_copy_of_the_defaults(sandbox):
     # when another project is made, then it has the defaults, and the defaults are unchanged
     second = sandbox.unitalk.project_create({})
     assert second["users"] == defaults
-    assert unitalk_app.DEFAULT_USERS == defaults
+    assert defaults == unitalk_app.DEFAULT_USERS
