@@ -151,9 +151,10 @@ def test_unitalk_status_api_faults_pause_notify_once_and_recovery_clears(tmp_pat
             timeout=90,  # backoff with JOB_BACKOFF_CAP_S=30 between attempts
             message="the push retry to succeed and Unitalk to show Oleg paused",
         )
+        # The problem notice itself says "until it works again": wait for the clear's own text.
         wait_until(
             lambda: all(
-                "works again" in n["MESSAGE"]
+                n["MESSAGE"].startswith("Unitalk status sync works again")
                 for tag in ("unitalk-status:2", "unitalk-status:2:manager")
                 for n in notices(world, tag)
             ),

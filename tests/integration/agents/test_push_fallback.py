@@ -101,7 +101,10 @@ def test_push_failure_pauses_notifies_agent_and_manager_once_and_recovery_clears
     assert open_notices(5) == []
     # Both Bitrix24 notices were replaced (same TAG) by the "works again" notice.
     assert len(agents_portal.notices) == 2
-    assert all("works again" in n["MESSAGE"] for n in agents_portal.notices.values())
+    assert all(
+        n["MESSAGE"].startswith("Unitalk status sync works again")
+        for n in agents_portal.notices.values()
+    )
 
 
 def test_without_a_department_head_the_problem_recipients_are_told(
