@@ -9,6 +9,7 @@ the same problem again counts an occurrence instead of adding a row.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 
@@ -25,6 +26,40 @@ logger = logging.getLogger(__name__)
 
 OPEN_STATES = (FailedCall.State.OPEN, FailedCall.State.RETRYING)
 
+#: Declared by other capabilities (routing/flow.py: the callback in the autodialer,
+#: docs/routing.md "Callbacks in the dialer"); the lists know nothing of them.
+CallbackOpened = Callable[..., object]
+CallbacksResolved = Callable[..., object]
+_opened_hooks: list[CallbackOpened] = []
+_resolved_hooks: list[CallbacksResolved] = []
+
+
+def on_callback_opened(hook: CallbackOpened) -> CallbackOpened:
+    """Declare `hook(item=)`: a "call back" item (kind missed) was opened or counted again.
+    Must be idempotent: it is asked again for an item it has seen."""
+    if hook not in _opened_hooks:
+        _opened_hooks.append(hook)
+    return hook
+
+
+def on_callbacks_resolved(hook: CallbacksResolved) -> CallbacksResolved:
+    """Declare `hook(item_ids=, resolution=)`: these "call back" items were resolved."""
+    if hook not in _resolved_hooks:
+        _resolved_hooks.append(hook)
+    return hook
+
+
+def callback_opened(*, item: FailedCall) -> None:
+    for hook in _opened_hooks:
+        hook(item=item)
+
+
+def _callbacks_resolved(item_ids: list[int], resolution: str) -> None:
+    if not item_ids:
+        return
+    for hook in _resolved_hooks:
+        hook(item_ids=item_ids, resolution=resolution)
+
 
 def failed_call_open(
     *,
@@ -40,7 +75,40 @@ def failed_call_open(
     crm_entity_type: str = "",
     crm_entity_id: int | None = None,
 ) -> FailedCall:
-    """Open an item, or count another occurrence of the same open one."""
+    """Open an item, or count another occurrence of the same open one. A "call back" item
+    (kind missed) is then handed to the declared hooks (the dialer's callback)."""
+    item = _failed_call_open(
+        portal=portal,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        reason=reason,
+        phone_number=phone_number,
+        owner_user_id=owner_user_id,
+        call=call,
+        sync=sync,
+        job=job,
+        crm_entity_type=crm_entity_type,
+        crm_entity_id=crm_entity_id,
+    )
+    if item.kind == FailedCall.Kind.MISSED:
+        callback_opened(item=item)
+    return item
+
+
+def _failed_call_open(
+    *,
+    portal: Any,
+    kind: str,
+    dedupe_key: str,
+    reason: str,
+    phone_number: str = "",
+    owner_user_id: int | None = None,
+    call: Any = None,
+    sync: Any = None,
+    job: Job | None = None,
+    crm_entity_type: str = "",
+    crm_entity_id: int | None = None,
+) -> FailedCall:
     fields = {
         "kind": kind,
         "reason": reason[:4000],
@@ -72,7 +140,7 @@ def failed_call_open(
             with transaction.atomic():
                 item = FailedCall.objects.create(portal=portal, dedupe_key=dedupe_key, **fields)
         except IntegrityError:  # opened concurrently: count it on theirs
-            return failed_call_open(
+            return _failed_call_open(
                 portal=portal,
                 kind=kind,
                 dedupe_key=dedupe_key,
@@ -147,6 +215,8 @@ def failed_call_resolve(*, item: FailedCall, resolution: str, user_id: int | Non
     )
     if updated:
         failed_call_notices_close(items=[item])
+        if item.kind == FailedCall.Kind.MISSED:
+            _callbacks_resolved([item.pk], resolution)
     return bool(updated)
 
 
@@ -200,13 +270,16 @@ def missed_calls_resolve_for_number(*, portal: Any, phone_number: str, resolutio
         phone_number=phone_number,
         state__in=OPEN_STATES,
     )
-    failed_call_notices_close(items=list(items.select_related("portal")))
-    return items.update(
+    found = list(items.select_related("portal"))
+    failed_call_notices_close(items=found)
+    count = FailedCall.objects.filter(pk__in=[i.pk for i in found], state__in=OPEN_STATES).update(
         state=FailedCall.State.RESOLVED,
         resolution=resolution[:255],
         resolved_at=timezone.now(),
         updated_at=timezone.now(),
     )
+    _callbacks_resolved([i.pk for i in found], resolution)
+    return count
 
 
 def failed_call_follow_job(job: Job, state: str) -> None:

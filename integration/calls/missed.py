@@ -50,7 +50,10 @@ def missed_handle(*, sync_id: int) -> dict[str, Any]:
     row = CallSync.objects.select_related("portal", "call").get(pk=sync_id)
     portal = row.portal
     with log_context(call=row.pk):
-        if FailedCall.objects.filter(sync=row, kind=FailedCall.Kind.MISSED).exists():
+        handled = FailedCall.objects.filter(sync=row, kind=FailedCall.Kind.MISSED).first()
+        if handled is not None:
+            # A retry after a crash past the open: its callback is made sure of (idempotent).
+            failed.callback_opened(item=handled)
             return {"skipped": "already handled"}
         # The owner may be away: fallback routing names the first available person.
         owner = takeover.missed_owner_pick(row=row, owner=missed_owner(portal=portal, row=row))

@@ -122,14 +122,18 @@ def _agent_still_available(*, row: CallSync) -> str:
     if row.origin != CallSync.Origin.CAMPAIGN:
         return ""
     attempt = (
-        Attempt.objects.filter(call_sync=row, outcome="").select_related("item__campaign__portal")
+        Attempt.objects.filter(call_sync=row, outcome="").select_related(
+            "item__campaign__portal", "agent__campaign__portal"
+        )
     ).first()
     if attempt is None:
         return ""
-    campaign = attempt.item.campaign
-    agent = CampaignAgent.objects.filter(
-        campaign=campaign, bitrix_user_id=attempt.agent_user_id
-    ).first()
+    agent = attempt.agent or (
+        CampaignAgent.objects.filter(
+            campaign=attempt.item.campaign, bitrix_user_id=attempt.agent_user_id
+        ).first()
+    )
+    campaign = agent.campaign if agent is not None else attempt.item.campaign
     if agent is None or tick.campaign_agent_available(
         campaign=campaign, agent=agent, now=timezone.now()
     ):

@@ -29,6 +29,9 @@ class Campaign(models.Model):
         CRM_FILTER = "crm_filter", "CRM filter"
         CALL_LIST = "call_list", "Bitrix24 call list"
         MANUAL = "manual", "added one by one (robot, CSV)"
+        #: The portal's system campaign of missed-call callbacks (docs/campaigns.md
+        #: "Callbacks"): created on demand, never ticks itself, hidden from the pages.
+        CALLBACKS = "callbacks", "callbacks"
 
     class LoadState(models.TextChoices):
         NONE = "", "not loaded"
@@ -70,6 +73,13 @@ class Campaign(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["portal", "state"], name="campaign_portal_state")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal"],
+                condition=models.Q(source="callbacks"),
+                name="campaign_callbacks_once",
+            )
+        ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -132,19 +142,38 @@ class CampaignItem(models.Model):
     next_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=32, blank=True)
     call_list_id = models.PositiveIntegerField(null=True, blank=True)
+    #: Higher first: a callback is offered before any campaign number (docs/campaigns.md).
+    priority = models.PositiveSmallIntegerField(default=0)
+    #: A callback item is offered only to this user (the missed call's owner).
+    assignee_user_id = models.PositiveIntegerField(null=True, blank=True)
+    #: The missed-call item this callback answers: one dialer item per FailedCall.
+    failed_call = models.OneToOneField(
+        "calls.FailedCall",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="dialer_item",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
+            # Campaign numbers merge by phone; callbacks are one per missed-call item instead
+            # (the same client may call again after an earlier callback was settled).
             models.UniqueConstraint(
                 fields=["campaign", "phone"],
-                condition=~models.Q(phone=""),
+                condition=~models.Q(phone="") & models.Q(failed_call__isnull=True),
                 name="campaignitem_phone_unique",
             )
         ]
         indexes = [
             models.Index(fields=["campaign", "state", "next_at"], name="campaignitem_due"),
+            models.Index(
+                fields=["assignee_user_id", "state"],
+                condition=models.Q(assignee_user_id__isnull=False),
+                name="campaignitem_assignee",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -166,6 +195,11 @@ class Attempt(models.Model):
     item = models.ForeignKey(CampaignItem, on_delete=models.CASCADE, related_name="attempt_set")
     number = models.PositiveSmallIntegerField()  # 1-based, charged attempts so far + 1
     agent_user_id = models.PositiveIntegerField()
+    #: The agent row that took it: for a callback item, an agent of another campaign (the one
+    #: whose tick dialled it), whose wrap-up, pause and wake-up the outcome settles.
+    agent = models.ForeignKey(
+        CampaignAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+    )
     call_sync = models.OneToOneField(
         "calls.CallSync",
         null=True,

@@ -55,10 +55,15 @@ def attempt_finish(*, attempt_id: int, outcome: str) -> bool:
         )
         if not won:
             return False
-        attempt = Attempt.objects.select_related("item__campaign__portal").get(pk=attempt_id)
+        attempt = Attempt.objects.select_related(
+            "item__campaign__portal", "agent__campaign__portal"
+        ).get(pk=attempt_id)
         item, campaign = attempt.item, attempt.item.campaign
+        # A callback item belongs to the callbacks campaign but was dialled by another
+        # campaign's agent (docs/campaigns.md "Callbacks"): that campaign ticks next.
+        dialling = attempt.agent.campaign if attempt.agent is not None else campaign
         _item_settle(item, campaign, outcome)
-        _agent_settle(attempt, campaign, outcome)
+        _agent_settle(attempt, dialling, outcome)
         if outcome in CHARGED:
             jobs.job_enqueue(
                 kind=services.KIND_COMMENT,
@@ -76,8 +81,8 @@ def attempt_finish(*, attempt_id: int, outcome: str) -> bool:
                 subject=f"item {item.pk}",
                 payload={"item_id": item.pk},
             )
-        if campaign.state == Campaign.State.RUNNING:
-            services.tick_enqueue(campaign=campaign, reason="call ended")
+        if dialling.state == Campaign.State.RUNNING:
+            services.tick_enqueue(campaign=dialling, reason="call ended")
     logger.info("campaign attempt settled", extra={"attempt": attempt_id, "outcome": outcome})
     return True
 
@@ -113,9 +118,11 @@ def _item_settle(item: CampaignItem, campaign: Campaign, outcome: str) -> None:
 
 
 def _agent_settle(attempt: Attempt, campaign: Campaign, outcome: str) -> None:
-    agent = CampaignAgent.objects.filter(
-        campaign=campaign, bitrix_user_id=attempt.agent_user_id
-    ).first()
+    agent = attempt.agent or (
+        CampaignAgent.objects.filter(
+            campaign=campaign, bitrix_user_id=attempt.agent_user_id
+        ).first()
+    )
     if agent is None:
         return
     failures = agent.leg_failures + 1 if outcome == Attempt.Outcome.OPERATOR_NOANSWER else 0

@@ -76,7 +76,12 @@ def robot_run_parse(*, portal: Portal, payload: dict[str, Any]) -> RobotRun:
             "properties[campaign] must be a campaign number", field="properties[campaign]"
         ) from exc
     # Another portal's campaign is as unknown as a missing one (one portal never sees another's).
-    campaign = Campaign.objects.filter(portal=portal, pk=campaign_id).first()
+    # The system campaign of callbacks takes no numbers from outside (docs/campaigns.md).
+    campaign = (
+        Campaign.objects.filter(portal=portal, pk=campaign_id)
+        .exclude(source=Campaign.Source.CALLBACKS)
+        .first()
+    )
     if campaign is None:
         raise RobotRefused("no such campaign on this portal", status=404, field="properties")
     if campaign.state == Campaign.State.FINISHED:

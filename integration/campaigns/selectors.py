@@ -17,8 +17,13 @@ ITEMS_PAGE = 50
 
 
 def campaign_get(*, portal: Any, campaign_id: int) -> Campaign | None:
-    """`portal` is a Portal or its id."""
-    return Campaign.objects.filter(portal=portal, pk=campaign_id).first()
+    """`portal` is a Portal or its id. The system campaign of callbacks is not a campaign the
+    pages show or act on (docs/campaigns.md "Callbacks"): not found."""
+    return (
+        Campaign.objects.filter(portal=portal, pk=campaign_id)
+        .exclude(source=Campaign.Source.CALLBACKS)
+        .first()
+    )
 
 
 def _progress(campaign: Campaign) -> dict[str, Any]:
@@ -39,7 +44,8 @@ def _progress(campaign: Campaign) -> dict[str, Any]:
 
 
 def campaigns_list(*, portal: Any) -> list[dict[str, Any]]:
-    return [{"campaign": c, **_progress(c)} for c in Campaign.objects.filter(portal=portal)[:100]]
+    shown = Campaign.objects.filter(portal=portal).exclude(source=Campaign.Source.CALLBACKS)
+    return [{"campaign": c, **_progress(c)} for c in shown[:100]]
 
 
 def campaign_detail(*, campaign: Campaign, state: str = "", page: int = 1) -> dict[str, Any]:

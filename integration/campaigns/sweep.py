@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Q
 
 from integration import jobs
 from integration.calls import reconcile
@@ -47,9 +48,11 @@ def attempts_sweep(*, campaign: Campaign, now: datetime) -> dict[str, int]:
     """Settle or requeue live attempts whose outcome got lost. Returns counts."""
     settled = requeued = 0
     stale_before = now - timedelta(seconds=settings.CAMPAIGN_CALLING_STALE_S)
-    live = Attempt.objects.filter(item__campaign=campaign, outcome="").select_related(
-        "call_sync__call", "item"
-    )
+    # Callbacks this campaign's agents dialled belong to the callbacks campaign, which has no
+    # tick of its own (docs/campaigns.md "Callbacks"): the dialling campaign sweeps them.
+    live = Attempt.objects.filter(
+        Q(item__campaign=campaign) | Q(agent__campaign=campaign), outcome=""
+    ).select_related("call_sync__call", "item")
     for attempt in live:
         row = attempt.call_sync
         call = row.call if row is not None else None
@@ -93,9 +96,13 @@ def claims_release(campaign: Campaign, now: datetime) -> int:
     and the attempt, which commit apart — go back to the queue after CAMPAIGN_CLAIM_STALE_S.
     Without this they stayed "calling" forever and the campaign never finished."""
     stale_before = now - timedelta(seconds=settings.CAMPAIGN_CLAIM_STALE_S)
+    # The portal's callbacks are claimed by every campaign's tick, so each tick may free them.
+    mine = Q(campaign=campaign) | Q(
+        campaign__portal_id=campaign.portal_id, campaign__source=Campaign.Source.CALLBACKS
+    )
     return (
         CampaignItem.objects.filter(
-            campaign=campaign, state=CampaignItem.State.CALLING, updated_at__lt=stale_before
+            mine, state=CampaignItem.State.CALLING, updated_at__lt=stale_before
         )
         .exclude(attempt_set__outcome="")
         .update(state=CampaignItem.State.PENDING, reason="claimed but not dialled", updated_at=now)

@@ -23,8 +23,8 @@ from django.utils import timezone
 from integration.agents import selectors as agent_selectors
 from integration.agents import services as agent_services
 from integration.bitrix import batch, notify
-from integration.calls import dial, sync
-from integration.calls.models import CallSync
+from integration.calls import dial, failed, sync
+from integration.calls.models import CallSync, FailedCall
 from integration.campaigns import services, sweep
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.core.errors import IntegrationError
@@ -67,10 +67,46 @@ def _due_q(campaign: Campaign, now: datetime) -> Q:
 
 def item_claim(*, campaign: Campaign, now: datetime) -> CampaignItem | None:
     """Take the next due item for dialling (state → calling) or None. Concurrency-safe."""
+    return _claim(_due_q(campaign, now), now)
+
+
+def _callback_due_q(callbacks: Campaign, agent: CampaignAgent, now: datetime) -> Q:
+    return (
+        _due_q(callbacks, now)
+        & Q(assignee_user_id=agent.bitrix_user_id)
+        # Belt and braces beside callbacks.callback_items_close: a callback already made
+        # (any answered call to the number) is never dialled.
+        & Q(
+            failed_call__in=FailedCall.objects.filter(
+                portal_id=callbacks.portal_id, state__in=failed.OPEN_STATES
+            ).values("pk")
+        )
+    )
+
+
+def item_claim_for(
+    *, campaign: Campaign, agent: CampaignAgent, now: datetime
+) -> CampaignItem | None:
+    """The next number for this agent: a due callback assigned to them first (the portal's
+    callbacks campaign, docs/campaigns.md "Callbacks"), else the campaign's next due item."""
+    callbacks = (
+        Campaign.objects.filter(portal_id=campaign.portal_id, source=Campaign.Source.CALLBACKS)
+        .select_related("portal")
+        .first()
+    )
+    if callbacks is not None:
+        item = _claim(_callback_due_q(callbacks, agent, now), now)
+        if item is not None:
+            item.campaign = callbacks
+            return item
+    return item_claim(campaign=campaign, now=now)
+
+
+def _claim(due: Q, now: datetime) -> CampaignItem | None:
     for _ in range(5):
         with transaction.atomic():
-            candidates = CampaignItem.objects.filter(_due_q(campaign, now)).order_by(
-                F("next_at").asc(nulls_first=True), "pk"
+            candidates = CampaignItem.objects.filter(due).order_by(
+                F("priority").desc(), F("next_at").asc(nulls_first=True), "pk"
             )
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
@@ -78,7 +114,7 @@ def item_claim(*, campaign: Campaign, now: datetime) -> CampaignItem | None:
             if item is None:
                 return None
             # The conditional update is the claim on SQLite (no row locks) and a guard on both.
-            won = CampaignItem.objects.filter(_due_q(campaign, now), pk=item.pk).update(
+            won = CampaignItem.objects.filter(due, pk=item.pk).update(
                 state=CampaignItem.State.CALLING, updated_at=now
             )
             if won:
@@ -148,7 +184,7 @@ def attempt_dial(*, campaign: Campaign, agent: CampaignAgent, item: CampaignItem
     """Start one attempt: a CallSync of origin campaign and the existing call.dial job."""
     with transaction.atomic():
         attempt = Attempt.objects.create(
-            item=item, number=item.attempts + 1, agent_user_id=agent.bitrix_user_id
+            item=item, number=item.attempts + 1, agent_user_id=agent.bitrix_user_id, agent=agent
         )
         if not _agent_take(agent, attempt):
             attempt.delete()
@@ -279,10 +315,9 @@ def _round(campaign: Campaign, now: datetime) -> dict[str, Any]:
     free = [a for a in usable if _agent_free(a, campaign, now)]
     pairs: list[tuple[CampaignAgent, CampaignItem]] = []
     for agent in free:
-        item = item_claim(campaign=campaign, now=now)
-        if item is None:
-            break
-        pairs.append((agent, item))
+        item = item_claim_for(campaign=campaign, agent=agent, now=now)
+        if item is not None:
+            pairs.append((agent, item))
     if not pairs:
         return {"dialled": 0}
     try:
@@ -294,7 +329,9 @@ def _round(campaign: Campaign, now: datetime) -> dict[str, Any]:
     dialled = skipped = 0
     blocked = set(campaign.do_not_call or [])
     for agent, item in pairs:
-        why = refused.get(item.pk) or ("on the do-not-call list" if item.phone in blocked else "")
+        # A callback answers the client's own call: this campaign's do-not-call list is not its.
+        listed = item.campaign_id == campaign.pk and item.phone in blocked
+        why = refused.get(item.pk) or ("on the do-not-call list" if listed else "")
         if why:
             _skip(item, why)
             skipped += 1

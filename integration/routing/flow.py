@@ -14,6 +14,8 @@ when it dies (docs/routing.md). Handlers are thin: ids in, one service.
 | (inbound ringing) | inbound.inbound_pick      | calls/takeover.py: the card goes to the first available person | —          |
 | (card shown)      | inbound.card_viewers      | calls/takeover.py: the colleagues present see a handed-on card too | — |
 | (missed owner)    | inbound.missed_pick       | calls/takeover.py: the callback goes to the first available person | —      |
+| (callback opened) | callbacks.callback_dialer_add | calls/failed.py: the owner dials a running campaign → a top-priority dialer item for them | — |
+| (callback resolved) | callbacks.callback_dialer_close | calls/failed.py: its dialer item not dialled yet is skipped | — |
 
 Importing this module is the registration (RoutingConfig.ready).
 """
@@ -23,10 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 from integration import jobs
-from integration.calls import dial, takeover
+from integration.calls import dial, failed, takeover
 from integration.core import alerts, lanes
 from integration.models import Job
-from integration.routing import inbound, services
+from integration.routing import callbacks, inbound, services
 
 
 @jobs.register(
@@ -84,4 +86,6 @@ takeover.on_line_check(services.line_refusal)
 takeover.on_inbound_user(inbound.inbound_pick)
 takeover.on_card_viewers(inbound.card_viewers)
 takeover.on_missed_owner(inbound.missed_pick)
+failed.on_callback_opened(callbacks.callback_dialer_add)
+failed.on_callbacks_resolved(callbacks.callback_dialer_close)
 jobs.on_settled(_settled)

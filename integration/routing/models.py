@@ -42,6 +42,9 @@ class RoutingPolicy(models.Model):
     duty_line = models.CharField(max_length=32, blank=True)
     #: An unresolved rerouted callback escalates to the manager after this many minutes.
     escalate_after_min = models.PositiveIntegerField(default=30)
+    #: A missed call's callback is offered first by the autodialer when its owner dials a
+    #: running campaign (docs/routing.md "Callbacks in the dialer").
+    callbacks_in_dialer = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

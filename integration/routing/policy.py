@@ -78,12 +78,18 @@ def policy_save(*, portal: Portal, data: dict[str, Any]) -> tuple[RoutingPolicy 
         errors["escalate_after_min"] = _("Give the minutes as a whole number from 1 to 1440.")
         minutes = 30
     enabled = data.get("enabled", True) is True
+    in_dialer = data.get("callbacks_in_dialer", True)
+    if not isinstance(in_dialer, bool):
+        errors["callbacks_in_dialer"] = _(
+            "Turn callbacks in the autodialer on or off (true or false)."
+        )
     if errors:
         return None, errors
     with transaction.atomic():
         policy = policy_get(portal=portal)
         policy.steps, policy.mode, policy.duty_line = steps, mode, duty
         policy.escalate_after_min, policy.enabled = minutes, enabled
+        policy.callbacks_in_dialer = in_dialer is True
         policy.save()
     return policy, {}
 

@@ -23,6 +23,7 @@ def policy_dict(*, portal: Portal) -> dict[str, Any]:
         "mode": policy.mode,
         "duty_line": policy.duty_line,
         "escalate_after_min": policy.escalate_after_min,
+        "callbacks_in_dialer": policy.callbacks_in_dialer,
         "steps": [
             {"step": step, "on": on, "label": reasons.step_label(step)}
             for step, on in steps_of(policy.steps)

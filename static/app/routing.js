@@ -40,6 +40,7 @@
       mode: ($('[name="mode"]:checked', form) || {}).value,
       duty_line: $('[name="duty_line"]', form).value,
       escalate_after_min: $('[name="escalate_after_min"]', form).value,
+      callbacks_in_dialer: $('[name="callbacks_in_dialer"]', form).checked,
       steps: $$("#chain-steps li").map(function (li) { return { step: li.getAttribute("data-step"), on: $("[data-on]", li).checked }; })
     };
     $("#chain-msg").textContent = S.saving || "";
