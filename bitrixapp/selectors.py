@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -21,6 +21,8 @@ from bitrixapp.models import Portal, portal_options
 from integration.bitrix import users as bitrix_users
 from integration.calls import failed, history, live
 from integration.calls.models import CallSync, FailedCall
+from integration.campaigns.models import CampaignItem
+from integration.campaigns.reasons import reason_label
 from integration.core import messages, progress
 from integration.models import Job, Notification
 
@@ -177,7 +179,29 @@ def failed_item_dict(
             if item.crm_entity_type and item.crm_entity_id
             else None
         ),
+        "dialer": _dialer_text(item),
     }
+
+
+def _dialer_text(item: FailedCall) -> str:
+    """Where a callback stands in the autodialer (docs/routing.md "Callbacks in the dialer"),
+    "" when it has no dialer item (its owner dials no campaign)."""
+    if item.kind != FailedCall.Kind.MISSED:
+        return ""
+    try:
+        dialer = item.dialer_item  # type: ignore[attr-defined]
+    except CampaignItem.DoesNotExist:
+        return ""
+    state = dialer.state
+    if state == CampaignItem.State.PENDING:
+        return _("In the autodialer: offered to its owner before any campaign number")
+    if state == CampaignItem.State.CALLING:
+        return _("The autodialer is calling back now")
+    if state == CampaignItem.State.DONE:
+        return _("Called back by the autodialer")
+    if state == CampaignItem.State.FAILED:
+        return _("The autodialer called once, not reached: call back yourself")
+    return _("Not in the autodialer: %(reason)s") % {"reason": reason_label(dialer.reason)}
 
 
 def failed_page_get(*, portal: Portal, filters: FailedFilters, page: int = 1) -> dict[str, Any]:
@@ -189,7 +213,16 @@ def failed_page_get(*, portal: Portal, filters: FailedFilters, page: int = 1) ->
         reason=filters.reason,
         date_from=filters.date_from,
         date_to=filters.date_to,
-    )
+    ).select_related("dialer_item")
+    if filters.kind == FailedCall.Kind.MISSED and filters.state == "open":
+        # Callbacks to make, in the dialer's order (docs/routing.md "Callbacks in the dialer"):
+        # the ones the dialer offers first, then the longest waiting (nearest escalation).
+        queued = (CampaignItem.State.PENDING, CampaignItem.State.CALLING)
+        offered = Case(
+            When(dialer_item__state__in=queued, then=F("dialer_item__priority")),
+            default=Value(0),
+        )
+        items = items.order_by(offered.desc(), "created_at", "pk")
     paginator = Paginator(items, settings.PAGES_FAILED_CALLS_PER_PAGE)
     current = paginator.get_page(page)
     people = bitrix_users.people_get(portal=portal)

@@ -51,6 +51,17 @@ _PATTERNS: list[tuple[re.Pattern[str], _Label]] = [
         re.compile(r"^did not pick up (\d+) calls in a row$"),
         lambda m: _("did not pick up %(n)s calls in a row") % {"n": m[1]},
     ),
+    # Callbacks (integration/routing/callbacks.py, campaigns/callbacks.py).
+    (
+        re.compile(r"^user (\d+) was deleted in Bitrix24$"),
+        lambda m: _("user %(n)s was deleted in Bitrix24") % {"n": m[1]},
+    ),
+    (
+        re.compile(r"^user (\d+) has no Unitalk line$"),
+        lambda m: _("user %(n)s has no Unitalk line") % {"n": m[1]},
+    ),
+    (re.compile(r"^no number to call back$"), lambda m: _("no number to call back")),
+    (re.compile(r"^resolved: (.*)$"), lambda m: _("resolved: %(v)s") % {"v": m[1]}),
 ]
 
 

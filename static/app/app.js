@@ -140,6 +140,7 @@
       }
       var more = item.occurrences_text ? ' <span class="muted">(' + esc(item.occurrences_text) + ")</span>" : "";
       var tries = item.attempts_text ? ' <span class="muted">(' + esc(item.attempts_text) + ")</span>" : "";
+      if (item.dialer) tries += ' <span class="muted dialer">' + esc(item.dialer) + "</span>";
       return '<tr data-id="' + item.id + '" data-phone="' + esc(item.phone) + '" data-state="' + esc(item.state) + '">' +
         '<td class="pick-col"><input type="checkbox" class="pick"' + (item.retryable ? "" : " disabled") + "></td>" +
         cell("when", esc(item.created_at.slice(0, 16).replace("T", " "))) +

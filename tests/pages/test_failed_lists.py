@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from integration import jobs
 from integration.calls.models import FailedCall
+from integration.campaigns import callbacks
 from integration.core import alerts
 from integration.core.errors import PermanentError
 from integration.models import Job
@@ -84,6 +85,26 @@ def test_list_filters_by_kind(client, portal):
     missed = open_item(portal, kind=FailedCall.Kind.MISSED, with_job=False)
     open_item(portal, kind=FailedCall.Kind.DIAL_FAILED)
     assert [i["id"] for i in listing(client, portal, "kind=missed")["items"]] == [missed.pk]
+
+
+def test_open_missed_calls_come_in_the_dialers_order_with_where_each_stands(client, portal):
+    # given an older missed call nobody dials, and a newer one queued in the autodialer
+    older = open_item(portal, kind=FailedCall.Kind.MISSED, with_job=False, number="380501110001")
+    newer = open_item(portal, kind=FailedCall.Kind.MISSED, with_job=False, number="380501110002")
+    refused = open_item(portal, kind=FailedCall.Kind.MISSED, with_job=False, number="380501110003")
+    FailedCall.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    callbacks.callback_item_add(item=newer, phone=newer.phone_number)
+    callbacks.callback_item_add(
+        item=refused, phone=refused.phone_number, refused="user 2 has no Unitalk line"
+    )
+
+    items = listing(client, portal, "kind=missed")["items"]
+
+    # then the dialer's next callback first, then the longest waiting
+    assert [i["id"] for i in items] == [newer.pk, older.pk, refused.pk]
+    assert items[0]["dialer"].startswith("In the autodialer")
+    assert items[1]["dialer"] == ""
+    assert items[2]["dialer"] == "Not in the autodialer: user 2 has no Unitalk line"
 
 
 def test_list_filters_by_user_and_reason(client, portal):

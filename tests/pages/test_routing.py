@@ -58,6 +58,15 @@ def test_the_chain_is_saved_in_order_with_its_mode_and_duty_line(client, portal,
     policy = RoutingPolicy.objects.get(portal=portal)
     assert [s["step"] for s in policy.steps][:2] == ["own_line", "department"]
     assert (policy.mode, policy.duty_line, policy.escalate_after_min) == ("dial", "103", 15)
+    assert policy.callbacks_in_dialer is True  # the default when not sent
+
+
+def test_callbacks_in_the_dialer_can_be_turned_off(client, portal, lines):
+    body = {"steps": ALL_ON, "callbacks_in_dialer": False}
+    r = post(client, "/bitrix/actions/routing/policy/", body, token(portal))
+    assert r.status_code == 200
+    assert RoutingPolicy.objects.get(portal=portal).callbacks_in_dialer is False
+    assert r.json()["policy"]["callbacks_in_dialer"] is False
 
 
 @pytest.mark.parametrize(
@@ -74,6 +83,7 @@ def test_the_chain_is_saved_in_order_with_its_mode_and_duty_line(client, portal,
         ({"steps": ALL_ON, "mode": "surprise"}, "mode", "ask first or dial"),
         ({"steps": ALL_ON, "escalate_after_min": "soon"}, "escalate_after_min", "1 to 1440"),
         ({"steps": "all"}, "steps", "as a list"),
+        ({"steps": ALL_ON, "callbacks_in_dialer": "yes"}, "callbacks_in_dialer", "on or off"),
     ],
 )  # fmt: skip
 def test_a_bad_chain_is_refused_naming_the_fix_and_nothing_is_stored(
