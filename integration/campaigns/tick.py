@@ -275,6 +275,9 @@ def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str,
     with log_context(portal=campaign.portal.member_id):
         if campaign.state != Campaign.State.RUNNING:
             return {"skipped": f"campaign {campaign.state}"}
+        if campaign.source == Campaign.Source.CALLBACKS:
+            # Its items are dialled by the ticks of the campaigns their owners dial.
+            return {"skipped": "callbacks have no tick of their own"}
         if load_pending(campaign):
             services.tick_enqueue(campaign=campaign, delay_s=settings.CAMPAIGN_TICK_S)
             return {"skipped": "still loading"}

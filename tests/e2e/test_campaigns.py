@@ -11,7 +11,7 @@ import pytest
 
 from integration.agents.models import AgentState, State
 from integration.bitrix import binding
-from integration.calls.models import CallSync
+from integration.calls.models import CallSync, FailedCall
 from integration.campaigns import services
 from integration.campaigns.models import Attempt, Campaign, CampaignItem
 from tests.e2e.test_agents_status import AGENT_ENV
@@ -190,3 +190,62 @@ def test_the_add_to_campaign_robot_enrols_a_lead_that_is_then_dialled(tmp_path, 
         item = CampaignItem.objects.get(campaign=campaign)
         assert (item.entity_type, item.phone) == ("LEAD", "380501250001")
         assert [a.agent_user_id for a in Attempt.objects.filter(item=item)] == [1]
+
+
+def test_a_missed_call_to_a_dialling_agent_is_their_next_dial_and_resolves_once(
+    tmp_path, settings
+):
+    """docs/routing.md "Callbacks in the dialer": a missed inbound call on Oleg's line while
+    Oleg dials a running campaign → the next number the dialer gives Oleg is the caller's;
+    answered → the missed-call item resolves, with one attempt and one call logged."""
+    with call_world(tmp_path, settings, env=ENV) as world:
+        # given: Anna and Oleg clocked in, dialling a campaign fed one by one (no numbers yet)
+        _clock_in(world, 1, 2)
+        campaign = services.campaign_create(
+            portal=world.portal,
+            name="E2E callbacks",
+            agent_user_ids=[1, 2],
+            source=Campaign.Source.MANUAL,
+            timezone="UTC",
+            window_start=time(0, 0),
+            window_end=time(23, 59, 59),
+            wrap_up_s=0,
+        )
+        services.campaign_start(campaign=campaign)
+
+        # when: a client calls Oleg's line 102 and nobody answers
+        world.ut("calls", {"from": "380509998877", "line": "102", "outcome": "noanswer"})
+
+        # then: the dialer calls the client back from Oleg's line, and the item resolves
+        wait_until(
+            lambda: FailedCall.objects.filter(
+                kind=FailedCall.Kind.MISSED, state=FailedCall.State.RESOLVED
+            ).exists(),
+            timeout=120,
+            message="the missed call to be called back by the dialer",
+        )
+        item = FailedCall.objects.get(kind=FailedCall.Kind.MISSED)
+        assert (item.phone_number, item.owner_user_id) == ("380509998877", 2)
+        callback = CampaignItem.objects.get(failed_call=item)
+        wait_until(
+            lambda: CampaignItem.objects.filter(pk=callback.pk, state="done").exists(),
+            timeout=30,
+            message="the callback item to be settled",
+        )
+        [attempt] = Attempt.objects.all()
+        assert (attempt.item_id, attempt.agent_user_id, attempt.outcome) == (
+            callback.pk,
+            2,
+            "ANSWER",
+        )
+        assert attempt.agent.campaign_id == campaign.pk
+        dials = CallSync.objects.filter(origin=CallSync.Origin.CAMPAIGN)
+        assert [(d.user_id, d.phone_number) for d in dials] == [(2, "380509998877")]
+        assert item.resolution == f"called back (call {attempt.call_sync_id})"
+        # logged once in Bitrix24: one finished outgoing call to the number
+        outgoing = [
+            f
+            for f in world.portal_state()["finished"].values()
+            if f["INCOMING"] == "1" and str(f["PHONE_NUMBER"]).lstrip("+") == "380509998877"
+        ]
+        assert len(outgoing) == 1, outgoing
