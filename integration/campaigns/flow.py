@@ -3,7 +3,7 @@
 | kind              | runs                        | on success / follows                 | when it dies                 |
 |-------------------|-----------------------------|--------------------------------------|------------------------------|
 | campaign.load     | sources.campaign_load       | items enrolled; the tick may dial    | load error on the campaign   |
-| campaign.tick     | tick.campaign_tick          | call.dial per free agent; next tick  | retried (next tick anyway)   |
+| campaign.tick     | tick.campaign_tick          | call.dial per free agent (a callback assigned to them first, callbacks.py); next tick | retried (next tick anyway)   |
 | campaign.comment  | timeline comment of attempt | —                                    | — (the attempt row has it)   |
 | campaign.todo     | crm.activity.todo.add       | a to-do for the item's responsible   | — (the item row has it)      |
 | campaign.robot    | robot.robot_run_process     | the CRM item's phones enrolled       | the stored run marked failed |

@@ -192,9 +192,7 @@ def test_the_add_to_campaign_robot_enrols_a_lead_that_is_then_dialled(tmp_path, 
         assert [a.agent_user_id for a in Attempt.objects.filter(item=item)] == [1]
 
 
-def test_a_missed_call_to_a_dialling_agent_is_their_next_dial_and_resolves_once(
-    tmp_path, settings
-):
+def test_a_missed_call_to_a_dialling_agent_is_their_next_dial_and_resolves_once(tmp_path, settings):
     """docs/routing.md "Callbacks in the dialer": a missed inbound call on Oleg's line while
     Oleg dials a running campaign → the next number the dialer gives Oleg is the caller's;
     answered → the missed-call item resolves, with one attempt and one call logged."""
