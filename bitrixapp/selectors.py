@@ -189,7 +189,7 @@ def _dialer_text(item: FailedCall) -> str:
     if item.kind != FailedCall.Kind.MISSED:
         return ""
     try:
-        dialer = item.dialer_item  # type: ignore[attr-defined]
+        dialer = item.dialer_item
     except CampaignItem.DoesNotExist:
         return ""
     state = dialer.state
