@@ -293,3 +293,32 @@ def test_the_callbacks_campaign_is_not_shown_nor_acted_on(campaign, crm, dials):
     shown = [row["campaign"].pk for row in selectors.campaigns_list(portal=campaign.portal)]
     assert shown == [campaign.pk]
     assert selectors.campaign_get(portal=campaign.portal, campaign_id=system.pk) is None
+
+
+def test_a_second_dialer_item_for_one_missed_call_is_refused_by_the_database(campaign, crm):
+    from django.db import IntegrityError, transaction
+
+    _running(campaign)
+    _away(5)
+    item = _missed(campaign.portal)
+    [callback] = _callbacks()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CampaignItem.objects.create(campaign=callback.campaign, phone=CLIENT, failed_call=item)
+    # numbers that answer no missed call still merge by phone within a campaign
+    CampaignItem.objects.create(campaign=callback.campaign, phone=CLIENT)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CampaignItem.objects.create(campaign=callback.campaign, phone=CLIENT)
+
+
+def test_the_callbacks_campaign_never_ticks_by_itself(campaign, crm, dials):
+    _running(campaign)
+    _away(5)
+    _missed(campaign.portal)
+    AgentState.objects.update(toggle=Toggle.AVAILABLE)
+    system = Campaign.objects.get(source=Campaign.Source.CALLBACKS)
+
+    result = tick.campaign_tick(campaign_id=system.pk)
+
+    assert result == {"skipped": "callbacks have no tick of their own"}
+    assert dials == []
