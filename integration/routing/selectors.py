@@ -17,7 +17,9 @@ RECENT = 50
 
 
 def _steps_labelled(raw: Any) -> list[dict[str, Any]]:
-    return [{"step": step, "on": on, "label": reasons.step_label(step)} for step, on in steps_of(raw)]
+    return [
+        {"step": step, "on": on, "label": reasons.step_label(step)} for step, on in steps_of(raw)
+    ]
 
 
 def policy_dict(*, portal: Portal) -> dict[str, Any]:

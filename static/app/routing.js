@@ -7,6 +7,7 @@
   var $ = function (sel, root) { return (root || document).querySelector(sel); };
   var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   var S = JSON.parse((document.getElementById("app-strings") || { textContent: "{}" }).textContent);
+  var fit = function () { App.h.fit(); };  // the portal's frame follows the page's height
 
   function errors(root, errs) {
     $$(".field-error", root).forEach(function (el) { el.textContent = ""; });
@@ -14,6 +15,7 @@
       var el = $('[data-error="' + name + '"]', root);
       if (el) el.textContent = errs[name];
     });
+    fit();
   }
 
   function stepsOf(list) {
@@ -67,11 +69,12 @@
     $('[data-badge="portal"]', tr).hidden = own;
     $("[data-clear-override]", tr).hidden = !mine;
     if (!mine) { $("[data-backup]", tr).value = ""; $("[data-chain]", tr).value = "portal"; $("[data-steps]", tr).hidden = true; }
+    fit();
   }
 
   $$("#user-chains tr[data-user]").forEach(function (tr) {
     var chain = $("[data-chain]", tr), list = $("[data-steps]", tr), msg = $("[data-msg]", tr);
-    chain.addEventListener("change", function () { list.hidden = chain.value !== "own"; });
+    chain.addEventListener("change", function () { list.hidden = chain.value !== "own"; fit(); });
     $("[data-save-override]", tr).addEventListener("click", function () {
       var body = { user_id: tr.getAttribute("data-user"), backup_line: $("[data-backup]", tr).value,
                    steps: chain.value === "own" ? stepsOf(list) : null };

@@ -192,7 +192,8 @@ def test_a_users_own_chain_is_stored_in_order_and_shown_as_theirs(client, portal
     html = enter(client, portal, "/bitrix/app/routing/").content.decode()
     row2 = html[html.index('<tr data-user="2"') :].split("</tr>")[0]
     row3 = html[html.index('<tr data-user="3"') :].split("</tr>")[0]
-    assert 'data-own="1"' in row2 and 'data-own="0"' in row3
+    assert 'data-own="1"' in row2
+    assert 'data-own="0"' in row3
     assert '<option value="own" selected>' in row2
     assert row2.index('data-step="department"') < row2.index('data-step="own_line"')
     assert '<option value="103" selected>' in row2
@@ -273,7 +274,7 @@ def test_an_own_chain_for_a_deleted_user_is_refused(client, portal, lines):
     ("lang", "text"),
     [
         ("en", "Turn at least one step on"),
-        ("uk", "Увімкніть хоча б один крок"),
+        ("uk", "Увімкніть хоча б один крок"),  # noqa: RUF001 (Ukrainian text)
         ("ru", "Включите хотя бы один шаг"),
     ],
 )

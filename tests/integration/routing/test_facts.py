@@ -4,9 +4,12 @@ for everybody else, or again once the override is cleared."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from django.utils import timezone
 
+from bitrixapp.models import Portal
 from integration.agents.models import AgentState, State
 from integration.calls.models import CallSync
 from integration.routing import chain, facts, policy
@@ -29,7 +32,7 @@ OWN = [
 
 @pytest.fixture
 def portal():
-    portal = PortalFactory(with_tokens=True)
+    portal = cast(Portal, PortalFactory(with_tokens=True))  # factory_boy returns the model
     for uid in (1, 2, 3, 4):
         OperatorMapping.objects.create(portal=portal, bitrix_user_id=uid, line=str(100 + uid))
         AgentState.objects.create(
@@ -59,7 +62,8 @@ def test_a_users_own_steps_are_the_ones_evaluated(portal):
     decision = decide(portal, 1)
     # then: their duty-line-first chain decides, not the portal's department-first one
     assert decision.step == Step.DUTY_LINE
-    assert decision.person is not None and decision.person.user_id == 4
+    assert decision.person is not None
+    assert decision.person.user_id == 4
     assert decision.path[0]["step"] == Step.DUTY_LINE
 
 
@@ -96,4 +100,5 @@ def test_a_backup_line_alone_keeps_the_portals_steps(portal):
     assert override.steps is None
     decision = decide(portal, 1)
     assert decision.step == Step.BACKUP_LINE
-    assert decision.person is not None and decision.person.user_id == 3
+    assert decision.person is not None
+    assert decision.person.user_id == 3
