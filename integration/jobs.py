@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -402,7 +401,7 @@ def jobs_dispatch(*, limit: int = 500) -> int:
     rows += _held_unblocked(due)
     if rows:
         Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
-        _send((row.pk, job_lane(row), row.kind) for row in portal_round_robin(rows))
+        _send((row.pk, job_lane(row), row.kind) for row in lanes.portal_round_robin(rows))
         logger.info("dispatched due jobs", extra={"count": len(rows)})
     return len(rows)
 
@@ -425,19 +424,6 @@ def _held_unblocked(due: Q) -> list[Job]:
         if Job.objects.filter(pk=job.pk, payload__held=True).update(payload=job.payload):
             found.append(job)
     return found
-
-
-def portal_round_robin(rows: list[Job]) -> list[Job]:
-    """Due jobs interleaved portal by portal (each portal's own order kept), so one portal's
-    backlog is sent one job per turn instead of ahead of everybody (docs/pipeline.md, "Lanes")."""
-    by_portal: dict[int | None, list[Job]] = defaultdict(list)
-    for row in rows:
-        by_portal[row.portal_id].append(row)
-    queues = list(by_portal.values())
-    ordered: list[Job] = []
-    for turn in range(max((len(q) for q in queues), default=0)):
-        ordered.extend(q[turn] for q in queues if turn < len(q))
-    return ordered
 
 
 def jobs_resume(*, portal: Any, pause_key: str) -> int:
