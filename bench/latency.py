@@ -393,13 +393,15 @@ def run_measurements(world: Any, handle: Any, label: str) -> None:
         f" floor_ms={floor:.0f} at_once=1 n={len(one)} door_p50_ms={pct(door_ms, 0.5):.0f}"
         f" gap_s={GAP_S:g} {label}")  # fmt: skip
     five: list[float] = []
+    door_ms.clear()
     for round_ in range(max(1, CLICKS // 5)):
         settle()
         round_started = time.monotonic()
         five += clicks_at_once(world, 5, f"2{round_:02d}")
         time.sleep(max(0.0, ROUND_S - (time.monotonic() - round_started)))
     log(f"click_to_call: p50_ms={pct(five, 0.5):.0f} p95_ms={pct(five, 0.95):.0f}"
-        f" floor_ms={floor:.0f} at_once=5 n={len(five)} round_s={ROUND_S:g} {label}")  # fmt: skip
+        f" floor_ms={floor:.0f} at_once=5 n={len(five)} door_p50_ms={pct(door_ms, 0.5):.0f}"
+        f" door_p95_ms={pct(door_ms, 0.95):.0f} round_s={ROUND_S:g} {label}")  # fmt: skip
     settle()
     ends = [paced(lambda i=i: call_end(world, f"38066100{i:04d}"), GAP_S)() for i in range(ENDS)]
     log(f"call_end_to_finish: p50_ms={pct(ends, 0.5):.0f} p95_ms={pct(ends, 0.95):.0f}"
