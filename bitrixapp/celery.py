@@ -62,7 +62,9 @@ class JsonBannerWorker(Worker):
             extra={
                 "hostname": me.hostname,
                 "concurrency": me.concurrency,
-                "queues": sorted(me.app.amqp.queues),
+                # "prefork" or "thread" (the interactive lane's, docs/pipeline.md "Lanes")
+                "pool": str(me.pool_cls.__module__).rsplit(".", 1)[-1],
+                "queues": sorted(me.app.amqp.queues.consume_from or me.app.amqp.queues),
                 "broker": me.app.connection().as_uri(),  # password masked by kombu
             },
         )

@@ -4,7 +4,7 @@
 | kind                    | runs                              | follows                          | when it dies |
 |-------------------------|-----------------------------------|----------------------------------|--------------|
 | portal.install          | services.portal_install_run       | events bound, placements, options| install marked failed, admins told |
-| bitrix.event            | services.event_process            | calls/dial.py: click-to-call, callback | event marked failed |
+| bitrix.event            | services.event_process            | calls/dial.py, for an event the door could not route | event marked failed |
 | bitrix.users_refresh    | bitrix/users.users_refresh        | names and avatars cached         | —            |
 
 The Unitalk settings' jobs (connection test, matching) are in integration/unitalk/flow.py.

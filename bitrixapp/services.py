@@ -269,7 +269,8 @@ def dedupe_key(*, member_id: str, event: str, data: dict[str, Any], ts: Any) -> 
 
 
 def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEvent, bool]:
-    """Store an authenticated event once and hand call events to a worker. Returns (row, created)."""
+    """Store an authenticated event once; a call event starts its call.dial job in the same
+    transaction (a worker dials it). Returns (row, created)."""
     event = str(payload.get("event") or "").upper()[:64]
     data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
     auth: dict[str, Any] = payload["auth"] if isinstance(payload.get("auth"), dict) else {}
@@ -287,15 +288,7 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
                 user_id=user_id,
                 ts=ts,
             )
-            if event in CALL_EVENTS:
-                jobs.job_enqueue(
-                    kind=KIND_EVENT,
-                    key=f"{KIND_EVENT}:{row.pk}",
-                    portal=portal,
-                    subject=f"bxevent:{row.pk}",
-                    payload={"event_id": row.pk},
-                )
-            else:
+            if event not in CALL_EVENTS or _call_event_route(row):
                 row.state = BitrixEvent.State.PROCESSED
                 row.processed_at = timezone.now()
                 row.save(update_fields=["state", "processed_at"])
@@ -304,9 +297,30 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
     return row, True
 
 
+def _call_event_route(row: BitrixEvent) -> bool:
+    """Start the click's call.dial job in the event's own transaction (database work only, so
+    the door still waits on nobody): the dial job is the durable work, and the person waits one
+    job less (issue 17, docs/pipeline.md "Lanes"). Should routing fail here, the `bitrix.event`
+    job routes it from a worker instead, as for events stored before. True when routed."""
+    try:
+        with transaction.atomic():
+            dial.dial_event_route(event=row)
+    except Exception:  # never lose a click to a bug here: the worker retries it, visibly
+        logger.exception("call event not routed at the door; a worker routes it")
+        jobs.job_enqueue(
+            kind=KIND_EVENT,
+            key=f"{KIND_EVENT}:{row.pk}",
+            portal=row.portal,
+            subject=f"bxevent:{row.pk}",
+            payload={"event_id": row.pk},
+        )
+        return False
+    return True
+
+
 def event_process(*, event_id: int) -> dict[str, Any]:
-    """Job `bitrix.event`: hand the stored event to the call pipeline (calls/dial.py), then mark
-    it processed."""
+    """Job `bitrix.event`: hand a stored event the door could not route (or stored before the
+    door routed call events itself) to the call pipeline (calls/dial.py), mark it processed."""
     row = BitrixEvent.objects.select_related("portal").get(pk=event_id)
     if row.state == BitrixEvent.State.PROCESSED:
         return {"event": row.event, "skipped": "already processed"}

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from integration import lease
@@ -244,6 +244,7 @@ def _claim(job_id: int) -> bool:
             state=Job.State.RUNNING,
             attempts=F("attempts") + 1,
             lease_expires_at=now + _lease(),
+            first_attempt_at=Coalesce(F("first_attempt_at"), Value(now)),
             updated_at=now,
         )
     )
@@ -254,13 +255,11 @@ def job_execute(*, job_id: int) -> str | None:
     if not _claim(job_id):
         return None
     job = Job.objects.select_related("portal").get(pk=job_id)
-    if job.first_attempt_at is None:
-        job.first_attempt_at = timezone.now()
-        Job.objects.filter(pk=job.pk).update(first_attempt_at=job.first_attempt_at)
     attempt = JobAttempt.objects.create(job=job, number=job.attempts)
     kind = _registry.get(job.kind)
     portal_ref = job.portal.member_id if job.portal else None
     in_job = _in_job.set(True)
+    state: str | None = None
     try:
         with (
             log_context(job=job.pk, attempt=job.attempts, portal=portal_ref),
@@ -278,35 +277,45 @@ def job_execute(*, job_id: int) -> str | None:
                 with lease.lease_kept(job_id=job.pk, attempt=job.attempts):
                     result = kind.handler(job)
             except Exception as exc:  # the task boundary: every failure becomes a decision
-                _record_failure(job, attempt, exc, kind)
+                state = _record_failure(job, attempt, exc, kind)
             else:
-                _record_success(job, attempt, result, time.monotonic() - started)
+                state = _record_success(job, attempt, result, time.monotonic() - started)
     finally:
         _in_job.reset(in_job)
-    return Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+    if state is None:  # cancelled while it ran, or a hook moved it on: ask the row
+        state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+    return state
 
 
-def _record_success(job: Job, attempt: JobAttempt, result: Any, elapsed: float) -> None:
+def _record_success(job: Job, attempt: JobAttempt, result: Any, elapsed: float) -> str:
     now = timezone.now()
     attempt.outcome = JobAttempt.Outcome.SUCCEEDED
     attempt.finished_at = now
     attempt.save(update_fields=["outcome", "finished_at"])
-    Job.objects.filter(pk=job.pk).update(
-        state=Job.State.SUCCEEDED,
-        finished_at=now,
-        lease_expires_at=None,
-        updated_at=now,
-        result=result if isinstance(result, dict) else {},
-        last_error="",
-        last_error_class="",
-        pause_key="",
-    )
+    # The row as the UPDATE leaves it, kept on the instance for the settled hooks: a per-job
+    # read-back (and the portal it dropped) was a tenth of a click's queries (issue 17).
+    done: dict[str, Any] = {
+        "state": Job.State.SUCCEEDED,
+        "finished_at": now,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "result": result if isinstance(result, dict) else {},
+        "last_error": "",
+        "last_error_class": "",
+        "pause_key": "",
+    }
+    Job.objects.filter(pk=job.pk).update(**done)
+    for name, value in done.items():
+        setattr(job, name, value)
     logger.info("job succeeded", extra={"kind": job.kind, "elapsed_ms": round(elapsed * 1000)})
-    job.refresh_from_db()
     _settled(job, Job.State.SUCCEEDED)
+    return Job.State.SUCCEEDED
 
 
-def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind | None) -> None:
+def _record_failure(
+    job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind | None
+) -> str | None:
+    """Record the attempt's failure and the decision; the state it left, None when unsure."""
     now = timezone.now()
     decision = retry.decide(
         exc, attempt=job.attempts, first_attempt_at=job.first_attempt_at or now, now=now
@@ -350,7 +359,7 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
         is_bug = not hasattr(exc, "retryable")
         logger.error("job dead: %s", message, extra=log_extra, exc_info=exc if is_bug else None)
     # Guarded on RUNNING: a job cancelled while it ran stays cancelled.
-    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
+    moved = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
     if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
         _send_after_commit(job.pk, job_lane(job), job.kind, countdown=decision.delay_s)
@@ -362,6 +371,8 @@ def _record_failure(job: Job, attempt: JobAttempt, exc: Exception, kind: JobKind
             _settled(job, Job.State.DEAD)
         except Exception:
             logger.exception("dead-letter hook failed", extra={"kind": job.kind})
+        return None  # a dead-letter hook may retry it (e.g. a reroute): the row says
+    return str(update["state"]) if moved else None
 
 
 def _short_retry_s() -> float:
@@ -390,7 +401,7 @@ def jobs_dispatch(*, limit: int = 500) -> int:
     rows += _held_unblocked(due)
     if rows:
         Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
-        _send((row.pk, job_lane(row), row.kind) for row in portal_round_robin(rows))
+        _send((row.pk, job_lane(row), row.kind) for row in lanes.portal_round_robin(rows))
         logger.info("dispatched due jobs", extra={"count": len(rows)})
     return len(rows)
 
@@ -413,19 +424,6 @@ def _held_unblocked(due: Q) -> list[Job]:
         if Job.objects.filter(pk=job.pk, payload__held=True).update(payload=job.payload):
             found.append(job)
     return found
-
-
-def portal_round_robin(rows: list[Job]) -> list[Job]:
-    """Due jobs interleaved portal by portal (each portal's own order kept), so one portal's
-    backlog is sent one job per turn instead of ahead of everybody (docs/pipeline.md, "Lanes")."""
-    by_portal: dict[int | None, list[Job]] = defaultdict(list)
-    for row in rows:
-        by_portal[row.portal_id].append(row)
-    queues = list(by_portal.values())
-    ordered: list[Job] = []
-    for turn in range(max((len(q) for q in queues), default=0)):
-        ordered.extend(q[turn] for q in queues if turn < len(q))
-    return ordered
 
 
 def jobs_resume(*, portal: Any, pause_key: str) -> int:

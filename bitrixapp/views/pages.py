@@ -236,7 +236,7 @@ def routing_page(request: HttpRequest) -> HttpResponse:
             "reroutes": routing_selectors.reroutes_recent(portal=portal),
             "policy": routing_selectors.policy_dict(portal=portal),
             "lines": routing_selectors.lines_list(portal=portal),
-            "overrides": routing_selectors.overrides_list(portal=portal),
+            "user_chains": routing_selectors.override_rows(portal=portal),
         }
     return _render(request, "pages/routing.html", context, page="routing")
 

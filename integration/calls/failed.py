@@ -286,7 +286,10 @@ def failed_call_follow_job(job: Job, state: str) -> None:
     """Items being retried follow their job: success resolves them, death reopens them."""
     items = FailedCall.objects.filter(job=job, state=FailedCall.State.RETRYING)
     if state == Job.State.SUCCEEDED:
-        failed_call_notices_close(items=list(items.select_related("portal")))
+        retried = list(items.select_related("portal"))
+        if not retried:  # nearly every job: one read, no write (issue 17, a click's queries)
+            return
+        failed_call_notices_close(items=retried)
         items.update(
             state=FailedCall.State.RESOLVED,
             resolution="retried successfully",

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 
 from integration import jobs
@@ -121,11 +121,13 @@ def notification_raise_once(
         )
 
 
-def notification_resolve(*, portal: Any, tag: str) -> int:
-    """The problem is over: close its open row (pages drop the banner)."""
-    return Notification.objects.filter(portal=portal, tag=tag, resolved_at__isnull=True).update(
-        resolved_at=timezone.now()
-    )
+def notification_resolve(*, portal: Any, tag: str, unless: QuerySet[Any] | None = None) -> int:
+    """The problem is over: close its open row (pages drop the banner). `unless`: only while
+    that query finds nothing, checked in the same statement."""
+    rows = Notification.objects.filter(portal=portal, tag=tag, resolved_at__isnull=True)
+    if unless is not None:
+        rows = rows.filter(~Exists(unless))
+    return rows.update(resolved_at=timezone.now())
 
 
 def _delivery_schedule(notification: Notification, created: bool) -> None:

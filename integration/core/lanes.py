@@ -10,9 +10,11 @@ shared Unitalk and Bitrix24 budgets it may use: background leaves a reserve for 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 INTERACTIVE = "interactive"
 BACKGROUND = "background"
@@ -77,3 +79,23 @@ def resolve(declared: str, *, requested: str | None = None) -> str:
     if declared in LANES:
         return declared
     return current_lane()
+
+
+class _PortalRow(Protocol):
+    portal_id: Any
+
+
+_Row = TypeVar("_Row", bound=_PortalRow)
+
+
+def portal_round_robin(rows: list[_Row]) -> list[_Row]:
+    """Due jobs interleaved portal by portal (each portal's own order kept), so one portal's
+    backlog is sent one job per turn instead of ahead of everybody (docs/pipeline.md, "Lanes")."""
+    by_portal: dict[Any, list[_Row]] = defaultdict(list)
+    for row in rows:
+        by_portal[row.portal_id].append(row)
+    queues = list(by_portal.values())
+    ordered: list[_Row] = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[turn] for q in queues if turn < len(q))
+    return ordered

@@ -200,8 +200,13 @@ def dead_job_problem(job: Job, state: str) -> None:
     if job.portal_id is None or job.kind in DELIVERY_KINDS:
         return
     if state == Job.State.SUCCEEDED:
-        if not Job.objects.filter(portal_id=job.portal_id, state=Job.State.DEAD).exists():
-            alerts.notification_resolve(portal=job.portal, tag=DEAD_JOBS_TAG)
+        # Every job settles through here: one statement, not a count and then an update
+        # (issue 17, a click's queries).
+        alerts.notification_resolve(
+            portal=job.portal_id,
+            tag=DEAD_JOBS_TAG,
+            unless=Job.objects.filter(portal_id=job.portal_id, state=Job.State.DEAD),
+        )
         return
     if state != Job.State.DEAD:
         return

@@ -119,7 +119,11 @@ def _loop(start: int, backups: dict[int, str], lines: dict[str, int]) -> list[in
 def override_save(
     *, portal: Portal, user_id: Any, data: dict[str, Any]
 ) -> tuple[RoutingOverride | None, Errors]:
-    """Validate and store one user's backup line and steps (`steps` null: the portal's)."""
+    """Validate and store one user's backup line and steps (`steps` null: the portal's).
+
+    Returns (override, {}), (None, errors) with nothing stored, or (None, {}) when neither a
+    backup line nor own steps is given: the override is removed and the portal's chain applies.
+    """
     errors: Errors = {}
     lines = _lines(portal)
     try:
@@ -141,6 +145,11 @@ def override_save(
         steps = _steps_parse(data.get("steps"), "steps", errors)
     if errors:
         return None, errors
+    if not backup and steps is None:
+        # Nothing of the user's own is left: they follow the portal's chain (docs/routing.md
+        # "Pages"), so no row says otherwise.
+        override_delete(portal=portal, user_id=uid)
+        return None, {}
     with transaction.atomic():
         backups = {
             o.bitrix_user_id: o.backup_line

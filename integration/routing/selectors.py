@@ -16,6 +16,12 @@ from integration.unitalk.models import OperatorMapping
 RECENT = 50
 
 
+def _steps_labelled(raw: Any) -> list[dict[str, Any]]:
+    return [
+        {"step": step, "on": on, "label": reasons.step_label(step)} for step, on in steps_of(raw)
+    ]
+
+
 def policy_dict(*, portal: Portal) -> dict[str, Any]:
     policy = policy_get(portal=portal)
     return {
@@ -24,10 +30,7 @@ def policy_dict(*, portal: Portal) -> dict[str, Any]:
         "duty_line": policy.duty_line,
         "escalate_after_min": policy.escalate_after_min,
         "callbacks_in_dialer": policy.callbacks_in_dialer,
-        "steps": [
-            {"step": step, "on": on, "label": reasons.step_label(step)}
-            for step, on in steps_of(policy.steps)
-        ],
+        "steps": _steps_labelled(policy.steps),
         "modes": [
             (RoutingPolicy.Mode.ASK_FIRST, _("Ask the next person first (a notice and a to-do)")),
             (RoutingPolicy.Mode.DIAL, _("Dial from the next person's line at once")),
@@ -49,9 +52,30 @@ def overrides_list(*, portal: Portal) -> list[dict[str, Any]]:
             "user_id": o.bitrix_user_id,
             "backup_line": o.backup_line,
             "own_steps": o.steps is not None,
+            "steps": _steps_labelled(o.steps) if o.steps is not None else None,
         }
         for o in RoutingOverride.objects.filter(portal=portal)
     ]
+
+
+def override_rows(*, portal: Portal) -> list[dict[str, Any]]:
+    """One row per mapped line for the admins' per-user chains: the user's backup line and
+    the steps their editor starts from (their own, else the portal's), docs/routing.md "Pages"."""
+    portal_steps = _steps_labelled(policy_get(portal=portal).steps)
+    overrides = {o["user_id"]: o for o in overrides_list(portal=portal)}
+    rows = []
+    for line in lines_list(portal=portal):
+        mine = overrides.get(line["user_id"]) or {}
+        rows.append(
+            line
+            | {
+                "backup_line": mine.get("backup_line", ""),
+                "own_steps": bool(mine.get("own_steps")),
+                "steps": mine.get("steps") or portal_steps,
+                "has_override": bool(mine),
+            }
+        )
+    return rows
 
 
 def reroute_dict(reroute: Reroute, names: dict[int, str] | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
 from django.views.decorators.http import require_POST
 
 from bitrixapp import auth
@@ -28,10 +29,12 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 @auth.page_token_required(admin=True)
 def policy_save(request: HttpRequest) -> HttpResponse:
     identity = _identity(request)
-    _saved, errors = policy.policy_save(portal=identity.portal, data=_body(request))
-    if errors:
-        return JsonResponse({"errors": errors}, status=400)
-    return JsonResponse({"policy": selectors.policy_dict(portal=identity.portal)})
+    # Field errors are read by the admin next to the field: in the page's language.
+    with translation.override(auth.action_lang(request)):
+        _saved, errors = policy.policy_save(portal=identity.portal, data=_body(request))
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        return JsonResponse({"policy": selectors.policy_dict(portal=identity.portal)})
 
 
 @require_POST
@@ -39,12 +42,13 @@ def policy_save(request: HttpRequest) -> HttpResponse:
 def override_save(request: HttpRequest) -> HttpResponse:
     identity = _identity(request)
     body = _body(request)
-    _saved, errors = policy.override_save(
-        portal=identity.portal, user_id=body.get("user_id"), data=body
-    )
-    if errors:
-        return JsonResponse({"errors": errors}, status=400)
-    return JsonResponse({"overrides": selectors.overrides_list(portal=identity.portal)})
+    with translation.override(auth.action_lang(request)):
+        _saved, errors = policy.override_save(
+            portal=identity.portal, user_id=body.get("user_id"), data=body
+        )
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        return JsonResponse({"overrides": selectors.overrides_list(portal=identity.portal)})
 
 
 @require_POST
@@ -53,7 +57,8 @@ def override_delete(request: HttpRequest, user_id: str) -> HttpResponse:
     identity = _identity(request)
     uid = inputs.parse_int(user_id, field="user_id", minimum=1, maximum=inputs.INT64_MAX)
     policy.override_delete(portal=identity.portal, user_id=uid)
-    return JsonResponse({"overrides": selectors.overrides_list(portal=identity.portal)})
+    with translation.override(auth.action_lang(request)):
+        return JsonResponse({"overrides": selectors.overrides_list(portal=identity.portal)})
 
 
 @require_POST

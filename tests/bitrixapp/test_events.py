@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 
 from bitrixapp.models import BitrixEvent, Portal
 from integration import jobs
 from integration.bitrix.formdata import FormError, form_parse
 from integration.calls import dial
+from integration.calls.models import CallSync
 from integration.models import Job
 
 # Fixtures of the Bitrix24-side tests, scoped to this module (not to tests/bitrixapp as a whole).
@@ -38,15 +40,43 @@ def call_start(portal, **override) -> str:
     return payload_body("onexternalcallstart", **values)
 
 
-def test_valid_call_event_is_stored_and_handed_to_a_worker(client, portal):
+def test_valid_call_event_is_stored_and_its_dial_job_started_in_the_same_request(client, portal):
     # when
     response = post(client, call_start(portal))
-    # then
+    # then: the event is stored and routed; a worker has one job to run, the dial itself
     assert response.status_code == 200
     event = BitrixEvent.objects.get()
     assert (event.portal, event.event, event.user_id) == (portal, "ONEXTERNALCALLSTART", 1269)
     assert event.data["CALL_ID"] == "externalCall.89350264e026dace3f2b14d1f438257c.1773236989"
+    assert event.state == BitrixEvent.State.PROCESSED
+    row = CallSync.objects.get()
+    assert (row.bitrix_call_id, row.origin) == (
+        event.data["CALL_ID"],
+        CallSync.Origin.CLICK_TO_CALL,
+    )
+    [job] = Job.objects.all()
+    assert job.kind == "call.dial"
+    assert job.payload["sync_id"] == row.pk
+    assert job.payload["lane"] == "interactive"
+    # the click's deadline counts from when the event reached the app
+    expected = event.received_at.timestamp() + settings.CALL_CLICK_DEADLINE_S
+    assert job.payload["dial_by"] == pytest.approx(expected, abs=0.01)
+
+
+def test_a_call_event_the_door_cannot_route_goes_to_a_worker_job(client, portal, monkeypatch):
+    # given: routing at the door breaks (a bug, a database hiccup)
+    def broken(*, event):
+        CallSync.objects.create(portal=portal, bitrix_call_id="half-stored")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(dial, "dial_event_route", broken)
+    # when
+    response = post(client, call_start(portal))
+    # then: still 200 and stored, nothing half-routed, and a worker job routes it instead
+    assert response.status_code == 200
+    event = BitrixEvent.objects.get()
     assert event.state == BitrixEvent.State.RECEIVED
+    assert not CallSync.objects.exists()
     job = Job.objects.get(kind="bitrix.event")
     assert job.payload == {"event_id": event.pk, "lane": "interactive"}
 
@@ -64,7 +94,8 @@ def test_duplicate_event_is_stored_once(client, portal):
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json()["duplicate"] is True
     assert BitrixEvent.objects.count() == 1
-    assert Job.objects.filter(kind="bitrix.event").count() == 1
+    assert Job.objects.filter(kind="call.dial").count() == 1
+    assert CallSync.objects.count() == 1
 
 
 def test_event_with_wrong_application_token_is_refused_and_nothing_stored(client, portal):
@@ -163,25 +194,35 @@ def test_forged_uninstall_is_refused(client, portal):
     assert Portal.objects.get(pk=portal.pk).status == Portal.Status.ACTIVE
 
 
+def _stored_unrouted_event(client, portal, monkeypatch) -> Job:
+    """An event the door stored but left to a worker (routing failed there, or stored before)."""
+    with monkeypatch.context() as m:
+        m.setattr(dial, "dial_event_route", lambda *, event: 1 / 0)
+        post(client, call_start(portal))
+    return Job.objects.get(kind="bitrix.event")
+
+
 def test_worker_hands_the_event_to_the_call_pipeline(client, portal, monkeypatch):
     # given: the call pipeline's entry point, watched
+    job = _stored_unrouted_event(client, portal, monkeypatch)
     seen = []
     monkeypatch.setattr(
         dial, "dial_event_route", lambda *, event: seen.append(event.data["CALL_ID"])
     )
-    post(client, call_start(portal))
     # when
-    state = jobs.job_execute(job_id=Job.objects.get(kind="bitrix.event").pk)
+    state = jobs.job_execute(job_id=job.pk)
     # then
     assert state == Job.State.SUCCEEDED
     assert seen == ["externalCall.89350264e026dace3f2b14d1f438257c.1773236989"]
     assert BitrixEvent.objects.get().state == BitrixEvent.State.PROCESSED
 
 
-def test_worker_marks_the_event_processed_once_handed_over(client, portal):
-    post(client, call_start(portal))
-    jobs.job_execute(job_id=Job.objects.get(kind="bitrix.event").pk)
+def test_worker_routes_the_event_and_marks_it_processed(client, portal, monkeypatch):
+    job = _stored_unrouted_event(client, portal, monkeypatch)
+    jobs.job_execute(job_id=job.pk)
     assert BitrixEvent.objects.get().state == BitrixEvent.State.PROCESSED
+    assert CallSync.objects.get().origin == CallSync.Origin.CLICK_TO_CALL
+    assert Job.objects.filter(kind="call.dial").count() == 1
 
 
 def test_form_parser_builds_nested_maps_and_lists():

@@ -1,6 +1,8 @@
 """The routing page in headless Chromium inside the sandbox portal (app as real processes):
 the admin reorders the chain, is refused with a clear error when every step is off, saves a
-valid chain; the colleague a call was handed to sees its path and dials it with one click."""
+valid chain; the colleague a call was handed to sees its path and dials it with one click; the
+admin gives a user their own chain, sees it after a reload, is refused an empty one next to its
+field, and clears it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from integration.agents.models import AgentState
 from integration.calls.models import CallSync
 from integration.models import Job
 from integration.routing import chain, services
-from integration.routing.models import Reroute, RoutingPolicy, Step
+from integration.routing.models import Reroute, RoutingOverride, RoutingPolicy, Step
 from integration.unitalk.models import OperatorMapping
 from tests.browser.test_pages_browser import install
 from tests.support import browser as shared
@@ -95,3 +97,74 @@ def test_admin_edits_the_chain_and_the_colleague_dials_a_handed_call(sandbox, st
         message="the dial job",
     )
     shot(oleg, "routing-handed-to-me")
+
+
+def test_admin_gives_a_user_their_own_chain_and_is_refused_an_empty_one(sandbox, stack, browser):
+    portal = install(sandbox)
+    for uid, line, name in ((1, "101", "Anna Admin"), (2, "102", "Oleg Operator")):
+        OperatorMapping.objects.create(portal=portal, bitrix_user_id=uid, line=line)
+        AgentState.objects.create(portal=portal, bitrix_user_id=uid, line=line, name=name)
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.on("console", lambda m: print("console:", m.type, m.text))
+    url = f"{sandbox.bitrix_url}/portal/{portal.member_id}/?user=1"
+
+    # when: Anna opens Routing and gives Oleg his own steps: the department first, own line off
+    page.goto(url)
+    app = page.frame_locator("iframe")
+    app.locator("#tab-routing").click()
+    oleg = app.locator("#user-chains tr[data-user='2']")
+    oleg.locator("[data-badge=portal]").wait_for()
+    oleg.locator("[data-chain]").select_option("own")
+    for _ in range(3):
+        oleg.locator("li[data-step='department'] [data-move='-1']").click()
+    oleg.locator("li[data-step='own_line'] [data-on]").uncheck()
+    oleg.locator("[data-backup]").select_option("101")
+    oleg.locator("[data-save-override]").click()
+    oleg.locator("[data-msg]").filter(has_text="Saved.").wait_for()
+    # then: stored as his own chain, and the row says so
+    stored = RoutingOverride.objects.get(portal=portal, bitrix_user_id=2)
+    assert stored.steps is not None
+    assert [s["step"] for s in stored.steps] == [
+        "department", "own_line", "backup_line", "responsible", "duty_line", "callback"
+    ]  # fmt: skip
+    assert stored.steps[1] == {"step": "own_line", "on": False}
+    assert stored.backup_line == "101"
+    assert oleg.locator("[data-badge=own]").is_visible()
+
+    # when: she reloads the page
+    page.goto(url)
+    app = page.frame_locator("iframe")
+    app.locator("#tab-routing").click()
+    oleg = app.locator("#user-chains tr[data-user='2']")
+    oleg.locator("[data-badge=own]").wait_for()
+    # then: his own chain is shown as stored, Anna's row as the portal's
+    assert oleg.locator("[data-chain]").input_value() == "own"
+    order = oleg.locator("[data-steps] li").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-step'))"
+    )
+    assert order[:2] == ["department", "own_line"]
+    assert not oleg.locator("li[data-step='own_line'] [data-on]").is_checked()
+    assert oleg.locator("[data-backup]").input_value() == "101"
+    anna = app.locator("#user-chains tr[data-user='1']")
+    assert anna.locator("[data-badge=portal]").is_visible()
+    assert anna.locator("[data-steps]").is_hidden()
+
+    # when: she gives Anna her own chain with every step off
+    anna.locator("[data-chain]").select_option("own")
+    for step in ("own_line", "backup_line", "responsible", "department", "duty_line"):
+        anna.locator(f"li[data-step='{step}'] [data-on]").uncheck()
+    anna.locator("[data-save-override]").click()
+    # then: the error is next to Anna's steps, nothing is stored for her
+    anna.locator("[data-error=steps]").filter(has_text="Turn at least one step on").wait_for()
+    assert (
+        anna.locator("[data-msg]").inner_text()
+        == "Nothing was saved: correct the fields marked in red."
+    )
+    assert not RoutingOverride.objects.filter(portal=portal, bitrix_user_id=1).exists()
+    shot(page, "routing-user-chain")
+
+    # when: she clears Oleg's override
+    oleg.locator("[data-clear-override]").click()
+    oleg.locator("[data-badge=portal]").wait_for()
+    # then: he follows the portal's chain again
+    assert not RoutingOverride.objects.filter(portal=portal, bitrix_user_id=2).exists()

@@ -109,6 +109,7 @@ def test_worker_and_beat_run_the_procfile_commands(name):
     for var in (
         "LOG_LEVEL",
         "CELERY_CONCURRENCY",
+        "CELERY_INTERACTIVE_POOL",
         "CELERY_INTERACTIVE_CONCURRENCY",
         "CELERY_TASK_DEFAULT_QUEUE",
     ):

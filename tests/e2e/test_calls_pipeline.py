@@ -4,12 +4,15 @@ a real Celery worker + beat (tests/support/stack.py), installed through the sand
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import requests
 
 from integration.calls import dial, sync
 from integration.calls.models import CallSync, FailedCall
@@ -24,7 +27,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @contextmanager
 def call_world(
-    tmp_path, settings, *, env: dict[str, str] | None = None, concurrency: int = 4, **sandbox_kw
+    tmp_path,
+    settings,
+    *,
+    env: dict[str, str] | None = None,
+    concurrency: int = 4,
+    procfile_lanes: bool = False,
+    **sandbox_kw,
 ) -> Iterator[World]:
     """Sandbox in-process, app processes on the test database, portal installed and wired."""
     handle = sandbox_server.start(app_url="http://127.0.0.1:9", state_path=None, **sandbox_kw)
@@ -39,7 +48,9 @@ def call_world(
     sandbox_settings(settings, handle)
     settings.RATELIMIT_DIR = tmp_path / "ratelimit"
     try:
-        with app_stack(tmp_path, env=base_env, concurrency=concurrency) as stack:
+        with app_stack(
+            tmp_path, env=base_env, concurrency=concurrency, procfile_lanes=procfile_lanes
+        ) as stack:
             handle.world.settings.app_url = stack.base_url
             settings.APP_BASE_URL = stack.base_url
             world = World(handle, stack)
@@ -92,6 +103,56 @@ def test_answered_click_to_call_is_finished_200_with_its_record(tmp_path, settin
         # the portal registered it; we never did
         assert len(state["finished"]) == 1
         assert not state["calls"]
+
+
+def test_five_clicks_at_once_on_the_procfiles_threaded_interactive_worker_each_dial_once(
+    tmp_path, settings
+):
+    # given: the lanes as the Procfile runs them, the interactive one a single process whose
+    # thread pool takes several clicks side by side (docs/pipeline.md, "Lanes")
+    with call_world(tmp_path, settings, concurrency=1, procfile_lanes=True) as world:
+        assert started(world, "worker-interactive")["pool"] == "thread"
+        assert started(world, "worker")["pool"] == "prefork"
+        # when: five people click at the same moment
+        member = world.portal.member_id
+        call_ids: list[str] = []
+
+        def click(i: int) -> None:
+            out = world.bx(
+                f"portals/{member}/click-to-call", {"user_id": "1", "phone": f"+38050123450{i}"}
+            )
+            call_ids.append(out["call"]["CALL_ID"])
+
+        threads = [threading.Thread(target=click, args=(i,)) for i in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # then: each is dialled once, finished once with 200, and its one dial job ran once
+        wait_until(
+            lambda: (
+                CallSync.objects.filter(
+                    bitrix_call_id__in=call_ids, stage=CallSync.Stage.RECORDED
+                ).count()
+                == 5
+            ),
+            timeout=90,
+            message="the five clicks to be finished and recorded",
+        )
+        unitalk = requests.get(f"{world.sandbox.unitalk_url}/_sandbox/state?log=0", timeout=30)
+        metas = Counter(c.get("meta") for c in unitalk.json()["unitalk"]["calls"])
+        assert {call_id: metas[call_id] for call_id in call_ids} == dict.fromkeys(call_ids, 1)
+        finished = world.portal_state()["finished"]
+        assert sorted(finished[c]["CALL_FAILED_CODE"] for c in call_ids) == ["200"] * 5
+        dials = Job.objects.filter(kind=dial.KIND_DIAL)
+        assert sorted(dials.values_list("state", "attempts")) == [(Job.State.SUCCEEDED, 1)] * 5
+        assert not Job.objects.filter(kind="bitrix.event").exists()  # routed at the door
+
+
+def started(world: World, name: str) -> dict[str, Any]:
+    """The worker's JSON "worker starting" line."""
+    lines = (json.loads(line) for line in world.stack.log(name).splitlines() if line[:1] == "{")
+    return next(line for line in lines if line["message"] == "worker starting")
 
 
 def test_missed_inbound_call_is_finished_304_with_an_item_and_a_notification(tmp_path, settings):

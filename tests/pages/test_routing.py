@@ -180,3 +180,144 @@ def test_unitalk_down_is_a_banner_on_every_app_page(client, portal, rsps, path):
     html = enter(client, portal, path).content.decode()
     assert 'data-kind="routing.unitalk_down"' in html
     assert "Unitalk unavailable: clicks to call cannot be dialled now." in html
+
+
+# A user's own chain (docs/routing.md "Pages"): the same steps and rules as the portal's.
+
+OWN = [ALL_ON[3], {"step": "own_line", "on": False}, *ALL_ON[1:3], ALL_ON[4], ALL_ON[5]]
+OVERRIDES = "/bitrix/actions/routing/overrides/"
+
+
+def test_a_users_own_chain_is_stored_in_order_and_shown_as_theirs(client, portal, rsps, lines):
+    r = post(client, OVERRIDES, {"user_id": 2, "backup_line": "103", "steps": OWN}, token(portal))
+    assert r.status_code == 200
+    stored = RoutingOverride.objects.get(portal=portal, bitrix_user_id=2)
+    assert stored.steps == OWN
+    assert stored.backup_line == "103"
+    mine = next(o for o in r.json()["overrides"] if o["user_id"] == 2)
+    assert mine["own_steps"] is True
+    assert [s["step"] for s in mine["steps"]][:2] == ["department", "own_line"]
+    # the page: user 2's row says own chain, with their order; user 3's the portal's
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/routing/").content.decode()
+    row2 = html[html.index('<tr data-user="2"') :].split("</tr>")[0]
+    row3 = html[html.index('<tr data-user="3"') :].split("</tr>")[0]
+    assert 'data-own="1"' in row2
+    assert 'data-own="0"' in row3
+    assert '<option value="own" selected>' in row2
+    assert row2.index('data-step="department"') < row2.index('data-step="own_line"')
+    assert '<option value="103" selected>' in row2
+    assert "<ol data-steps hidden>" in row3
+
+
+def test_choosing_the_portals_chain_keeps_the_backup_line_and_drops_own_steps(
+    client, portal, lines
+):
+    post(client, OVERRIDES, {"user_id": 2, "backup_line": "103", "steps": OWN}, token(portal))
+    r = post(client, OVERRIDES, {"user_id": 2, "backup_line": "103", "steps": None}, token(portal))
+    assert r.status_code == 200
+    stored = RoutingOverride.objects.get(portal=portal, bitrix_user_id=2)
+    assert (stored.backup_line, stored.steps) == ("103", None)
+
+
+@pytest.mark.parametrize(
+    "clear",
+    [
+        lambda client, portal: post(client, f"{OVERRIDES}2/delete/", {}, token(portal)),
+        lambda client, portal: post(client, OVERRIDES, {"user_id": 2, "backup_line": "",
+                                                        "steps": None}, token(portal)),
+    ],
+    ids=["clear", "nothing-left"],
+)  # fmt: skip
+def test_clearing_an_override_returns_the_user_to_the_portals_chain(
+    client, portal, rsps, lines, clear
+):
+    post(client, OVERRIDES, {"user_id": 2, "backup_line": "103", "steps": OWN}, token(portal))
+    r = clear(client, portal)
+    assert r.status_code == 200
+    assert r.json()["overrides"] == []
+    assert not RoutingOverride.objects.filter(portal=portal).exists()
+    fake_profile(rsps)
+    html = enter(client, portal, "/bitrix/app/routing/").content.decode()
+    row2 = html[html.index('<tr data-user="2"') :].split("</tr>")[0]
+    assert 'data-own="0"' in row2
+    assert "data-clear-override hidden" in row2
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({"steps": [*ALL_ON[:4], {"step": "voicemail"}, ALL_ON[5]]}, "steps", "Unknown step"),
+        ({"steps": [ALL_ON[0], ALL_ON[0], *ALL_ON[2:]]}, "steps", "listed twice"),
+        ({"steps": [{"step": s, "on": s == "callback"} for s in Step.values]}, "steps",
+         "Turn at least one step on"),
+        ({"steps": [ALL_ON[5], *ALL_ON[:5]]}, "steps", "must be the last"),
+        ({"steps": ALL_ON[2:]}, "steps", "List every step once"),
+        ({"steps": OWN, "backup_line": "999"}, "backup_line", "not mapped to any user"),
+        ({"steps": OWN, "backup_line": "101"}, "backup_line", "form a loop (users 2 → 1 → 2)"),
+        ({"steps": OWN, "user_id": 42}, "user_id", "not a Bitrix24 user with a Unitalk"),
+    ],
+)  # fmt: skip
+def test_a_bad_own_chain_is_refused_next_to_its_field_and_nothing_is_stored(
+    client, portal, lines, body, field, text
+):
+    # given: user 1 → 2 and user 2's earlier own chain (steps all on)
+    post(client, OVERRIDES, {"user_id": 1, "backup_line": "102"}, token(portal))
+    post(client, OVERRIDES, {"user_id": 2, "steps": ALL_ON}, token(portal))
+    before = sorted(RoutingOverride.objects.values_list("bitrix_user_id", "backup_line", "steps"))
+    r = post(client, OVERRIDES, {"user_id": 2, **body}, token(portal))
+    assert r.status_code == 400
+    assert text in r.json()["errors"][field]
+    after = sorted(RoutingOverride.objects.values_list("bitrix_user_id", "backup_line", "steps"))
+    assert after == before
+
+
+def test_an_own_chain_for_a_deleted_user_is_refused(client, portal, lines):
+    AgentState.objects.filter(bitrix_user_id=3).update(user_missing=True)
+    r = post(client, OVERRIDES, {"user_id": 3, "steps": OWN}, token(portal))
+    assert r.status_code == 400
+    assert "deleted" in r.json()["errors"]["user_id"]
+    assert not RoutingOverride.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "Turn at least one step on"),
+        ("uk", "Увімкніть хоча б один крок"),  # noqa: RUF001 (Ukrainian text)
+        ("ru", "Включите хотя бы один шаг"),
+    ],
+)
+def test_the_field_errors_are_in_the_users_language(client, portal, lines, lang, text):
+    off = [{"step": s, "on": s == "callback"} for s in Step.values]
+    headers = token(portal) | {"HTTP_X_APP_LANG": lang}
+    r = post(client, OVERRIDES, {"user_id": 2, "steps": off}, headers)
+    assert r.status_code == 400
+    assert text in r.json()["errors"]["steps"]
+    r = post(client, "/bitrix/actions/routing/policy/", {"steps": off}, headers)
+    assert text in r.json()["errors"]["steps"]
+
+
+def test_only_admins_change_a_users_chain(client, portal, rsps, lines):
+    post(client, OVERRIDES, {"user_id": 2, "steps": OWN}, token(portal))
+    operator = token(portal, user_id=2, admin=False)
+    assert post(client, OVERRIDES, {"user_id": 2, "steps": ALL_ON}, operator).status_code == 403
+    assert post(client, f"{OVERRIDES}2/delete/", {}, operator).status_code == 403
+    assert RoutingOverride.objects.get(portal=portal, bitrix_user_id=2).steps == OWN
+    # and a non-admin's page has no chain editor
+    fake_profile(rsps, user_id="2", admin=False)
+    html = enter(client, portal, "/bitrix/app/routing/").content.decode()
+    assert 'id="user-chains"' not in html
+
+
+def test_a_users_chain_stays_in_its_portal(client, portal, other_portal, rsps, lines):
+    post(client, OVERRIDES, {"user_id": 2, "steps": OWN}, token(portal))
+    # the other portal's admin: user 2 has no line there, and clearing theirs clears nothing here
+    r = post(client, OVERRIDES, {"user_id": 2, "steps": ALL_ON}, token(other_portal))
+    assert r.status_code == 400
+    assert "user_id" in r.json()["errors"]
+    r = post(client, f"{OVERRIDES}2/delete/", {}, token(other_portal))
+    assert r.status_code == 200
+    assert r.json()["overrides"] == []
+    assert RoutingOverride.objects.get(portal=portal, bitrix_user_id=2).steps == OWN
+    assert not RoutingOverride.objects.filter(portal=other_portal).exists()

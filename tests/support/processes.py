@@ -51,7 +51,9 @@ def running(
             out.close()  # type: ignore[union-attr]
 
 
-def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int = 1) -> list[str]:
+def celery_worker(
+    queue: str, *, include: Sequence[str] = (), concurrency: int = 1, both_lanes: bool = True
+) -> list[str]:
     argv = [
         str(BIN / "celery"),
         "-A",
@@ -60,7 +62,8 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
         "--loglevel",
         "INFO",
         "--queues",
-        f"{queue},{queue}.interactive",  # both lanes (integration/core/lanes.py)
+        # both lanes (integration/core/lanes.py), or the background lane only
+        f"{queue},{queue}.interactive" if both_lanes else queue,
         "--concurrency",
         str(concurrency),
         "--without-gossip",
@@ -70,3 +73,12 @@ def celery_worker(queue: str, *, include: Sequence[str] = (), concurrency: int =
     for module in include:
         argv += ["--include", module]
     return argv
+
+
+def procfile_command(name: str) -> list[str]:
+    """A Procfile line as honcho runs it (a shell expands its ${VAR:-default})."""
+    for raw in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = raw.partition(":")
+        if key.strip() == name and command.strip():
+            return ["sh", "-c", f"exec {command.strip()}"]
+    raise LookupError(f"no {name!r} line in the Procfile")

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.db import connection
 
 from bitrixapp.celery import app as celery_app
-from tests.support.processes import ROOT, celery_worker, running
+from tests.support.processes import BIN, ROOT, celery_worker, procfile_command, running
 from tests.support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
@@ -63,8 +63,13 @@ def app_stack(
     beat: bool = True,
     concurrency: int = 2,
     include: tuple[str, ...] = (),
+    procfile_lanes: bool = False,
 ) -> Iterator[Stack]:
-    """Start the chosen app processes; the test process publishes to the same queue."""
+    """Start the chosen app processes; the test process publishes to the same queue.
+
+    `procfile_lanes`: the lanes as production runs them, the background worker plus the
+    Procfile's `worker-interactive` line (its own pool) as "worker-interactive"; otherwise one
+    worker serves both lanes."""
     port = free_port()
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     base_url = f"http://127.0.0.1:{port}"
@@ -105,9 +110,24 @@ def app_stack(
                     running(argv, env=full_env, log=tmp_path / "web.log")
                 )
             if worker:
-                argv = celery_worker(queue, include=include, concurrency=concurrency)
+                argv = celery_worker(
+                    queue, include=include, concurrency=concurrency, both_lanes=not procfile_lanes
+                )
                 stack.procs["worker"] = stack_ctx.enter_context(
                     running(argv, env=full_env, log=tmp_path / "worker.log")
+                )
+            if worker and procfile_lanes:
+                stack.procs["worker-interactive"] = stack_ctx.enter_context(
+                    running(
+                        procfile_command("worker-interactive"),
+                        # honcho's way: the venv's bin first on PATH (Makefile, `make run`)
+                        env={
+                            "LOG_LEVEL": "INFO",
+                            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+                            **full_env,
+                        },
+                        log=tmp_path / "worker-interactive.log",
+                    )
                 )
             if beat:
                 argv = [str(BIN / "celery"), "-A", "bitrixapp", "beat", "--loglevel", "INFO"]
@@ -134,8 +154,9 @@ def _wait_ready(stack: Stack) -> None:
             timeout=60,
             message="gunicorn to answer /healthz",
         )
-    if "worker" in stack.procs:
-        wait_until(lambda: up("worker", "ready."), timeout=60, message="celery worker")
+    for name in ("worker", "worker-interactive"):
+        if name in stack.procs:
+            wait_until(lambda name=name: up(name, "ready."), timeout=60, message=f"celery {name}")
     if "beat" in stack.procs:
         wait_until(lambda: up("beat", "beat: Starting"), timeout=60, message="celery beat")
 

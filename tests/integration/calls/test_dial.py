@@ -221,3 +221,26 @@ def test_click_to_call_from_a_call_list_keeps_its_call_list_id(portal, connectio
     dial.dial_event_route(event=event)
 
     assert CallSync.objects.get(bitrix_call_id=CALL_ID).call_list_id == 12
+
+
+def test_a_click_costs_its_worker_one_job_and_a_dozen_queries(
+    portal, connection, bitrix, rsps, django_assert_max_num_queries
+):
+    # given: a click stored by the event door, which also started its dial job
+    from bitrixapp import services as bx_services
+    from integration import jobs
+
+    rsps.add(responses.POST, f"{UNITALK}/phones/directCall", json={"status": "Success"})
+    payload = {
+        "event": "ONEXTERNALCALLSTART",
+        "data": {"CALL_ID": CALL_ID, "USER_ID": "5", "PHONE_NUMBER": "+380501112233"},
+        "auth": {"user_id": "5"},
+    }
+    bx_services.event_receive(portal=portal, payload=payload)
+    [job] = Job.objects.all()
+    assert job.kind == dial.KIND_DIAL
+    # when / then: claim, attempt, the dial's reads, success and what follows any job, no more
+    # (it was two jobs and 41 queries: issue 17, docs/pipeline.md "Fewer hops")
+    with django_assert_max_num_queries(12):
+        assert jobs.job_execute(job_id=job.pk) == Job.State.SUCCEEDED
+    assert len([c for c in rsps.calls if c.request.url.endswith("/phones/directCall")]) == 1
