@@ -75,11 +75,16 @@ def test_admin_edits_the_chain_and_the_colleague_dials_a_handed_call(sandbox, st
     app.locator("#chain-steps li[data-step='department'] [data-on]").check()
     app.locator("#chain-steps li[data-step='department'] [data-move='-1']").click()
     app.locator("input[name=mode][value=dial]").check()
+    # and keeps missed calls' callbacks out of the autodialer (on by default)
+    dialer = app.locator("input[name=callbacks_in_dialer]")
+    assert dialer.is_checked()
+    dialer.uncheck()
     app.locator("#chain-save").click()
     app.locator("#chain-msg").filter(has_text="Saved.").wait_for()
     policy = RoutingPolicy.objects.get(portal=portal)
     assert [s["step"] for s in policy.steps][2] == "department"
     assert policy.mode == "dial"
+    assert policy.callbacks_in_dialer is False
     shot(page, "routing-chain-saved")
 
     # when: Oleg opens Routing, the call handed to him has a one-click dial
