@@ -12,6 +12,7 @@ from bitrixapp.models import portal_options
 from integration.bitrix import users as bitrix_users
 from integration.calls import failed
 from integration.calls.models import Call, CallSync, FailedCall
+from integration.campaigns import callbacks
 from integration.unitalk.models import OperatorMapping
 from tests.browser.test_pages_browser import control, install
 from tests.pages.test_calls_pages import a_call
@@ -28,6 +29,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 _ids = count(1)
 LANGS = {"en": "en", "uk": "ua", "ru": "ru"}  # ours -> Bitrix24's LANG
 WIDTHS = (1280, 800)
+#: Where a queued callback stands, in each language (docs/routing.md "Callbacks in the dialer").
+DIALER_QUEUED = {
+    "en": "In the autodialer: offered to its owner before any campaign number",
+    "uk": "В автодзвінку: власнику пропонується раніше за будь-який номер кампанії",  # noqa: RUF001 (Cyrillic is the point)
+    "ru": "В автообзвоне: владельцу предлагается раньше любого номера кампании",  # noqa: RUF001 (Cyrillic is the point)
+}
 
 
 def seed_calls(portal) -> None:
@@ -93,7 +100,7 @@ def seed_calls(portal) -> None:
         stage=CallSync.Stage.FAILED,
         last_error="crm.activity.add: ACCESS_DENIED",
     )
-    failed.failed_call_open(
+    missed = failed.failed_call_open(
         portal=portal,
         kind=FailedCall.Kind.MISSED,
         dedupe_key="missed:380671234500",
@@ -101,6 +108,8 @@ def seed_calls(portal) -> None:
         phone_number="380671234500",
         owner_user_id=2,
     )
+    # Oleg dials a campaign: the callback is queued in the autodialer for him
+    callbacks.callback_item_add(item=missed, phone=missed.phone_number)
 
 
 def open_app(browser, sandbox, portal, width: int):
@@ -138,6 +147,7 @@ def test_calls_pages_in_three_languages_at_two_widths(sandbox, stack, browser):
             app.locator("#tab-missed").click()
             app.locator("#failed-rows tr[data-id]").first.wait_for()
             assert "Oleg Operator" in app.locator("#failed-rows").inner_text()
+            assert app.locator("#failed-rows .dialer").inner_text() == DIALER_QUEUED[lang]
             shot(page, f"missed-named-{width}-{lang}")
             # the settings take people with the picker
             app.locator("#tab-settings").click()
