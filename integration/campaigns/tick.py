@@ -84,16 +84,25 @@ def _callback_due_q(callbacks: Campaign, agent: CampaignAgent, now: datetime) ->
     )
 
 
-def item_claim_for(
-    *, campaign: Campaign, agent: CampaignAgent, now: datetime
-) -> CampaignItem | None:
-    """The next number for this agent: a due callback assigned to them first (the portal's
-    callbacks campaign, docs/campaigns.md "Callbacks"), else the campaign's next due item."""
-    callbacks = (
+def callbacks_for(campaign: Campaign) -> Campaign | None:
+    """The portal's callbacks campaign, if a callback was ever queued (docs/campaigns.md)."""
+    return (
         Campaign.objects.filter(portal_id=campaign.portal_id, source=Campaign.Source.CALLBACKS)
         .select_related("portal")
         .first()
     )
+
+
+def item_claim_for(
+    *,
+    campaign: Campaign,
+    agent: CampaignAgent,
+    now: datetime,
+    callbacks: Campaign | None = None,
+) -> CampaignItem | None:
+    """The next number for this agent: a due callback assigned to them first (the portal's
+    callbacks campaign, docs/campaigns.md "Callbacks"), else the campaign's next due item.
+    `callbacks` is callbacks_for(campaign), read once per round by the caller."""
     if callbacks is not None:
         item = _claim(_callback_due_q(callbacks, agent, now), now)
         if item is not None:
@@ -317,8 +326,9 @@ def _round(campaign: Campaign, now: datetime) -> dict[str, Any]:
         Campaign.objects.filter(pk=campaign.pk).update(no_agent_since=None)
     free = [a for a in usable if _agent_free(a, campaign, now)]
     pairs: list[tuple[CampaignAgent, CampaignItem]] = []
+    callbacks = callbacks_for(campaign) if free else None
     for agent in free:
-        item = item_claim_for(campaign=campaign, agent=agent, now=now)
+        item = item_claim_for(campaign=campaign, agent=agent, now=now, callbacks=callbacks)
         if item is not None:
             pairs.append((agent, item))
     if not pairs:
