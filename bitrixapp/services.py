@@ -280,6 +280,8 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
     key = dedupe_key(member_id=portal.member_id, event=event, data=data, ts=ts or None)
     try:
         with transaction.atomic():
+            # Stored as processed: the door finishes with it here (a call event is routed
+            # below, in this transaction), so no second write on the common path.
             row = BitrixEvent.objects.create(
                 portal=portal,
                 event=event,
@@ -287,10 +289,11 @@ def event_receive(*, portal: Portal, payload: dict[str, Any]) -> tuple[BitrixEve
                 data=data,  # never the auth block: it carries tokens
                 user_id=user_id,
                 ts=ts,
+                state=BitrixEvent.State.PROCESSED,
+                processed_at=timezone.now(),
             )
-            if event not in CALL_EVENTS or _call_event_route(row):
-                row.state = BitrixEvent.State.PROCESSED
-                row.processed_at = timezone.now()
+            if event in CALL_EVENTS and not _call_event_route(row):
+                row.state, row.processed_at = BitrixEvent.State.RECEIVED, None
                 row.save(update_fields=["state", "processed_at"])
     except IntegrityError:
         return BitrixEvent.objects.get(dedupe_key=key), False

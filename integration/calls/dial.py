@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -96,21 +97,26 @@ def click_to_call_start(*, event: BitrixEvent) -> CallSync | None:
         return None
     entity_id = _int(data.get("CRM_ENTITY_ID"), "data[CRM_ENTITY_ID]")
     user_id = _int(data.get("USER_ID"), "data[USER_ID]")
-    row, created = CallSync.objects.get_or_create(
-        portal=event.portal,
-        bitrix_call_id=call_id,
-        defaults={
-            "origin": CallSync.Origin.CLICK_TO_CALL,
-            "stage": CallSync.Stage.DIALING,
-            "user_id": user_id or event.user_id,
-            "phone_number": str(data.get("PHONE_NUMBER") or ""),
-            "line_number": str(data.get("LINE_NUMBER") or ""),
-            "crm_entity_type": str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
-            "crm_entity_id": entity_id,
-            "call_list_id": _int(data.get("CALL_LIST_ID"), "data[CALL_LIST_ID]"),
-            "registered_at": timezone.now(),
-        },
-    )
+    # Insert first, read only on a clash: a click's CALL_ID is new unless the portal sent its
+    # event twice (the event door runs this for every click: issue 17).
+    try:
+        with transaction.atomic():
+            row = CallSync.objects.create(
+                portal=event.portal,
+                bitrix_call_id=call_id,
+                origin=CallSync.Origin.CLICK_TO_CALL,
+                stage=CallSync.Stage.DIALING,
+                user_id=user_id or event.user_id,
+                phone_number=str(data.get("PHONE_NUMBER") or ""),
+                line_number=str(data.get("LINE_NUMBER") or ""),
+                crm_entity_type=str(data.get("CRM_ENTITY_TYPE") or "") if entity_id else "",
+                crm_entity_id=entity_id,
+                call_list_id=_int(data.get("CALL_LIST_ID"), "data[CALL_LIST_ID]"),
+                registered_at=timezone.now(),
+            )
+        created = True
+    except IntegrityError:
+        row, created = CallSync.objects.get(portal=event.portal, bitrix_call_id=call_id), False
     with log_context(call=row.pk, portal=event.portal.member_id):
         if created:
             logger.info("click-to-call received")
