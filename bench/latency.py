@@ -5,7 +5,7 @@ adds to it (issue 17), through real processes.
     BENCH_CONFIGS=pg BENCH_WORKERS=2 .venv/bin/python bench/latency.py
 
 Each configuration runs in a child process that stands the stack up as `make run` does: gunicorn,
-the interactive worker (the Procfile's line: one process, a pool of 4 threads), the background
+the interactive worker (the Procfile's line: one process, a pool of 8 threads), the background
 worker (the other worker processes: BENCH_WORKERS 2 means one of each) and beat, with the
 sandbox (portal, OAuth, Unitalk) in the child over loopback HTTP, and installs the app through
 it. `pg`: a throwaway PostgreSQL database, Redis as broker and budget store. `embedded`: SQLite,
