@@ -9,6 +9,7 @@ it dies (docs/agents.md §5.1.1). Handlers are thin: ids in, one service.
 | agents.workday      | reverse.workday_follow | work day read back into the state        | —                             |
 | agents.notice_clear | fallback.notice_clear  | "works again" replaces the notice        | —                             |
 | (unitalk.webhook)   | _call_event_settled on settling | the line's agent recomputed     | —                             |
+| (unitalk.reconcile) | _call_event_settled on settling | busy agents recomputed when calls were recovered | — |
 | (searchCrmEntities) | _search_seen           | TIMEMAN_STATUS refreshes that agent      | —                             |
 | (state change)      | _push_on_change        | agents.push when the switch is on        | —                             |
 
@@ -23,8 +24,9 @@ from typing import Any
 from bitrixapp.models import Portal
 from integration import jobs
 from integration.agents import fallback, poll, push, reverse, services
-from integration.agents.models import AgentState
+from integration.agents.models import AgentState, State
 from integration.bitrix import telephony
+from integration.calls import reconcile
 from integration.calls.models import Call
 from integration.core import lanes
 from integration.models import Job
@@ -68,8 +70,19 @@ def _push_on_change(agent: AgentState, before_state: str, before_reason: str) ->
 
 
 def _call_event_settled(job: Job, state: str) -> None:
-    """A webhook was merged into its Call: the line's agent may be busy or free now."""
-    if job.kind != intake.KIND or state != Job.State.SUCCEEDED or job.portal_id is None:
+    """A webhook was merged into its Call: the line's agent may be busy or free now. A
+    reconciliation that recovered calls may have ended the one a busy agent was held by (its
+    CALL_END never came): recompute the portal's busy agents now, not at the next poll."""
+    if state != Job.State.SUCCEEDED or job.portal_id is None:
+        return
+    if job.kind == reconcile.KIND_RECONCILE:
+        if (job.result or {}).get("recovered"):
+            busy = AgentState.objects.filter(portal_id=job.portal_id, state=State.BUSY)
+            services.agents_refresh(
+                portal=job.portal, source="reconcile", agents=busy.select_related("portal")
+            )
+        return
+    if job.kind != intake.KIND:
         return
     event = UnitalkEvent.objects.filter(pk=job.payload.get("event_id")).first()
     if event is None:

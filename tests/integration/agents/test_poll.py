@@ -193,6 +193,26 @@ def test_a_live_call_makes_busy_then_wrap_up_then_available(mapped, agents_porta
     assert agent(5).state == State.AVAILABLE
 
 
+def test_a_reconciliation_that_ends_the_busy_call_frees_its_agent_at_once(mapped, agents_portal):
+    # CALL_END never came; history/get finished the call: the panel must not wait for a poll
+    from integration.agents import flow
+    from integration.calls import reconcile
+
+    poll.agents_poll(portal=mapped)
+    call = make_call(mapped, line="101", ended=False)
+    services.agents_refresh_line(portal_id=mapped.pk, line="101")
+    assert agent(5).state == State.BUSY
+    call.ended, call.state, call.ended_at = True, "ANSWER", timezone.now()
+    call.save()
+    job = Job.objects.create(
+        kind=reconcile.KIND_RECONCILE, portal=mapped, result={"recovered": 1}, payload={}
+    )
+    flow._call_event_settled(job, Job.State.SUCCEEDED)
+    assert agent(5).state != State.BUSY
+    row = AgentTransition.objects.filter(agent=agent(5)).order_by("-pk").first()
+    assert (row.from_state, row.source) == (State.BUSY, "reconcile")
+
+
 def test_a_busy_call_without_call_end_stops_holding_the_agent(mapped, agents_portal, settings):
     settings.AGENT_BUSY_MAX_S = 60
     poll.agents_poll(portal=mapped)
