@@ -76,7 +76,7 @@ def _call_event_settled(job: Job, state: str) -> None:
     if state != Job.State.SUCCEEDED or job.portal_id is None:
         return
     if job.kind == reconcile.KIND_RECONCILE:
-        if (job.result or {}).get("recovered"):
+        if (job.result or {}).get("recovered") and job.portal is not None:
             busy = AgentState.objects.filter(portal_id=job.portal_id, state=State.BUSY)
             services.agents_refresh(
                 portal=job.portal, source="reconcile", agents=busy.select_related("portal")
