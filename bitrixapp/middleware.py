@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from integration.core import metrics
+from integration.core import inputs, metrics
 from integration.core.log import log_context
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -41,7 +41,8 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class InputGuardMiddleware:
-    """400 for a NUL character anywhere in the query string or body (docs/security.md).
+    """400 for a NUL character anywhere in the query string or body, and for a Content-Length
+    that is not a number (docs/security.md).
 
     PostgreSQL cannot store NUL in text or jsonb: without this, a `%00` in a field or a
     `\u0000` in a JSON string would reach a query and come back as a 500. Checked on the raw
@@ -55,6 +56,14 @@ class InputGuardMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query:
             return _nul_refused("query string")
+        try:
+            # Through the one integer parser: Django's `request.body` runs int() on it, which
+            # raises on "²" and on 5,000 digits (docs/security.md "Numbers and JSON from outside").
+            inputs.parse_int_or_none(
+                request.META.get("CONTENT_LENGTH"), field="Content-Length", maximum=inputs.INT64_MAX
+            )
+        except inputs.InputError as exc:
+            return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
         if request.method in ("POST", "PUT", "PATCH"):
             try:
                 body = request.body

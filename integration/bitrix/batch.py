@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from bitrixapp.models import Portal
 from integration.bitrix import client
+from integration.core import inputs
 
 MAX_COMMANDS = 50
 
@@ -122,7 +123,9 @@ def merge_answer(
     out.results.update(_as_map(answer.get("result")))
     for key, error in _as_map(answer.get("result_error")).items():
         out.errors[key] = error if isinstance(error, dict) else {"error": str(error)}
+    # The one integer parser (docs/security.md "Numbers and JSON from outside"): an answer that
+    # is not a count fails the job as a validation error, not with a ValueError's traceback.
     for key, value in _as_map(answer.get("result_total")).items():
-        out.totals[key] = int(value)
+        out.totals[key] = inputs.parse_int(value, field=f"result_total[{key}]")
     for key, value in _as_map(answer.get("result_next")).items():
-        out.nexts[key] = int(value)
+        out.nexts[key] = inputs.parse_int(value, field=f"result_next[{key}]")

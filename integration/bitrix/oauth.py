@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from bitrixapp.models import Portal
 from integration.bitrix import errors
-from integration.core import alerts, http
+from integration.core import alerts, http, inputs
 from integration.core.errors import (
     CredentialsInvalidError,
     IntegrationError,
@@ -73,6 +73,24 @@ def tokens_store(
         portal.refresh_token = refresh_token
     seconds = float(expires_in) if expires_in else 3600.0
     portal.access_expires_at = timezone.now() + timedelta(seconds=seconds)
+
+
+#: Longer than any token lifetime Bitrix24 hands out (an hour, docs/bitrix24.md "Refresh").
+MAX_LIFETIME_S = 365 * 24 * 3600
+
+
+def _lifetime(value: Any) -> int | None:
+    """The refresh answer's `expires_in`, or None (tokens_store's hour) when it is no number.
+
+    Through the one integer parser (docs/security.md "Numbers and JSON from outside"). Never
+    raised on: refresh tokens are single-use (docs/bitrix24.md), so refusing the answer would
+    lose the new pair.
+    """
+    try:
+        return inputs.parse_int_or_none(value, field="expires_in", maximum=MAX_LIFETIME_S)
+    except inputs.InputError:
+        logger.info("token refresh answer has no usable expires_in; assuming an hour")
+        return None
 
 
 def access_token_current(*, portal: Portal) -> str:
@@ -141,7 +159,7 @@ def token_refresh(*, portal: Portal, failed_token: str) -> str:
                     portal=row,
                     access_token=str(body["access_token"]),
                     refresh_token=str(body.get("refresh_token") or ""),
-                    expires_in=body.get("expires_in"),
+                    expires_in=_lifetime(body.get("expires_in")),
                 )
                 row.save(update_fields=["access_token", "refresh_token", "access_expires_at"])
                 _copy_tokens(portal, row)

@@ -77,38 +77,6 @@ def failed_call_open(
 ) -> FailedCall:
     """Open an item, or count another occurrence of the same open one. A "call back" item
     (kind missed) is then handed to the declared hooks (the dialer's callback)."""
-    item = _failed_call_open(
-        portal=portal,
-        kind=kind,
-        dedupe_key=dedupe_key,
-        reason=reason,
-        phone_number=phone_number,
-        owner_user_id=owner_user_id,
-        call=call,
-        sync=sync,
-        job=job,
-        crm_entity_type=crm_entity_type,
-        crm_entity_id=crm_entity_id,
-    )
-    if item.kind == FailedCall.Kind.MISSED:
-        callback_opened(item=item)
-    return item
-
-
-def _failed_call_open(
-    *,
-    portal: Any,
-    kind: str,
-    dedupe_key: str,
-    reason: str,
-    phone_number: str = "",
-    owner_user_id: int | None = None,
-    call: Any = None,
-    sync: Any = None,
-    job: Job | None = None,
-    crm_entity_type: str = "",
-    crm_entity_id: int | None = None,
-) -> FailedCall:
     fields = {
         "kind": kind,
         "reason": reason[:4000],
@@ -121,6 +89,24 @@ def _failed_call_open(
         "crm_entity_id": crm_entity_id,
         "attempts": job.attempts if job else 0,
     }
+    item, created = _item_open(portal=portal, dedupe_key=dedupe_key, fields=fields)
+    if created:
+        # A missed call is ordinary business (someone calls back), not something an operator
+        # acts on.
+        level = logging.INFO if kind == FailedCall.Kind.MISSED else logging.WARNING
+        logger.log(
+            level,
+            "failed-call item opened: %s",
+            reason,
+            extra={"kind": kind, "item": item.pk, "portal": portal.member_id},
+        )
+    if item.kind == FailedCall.Kind.MISSED:
+        callback_opened(item=item)
+    return item
+
+
+def _item_open(*, portal: Any, dedupe_key: str, fields: dict[str, Any]) -> tuple[FailedCall, bool]:
+    """The open item for `dedupe_key` counted once more, or a new one; and whether it is new."""
     with transaction.atomic():
         existing = (
             FailedCall.objects.select_for_update()
@@ -135,33 +121,13 @@ def _failed_call_open(
             existing.occurrences = F("occurrences") + 1
             existing.save()
             existing.refresh_from_db()
-            return existing
+            return existing, False
         try:
             with transaction.atomic():
                 item = FailedCall.objects.create(portal=portal, dedupe_key=dedupe_key, **fields)
         except IntegrityError:  # opened concurrently: count it on theirs
-            return _failed_call_open(
-                portal=portal,
-                kind=kind,
-                dedupe_key=dedupe_key,
-                reason=reason,
-                phone_number=phone_number,
-                owner_user_id=owner_user_id,
-                call=call,
-                sync=sync,
-                job=job,
-                crm_entity_type=crm_entity_type,
-                crm_entity_id=crm_entity_id,
-            )
-    # A missed call is ordinary business (someone calls back), not something an operator acts on.
-    level = logging.INFO if kind == FailedCall.Kind.MISSED else logging.WARNING
-    logger.log(
-        level,
-        "failed-call item opened: %s",
-        reason,
-        extra={"kind": kind, "item": item.pk, "portal": portal.member_id},
-    )
-    return item
+            return _item_open(portal=portal, dedupe_key=dedupe_key, fields=fields)
+    return item, True
 
 
 def failed_call_report(

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from bitrixapp.models import Portal
 from integration.bitrix import users as bitrix_users
 from integration.calls.models import Call, CallSync
+from integration.core import inputs
 from integration.unitalk.models import OperatorMapping
 
 DIRECTIONS = ("in", "out")
@@ -70,11 +71,13 @@ def date_range_parse(query: Any, errors: dict[str, str]) -> tuple[date | None, d
 def picked_user_parse(query: Any, errors: dict[str, str]) -> int | None:
     """The `user` a list is filtered by (the picker sends a Bitrix24 user id)."""
     raw = str(query.get("user") or "").strip()
-    # ASCII digits only: str.isdigit() also takes "¹²", which int() refuses.
-    user_id = int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 10 else None
-    if raw and not user_id:
+    # The one integer parser (docs/security.md "Numbers and JSON from outside"): str.isdigit()
+    # also takes "¹²", which int() refuses.
+    try:
+        return inputs.parse_int_or_none(raw, field="user", minimum=1)
+    except inputs.InputError:
         errors["user"] = _("Choose a user with the picker.")
-    return user_id
+        return None
 
 
 def history_filters_parse(query: Any) -> HistoryFilters:

@@ -18,6 +18,7 @@ from integration.bitrix import batch, client
 from integration.campaigns import services
 from integration.campaigns.models import Campaign
 from integration.campaigns.services import Entry
+from integration.core import inputs
 from integration.core.errors import PermanentError
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ def type_id_for(name: str) -> int | None:
     for type_id, known in TYPE_NAMES.items():
         if known == name:
             return type_id
-    if name.startswith("DYNAMIC_") and name[8:].isascii() and name[8:].isdigit():
-        return int(name[8:])
+    if name.startswith("DYNAMIC_"):
+        # The one integer parser (docs/security.md "Numbers and JSON from outside").
+        return inputs.positive_id_or_none(name[8:])
     return None
 
 

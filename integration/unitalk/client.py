@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from integration.core import http, ratelimit
+from integration.core import http, inputs, ratelimit
 from integration.core.errors import CredentialsInvalidError, IntegrationError, ValidationError
 from integration.unitalk import errors, names
 
@@ -358,9 +358,13 @@ def _read_recording(response: http.Response, limit: int) -> Recording:
         kind = response.headers.get("Content-Type", "")
         raise errors.build(errors.RECORDING_NOT_AUDIO, f"recording link sent {kind or 'no type'}")
     declared = response.headers.get("Content-Length", "")
-    # ASCII digits only, and never int() of thousands of them (integration/core/inputs.py).
-    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
-        raise errors.build(errors.RECORDING_TOO_LARGE, f"recording of {declared} bytes over cap")
+    try:
+        # The one integer parser (docs/security.md "Numbers and JSON from outside").
+        size = inputs.parse_int_or_none(declared, field="Content-Length", maximum=inputs.INT64_MAX)
+    except inputs.InputError:
+        size = None  # not a length: the bytes below are counted against the cap all the same
+    if size is not None and size > limit:
+        raise errors.build(errors.RECORDING_TOO_LARGE, f"recording of {size} bytes over cap")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(chunk_size=64 * 1024):

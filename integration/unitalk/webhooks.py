@@ -82,10 +82,24 @@ def _too_large() -> JsonResponse:
     return JsonResponse({"error": "body too large", "field": "body"}, status=413)
 
 
+def _declared_length(request: HttpRequest) -> int | None:
+    """The body size the client declared (None: it declared none). Raises PayloadError.
+
+    Through the one integer parser (integration/core/inputs.py, docs/security.md "Numbers and
+    JSON from outside"): `str.isdigit()` takes "²" and 5,000 digits, which `int()` refuses.
+    """
+    try:
+        return inputs.parse_int_or_none(
+            request.META.get("CONTENT_LENGTH"), field="Content-Length", maximum=inputs.INT64_MAX
+        )
+    except inputs.InputError as exc:
+        raise schema.PayloadError(exc.message, field=exc.field) from None
+
+
 def _read_body(request: HttpRequest, cap: int) -> bytes | None:
-    """The body, or None when it is over `cap` bytes (declared or actual)."""
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > cap:
+    """The body, or None when it is over `cap` bytes (declared or actual). Raises PayloadError."""
+    declared = _declared_length(request)
+    if declared is not None and declared > cap:
         return None
     body = request.read(cap + 1)
     return None if len(body) > cap else body
@@ -103,9 +117,12 @@ def _decode(request: HttpRequest, body: bytes) -> object:
 
 
 def _multipart(request: HttpRequest, cap: int) -> object | None:
-    """A multipart form body (size judged by its declared length), or None when over `cap`."""
-    declared = request.META.get("CONTENT_LENGTH") or ""
-    if not declared.isdigit() or int(declared) > cap:
+    """A multipart form body (size judged by its declared length), or None when over `cap`.
+    Raises PayloadError (no length declared, or not a number)."""
+    declared = _declared_length(request)
+    if declared is None:
+        raise schema.PayloadError("Content-Length is required", field="Content-Length")
+    if declared > cap:
         return None
     return schema.form_to_payload({k: request.POST.get(k, "") for k in request.POST})
 

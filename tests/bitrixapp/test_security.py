@@ -286,6 +286,16 @@ def test_odd_user_id_in_an_event_is_400_naming_the_field(client, portal, user_id
     assert not BitrixEvent.objects.exists()
 
 
+@pytest.mark.parametrize("declared", ["²", "1" * 5000, "-5"])
+@pytest.mark.parametrize("path", ["/bitrix/events/", "/bitrix/install/", "/healthz"])
+def test_a_content_length_that_is_no_number_is_400_at_every_door(client, path, declared):
+    # Django's request.body ran int() on it: "²" and 5,000 digits were a 500 at every door.
+    response = client.post(path, "event=X", content_type=FORM, CONTENT_LENGTH=declared)
+    assert response.status_code == 400
+    assert response.json()["field"] == "Content-Length"
+    assert not BitrixEvent.objects.exists()
+
+
 def test_odd_numbers_in_a_stored_event_fail_the_job_as_a_validation_error(portal):
     # given: an event row whose data no door would let in now (stored before the fix)
     row = BitrixEvent.objects.create(

@@ -1,7 +1,8 @@
 """What an operator sees after a small run: metrics with the counts it caused, and logs where
 every line of every process is JSON, ids are in full and only secrets are masked.
 
-The app runs as production runs it (gunicorn with gunicorn.conf.py, a Celery worker, beat;
+The app runs as production runs it (gunicorn with gunicorn.conf.py, the Procfile's two lanes — a
+prefork background worker and `worker-interactive` with its threads pool — and beat;
 prometheus-client multiprocess mode) against the sandbox: an answered click-to-call, one dialed
 through a Unitalk 503, a missed inbound call and a webhook with a wrong secret.
 """
@@ -21,7 +22,7 @@ from bitrixapp.models import Portal
 from integration.calls.models import CallSync, FailedCall
 from integration.models import Job, JobAttempt
 from integration.unitalk.models import UnitalkConnection
-from tests.e2e.test_calls_pipeline import call_world
+from tests.e2e.test_calls_pipeline import call_world, started
 from tests.support.waiting import wait_until
 from tests.support.world import CLIENT_SECRET, KEY
 
@@ -29,6 +30,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TOKEN = "scrape-token-5f0c2a9e71d34b8a"
 WRONG_SECRET = "not-the-webhook-secret-123456"
+#: Every process of the Procfile but `release` (docs/operations.md), each with its own log.
+PROCESSES = ("web", "worker", "worker-interactive", "beat")
+IDLE = ("worker", "worker-interactive", "beat")
 MASKED = re.compile(r"\*\*\*\*([A-Za-z0-9_.~+/=-]{0,4})")
 
 
@@ -65,9 +69,11 @@ def test_metrics_count_the_run_and_every_log_line_is_json_with_ids_in_full(tmp_p
         "METRICS_TOKEN": TOKEN,
         "HEARTBEAT_INTERVAL_S": "0.5",
     }
-    with call_world(tmp_path, settings, env=env) as world:
+    with call_world(tmp_path, settings, env=env, concurrency=2, procfile_lanes=True) as world:
         settings.CELERY_TASK_DEFAULT_QUEUE = world.stack.env["CELERY_TASK_DEFAULT_QUEUE"]
         base, portal = world.stack.base_url, world.portal
+        # the interactive lane is the Procfile's own line, its threads pool (docs/pipeline.md)
+        assert started(world, "worker-interactive")["pool"] == "thread"
         connection = UnitalkConnection.objects.get(portal=portal)
 
         # an answered click-to-call
@@ -104,14 +110,14 @@ def test_metrics_count_the_run_and_every_log_line_is_json_with_ids_in_full(tmp_p
 
         samples = _scrape(base)
 
-        # idle: once every job is done, while beat ticks for a few seconds, neither the worker
-        # nor beat writes a line
+        # idle: once every job is done, while beat ticks for a few seconds, neither worker nor
+        # beat writes a line
         wait_until(
             lambda: not Job.objects.filter(state__in=Job.OPEN_STATES).exists(),
             timeout=60,
             message="every job done",
         )
-        quiet_from = {name: len(world.stack.log(name).splitlines()) for name in ("worker", "beat")}
+        quiet_from = {name: len(world.stack.log(name).splitlines()) for name in IDLE}
         since = time.time()
         wait_until(
             lambda: (heartbeats.heartbeat_read("beat") or {}).get("at", 0) > since + 3,
@@ -123,7 +129,7 @@ def test_metrics_count_the_run_and_every_log_line_is_json_with_ids_in_full(tmp_p
         row = Portal.objects.get(pk=portal.pk)
         secrets |= {row.access_token, row.refresh_token, row.application_token}
         member_id = portal.member_id
-        logs = {name: world.stack.log(name) for name in ("web", "worker", "beat")}
+        logs = {name: world.stack.log(name) for name in PROCESSES}
 
     # metrics: the counts this run caused
     jobs = "unitalk_app_jobs"
@@ -162,7 +168,9 @@ def test_metrics_count_the_run_and_every_log_line_is_json_with_ids_in_full(tmp_p
         assert bad == [], f"{name}: {bad[:3]}"
     # ids in full: the request ids answered, the portal; only secrets are masked
     assert all(rid in logs["web"] for rid in request_ids)
+    # both lanes ran this portal's jobs (the dials on the interactive one, docs/pipeline.md)
     assert f'"portal": "{member_id}"' in logs["worker"]
+    assert f'"portal": "{member_id}"' in logs["worker-interactive"]
     tails = {s[-4:] for s in secrets if s}
     masked = {m for text in logs.values() for m in MASKED.findall(text)}
     assert masked <= tails | {""}, masked - tails
@@ -174,7 +182,7 @@ def test_metrics_count_the_run_and_every_log_line_is_json_with_ids_in_full(tmp_p
     assert not [x for x in lines if x["message"].startswith(("Task ", "Scheduler: Sending"))]
     missed = [x for x in lines if "missed" in x["message"].lower() and x["level"] != "INFO"]
     assert missed == []
-    assert idle == {"worker": [], "beat": []}
+    assert idle == {name: [] for name in IDLE}
 
 
 def _is_json_object(line: str) -> bool:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from bitrixapp.models import Portal
 from integration.bitrix import batch as bx_batch
 from integration.bitrix import client, errors
-from integration.core import ratelimit
+from integration.core import inputs, ratelimit
 from integration.core.errors import (
     AuthExpiredError,
     CredentialsInvalidError,
@@ -152,6 +152,26 @@ def test_token_about_to_expire_is_refreshed_before_the_call(portal, rsps):
     client.call(portal, "profile")
     assert rsps.calls[0].request.url.startswith(TOKEN_URL)
     assert rest_body(rsps.calls[1])["auth"] == "access-2"
+
+
+@pytest.mark.parametrize("expires_in", ['"²"', '"' + "9" * 5000 + '"', "1e400"])
+def test_a_refresh_answer_with_an_odd_lifetime_keeps_the_new_pair_for_an_hour(
+    portal, rsps, expires_in
+):
+    # The one integer parser (integration/core/inputs.py): float() raised, and the single-use
+    # refresh token's new pair was lost with the job.
+    portal.access_expires_at = timezone.now() + timedelta(seconds=5)
+    portal.save(update_fields=["access_expires_at"])
+    body = f'{{"access_token": "access-2", "refresh_token": "r2", "expires_in": {expires_in}}}'
+    rsps.get(TOKEN_URL, body=body, content_type="application/json")
+    rsps.post(REST + "profile", json=ok({"ID": "1"}))
+
+    client.call(portal, "profile")
+
+    portal.refresh_from_db()
+    assert (portal.access_token, portal.refresh_token) == ("access-2", "r2")
+    left = (portal.access_expires_at - timezone.now()).total_seconds()
+    assert 3500 < left <= 3600
 
 
 def test_query_limit_exceeded_is_rate_limited(portal, rsps):
@@ -444,6 +464,19 @@ def test_batch_reads_result_error_as_a_php_list(portal, rsps):
     out = bx_batch.batch(portal, [("crm.lead.get", {"id": 0}), ("crm.lead.get", {"id": 9})])
     assert out.results == {}
     assert out.errors == {"0": NOT_DEFINED, "1": NOT_FOUND_EMPTY}
+
+
+@pytest.mark.parametrize("total", ["²", "9" * 5000, "many"])
+def test_a_batch_total_that_is_no_count_is_a_validation_error(portal, rsps, total):
+    # The one integer parser (integration/core/inputs.py): int() raised a ValueError, a job
+    # failing with a traceback instead of a validation failure naming the field.
+    rsps.post(
+        REST + "batch",
+        json=ok({"result": {"a": []}, "result_error": [], "result_total": {"a": total}}),
+    )
+    with pytest.raises(inputs.InputError) as caught:
+        bx_batch.batch(portal, {"a": ("crm.lead.list", {})})
+    assert caught.value.field == "result_total[a]"
 
 
 def test_batch_reads_results_as_an_object_beside_a_list_of_errors(portal, rsps):

@@ -107,3 +107,13 @@ def test_a_source_that_cannot_be_read_is_shown_on_the_campaign(campaign, crm):
     assert campaign.load_error == "the CRM filter names no entity type"
     assert Job.objects.get(kind=services.KIND_LOAD).state == Job.State.DEAD
     assert not CampaignItem.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["DYNAMIC_" + "9" * 5000, "DYNAMIC_²", "DYNAMIC_0", "DYNAMIC_"])
+def test_an_odd_dynamic_type_name_is_unknown(name):
+    # The one integer parser (integration/core/inputs.py): int() raised on 5,000 digits.
+    assert sources.type_id_for(name) is None
+
+
+def test_a_dynamic_type_name_gives_its_entity_type_id():
+    assert sources.type_id_for("DYNAMIC_128") == 128

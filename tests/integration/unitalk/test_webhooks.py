@@ -10,6 +10,7 @@ from integration.calls.models import Call
 from integration.models import Job
 from integration.unitalk import services
 from integration.unitalk.models import UnitalkConnection, UnitalkEvent
+from integration.unitalk.webhooks import unitalk_webhook
 
 from .conftest import payload, run_jobs
 
@@ -330,3 +331,58 @@ def test_feed_takes_the_inbox_in_batches_oldest_first(client, url):
     assert intake.inbox_feed(limit=2) == 1
     assert intake.inbox_feed(limit=2) == 0
     assert not UnitalkEvent.objects.filter(state="received").exists()
+
+
+@pytest.mark.parametrize("declared", ["²", "9" * 5000, "-1", "12a"])
+def test_content_length_not_a_number_is_400_naming_it(client, url, declared):
+    # Through the one integer parser (integration/core/inputs.py): "²" and 5,000 digits pass
+    # str.isdigit() and then int() raised, a 500.
+    response = post(client, url, payload("call_new_in"), CONTENT_LENGTH=declared)
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "Content-Length"
+    assert not UnitalkEvent.objects.exists()
+
+
+@pytest.mark.parametrize("declared", ["²", "9" * 5000])
+def test_multipart_content_length_not_a_number_is_400_naming_it(client, url, declared):
+    response = client.post(url, data={"event": "CALL_NEW"}, CONTENT_LENGTH=declared)
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "Content-Length"
+    assert not UnitalkEvent.objects.exists()
+
+
+def test_declared_length_over_the_cap_is_413(client, url, settings):
+    settings.UNITALK_WEBHOOK_MAX_BYTES = 1024
+
+    response = post(client, url, payload("call_new_in"), CONTENT_LENGTH=str(10**12))
+
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("declared", ["²", "9" * 5000])
+def test_the_door_parses_content_length_itself(rf, connection, declared):
+    # Called directly, without the input guard in front (bitrixapp/middleware.py): the door's
+    # own isdigit()-then-int() raised ValueError.
+    request = rf.post(
+        "/", json.dumps(payload("call_new_in")), "application/json", CONTENT_LENGTH=declared
+    )
+
+    response = unitalk_webhook(request, connection.webhook_secret)
+
+    assert response.status_code == 400
+    assert json.loads(response.content)["field"] == "Content-Length"
+
+
+def test_multipart_without_a_declared_length_is_400_not_413(rf, connection):
+    request = rf.post("/", {"event": "CALL_NEW"})
+    del request.META["CONTENT_LENGTH"]
+
+    response = unitalk_webhook(request, connection.webhook_secret)
+
+    assert response.status_code == 400
+    assert json.loads(response.content) == {
+        "error": "Content-Length is required",
+        "field": "Content-Length",
+    }
