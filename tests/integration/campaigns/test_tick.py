@@ -13,6 +13,7 @@ from integration.calls.models import Call, CallSync
 from integration.campaigns import outcomes, services, sweep, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.services import Entry
+from integration.models import Notification
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     call_settings,
     connection,
@@ -273,6 +274,65 @@ def test_two_operator_legs_not_answered_in_a_row_pause_the_agent_without_chargin
     assert agent.pause_reason == "did not pick up 2 calls in a row"
     assert list(CampaignItem.objects.values_list("attempts", flat=True)) == [0, 0, 0]
     assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 0
+
+
+def _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks) -> CampaignAgent:
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    CampaignAgent.objects.filter(campaign=campaign, bitrix_user_id=6).delete()
+    _running(campaign)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            tick.campaign_tick(campaign_id=campaign.pk)
+            _end(
+                Attempt.objects.select_related("item", "call_sync").get(outcome=""),
+                "NOANSWER",
+                full=0,
+            )
+    run_jobs()
+    return CampaignAgent.objects.get(campaign=campaign)
+
+
+def test_an_agent_paused_for_legs_not_answered_and_the_manager_are_told_once_each(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
+    # Given a campaign of manager 1 whose agent 5 did not pick up two calls in a row
+    AgentState.objects.filter(bitrix_user_id=5).update(name="Oleg Operator")
+    agent = _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks)
+
+    # Then the agent and the manager each get one notice, tagged per campaign and agent
+    assert agent.paused is True
+    tag = f"unitalk:campaign:{campaign.pk}:agent:5"
+    assert [(n["USER_ID"], n["TAG"]) for n in crm.notices] == [
+        (5, tag),
+        (1, f"{tag}:manager"),
+    ]
+    to_agent, to_manager = (n["MESSAGE"] for n in crm.notices)
+    assert "You did not pick up 2 calls in a row" in to_agent
+    assert "Spring leads" in to_agent
+    assert "Oleg Operator did not pick up 2 calls in a row" in to_manager
+    rows = Notification.objects.filter(kind=services.KIND_AGENT_PAUSED, resolved_at=None)
+    assert sorted(rows.values_list("user_id", flat=True)) == [1, 5]
+
+    # When the agent resumes, both problems close (their banners go)
+    services.campaign_agent_pause(agent=agent, paused=False)
+    assert not rows.exists()
+
+
+def test_a_repeated_leg_pause_notice_replaces_the_open_one(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
+    # Given an agent already told they were paused
+    agent = _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks)
+
+    # When the dialer pauses them again before they resumed
+    with django_capture_on_commit_callbacks(execute=True):
+        services.agent_pause_notify(agent=agent, campaign=campaign, failures=2)
+    run_jobs()
+
+    # Then each audience keeps one open row and Bitrix24 gets the same TAG again
+    rows = Notification.objects.filter(kind=services.KIND_AGENT_PAUSED, resolved_at=None)
+    assert sorted(rows.values_list("count", flat=True)) == [2, 2]
+    assert len({n["TAG"] for n in crm.notices}) == 2
 
 
 def test_unnormalisable_numbers_are_skipped_with_the_reason_and_duplicates_merged(campaign):
