@@ -261,9 +261,20 @@ def _finish_if_done(campaign: Campaign) -> bool:
         return False
     return bool(
         Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
-            state=Campaign.State.FINISHED, state_reason="every number has a final outcome"
+            state=Campaign.State.FINISHED, state_reason=_finished_reason(campaign)
         )
     )
+
+
+def _finished_reason(campaign: Campaign) -> str:
+    """Why a loaded campaign with nothing left to dial finished. A source that gave no number
+    to dial (a filter matching nothing, an empty list, items without phones) is not "every
+    number has a final outcome" (issue 14 "Bad input", docs/campaigns.md)."""
+    if CampaignItem.objects.filter(campaign=campaign).exclude(phone="").exists():
+        return "every number has a final outcome"
+    if campaign.load_state == Campaign.LoadState.FAILED:
+        return "the numbers could not be loaded"
+    return "the source had no numbers to dial"
 
 
 def _waiting_for_numbers(campaign: Campaign) -> bool:

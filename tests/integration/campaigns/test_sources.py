@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from integration.campaigns import services, sources
+from integration.campaigns import services, sources, tick
 from integration.campaigns.models import Campaign, CampaignItem
 from integration.models import Job
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
@@ -107,3 +107,34 @@ def test_a_source_that_cannot_be_read_is_shown_on_the_campaign(campaign, crm):
     assert campaign.load_error == "the CRM filter names no entity type"
     assert Job.objects.get(kind=services.KIND_LOAD).state == Job.State.DEAD
     assert not CampaignItem.objects.exists()
+
+    # Started anyway, it finishes saying so, not that the source had no numbers.
+    services.campaign_start(campaign=campaign)
+    tick.campaign_tick(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    assert (campaign.state, campaign.state_reason) == (
+        Campaign.State.FINISHED,
+        "the numbers could not be loaded",
+    )
+
+
+@pytest.mark.parametrize("leads", [0, 2], ids=["filter matches nothing", "leads without phones"])
+def test_a_source_with_no_number_to_dial_finishes_with_its_own_reason(campaign, crm, leads):
+    # Given a CRM filter that yields no number: no lead at all, or leads without phones
+    for n in range(1, leads + 1):
+        crm.add(1, n)
+    _source(campaign, Campaign.Source.CRM_FILTER, entity_type_id=1, filter={"=stageId": "NEW"})
+
+    # When it is loaded and started
+    services.campaign_load_enqueue(campaign=campaign)
+    services.campaign_start(campaign=campaign)
+    run_jobs()
+
+    # Then it finishes because the source was empty, not "every number has a final outcome"
+    campaign.refresh_from_db()
+    assert campaign.load_state == Campaign.LoadState.LOADED
+    assert (campaign.state, campaign.state_reason) == (
+        Campaign.State.FINISHED,
+        "the source had no numbers to dial",
+    )
+    assert CampaignItem.objects.filter(state="skipped").count() == leads
