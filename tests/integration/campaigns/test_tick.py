@@ -14,6 +14,7 @@ from integration.campaigns import outcomes, services, sweep, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.services import Entry
 from integration.models import Notification
+from integration.unitalk.models import OperatorMapping
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     call_settings,
     connection,
@@ -115,6 +116,40 @@ def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(cam
     assert campaign.state_reason == "no agent available for 10 min"
     assert crm.count("im.notify.system.add") == 1  # the manager is told
     assert dials == []
+
+
+def test_a_campaign_whose_agents_all_lose_their_lines_pauses_itself_and_tells_the_manager(
+    campaign, crm, dials
+):
+    # Given a running campaign whose two agents each made a call
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    _running(campaign)
+    assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 2
+    run_jobs()
+    for attempt in Attempt.objects.select_related("item", "call_sync").filter(outcome=""):
+        _end(attempt, "ANSWER")
+
+    # When both lines' mappings are removed (the roster sync empties their lines)
+    OperatorMapping.objects.filter(portal=campaign.portal).delete()
+    agent_services.agents_roster_sync(portal=campaign.portal)
+    now = timezone.now()
+    first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+    late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    run_jobs()
+
+    # Then nobody is dialled, the campaign pauses itself with the reason, the manager is told
+    assert (first["dialled"], first["waiting"]) == (0, "no agent available")
+    assert late["waiting"] == "no agent available for 10 min"
+    assert set(AgentState.objects.values_list("line", flat=True)) == {""}
+    campaign.refresh_from_db()
+    assert (campaign.state, campaign.state_reason) == (
+        Campaign.State.PAUSED,
+        "no agent available for 10 min",
+    )
+    assert [n["USER_ID"] for n in crm.notices] == [1]
+    assert f"unitalk:campaign.autopause.{campaign.pk}" == crm.notices[0]["TAG"]
+    assert len(dials) == 2
+    assert CampaignItem.objects.filter(state="pending").count() == 1
 
 
 def test_agent_without_a_line_is_not_available(campaign, crm, dials):
