@@ -29,6 +29,8 @@ KIND_COMMENT = "campaign.comment"
 KIND_TODO = "campaign.todo"
 #: The message code of "the dialer paused you / your agent" (integration/core/messages.py).
 KIND_AGENT_PAUSED = "campaign.agent_paused"
+#: The message code of "the campaign paused itself: no agent available".
+KIND_AUTO_PAUSED = "campaign.auto_paused"
 
 
 class CampaignStateError(ValueError):
@@ -175,7 +177,28 @@ def campaign_start(*, campaign: Campaign) -> Campaign:
             raise CampaignStateError(f"a {campaign.get_state_display()} campaign cannot start")
         campaign.refresh_from_db()
         tick_enqueue(campaign=campaign, reason="start")
+    alerts.notification_resolve(portal=campaign.portal_id, tag=campaign_autopause_tag(campaign))
     return campaign
+
+
+def campaign_autopause_tag(campaign: Campaign) -> str:
+    return f"campaign.autopause.{campaign.pk}"
+
+
+def campaign_autopause_notify(*, campaign: Campaign, minutes: int) -> None:
+    """The campaign paused itself (no agent available for `minutes`): tell its manager (the
+    portal's problem recipients when it has none) in their language, delivered by a job with
+    retries; one open row and one Bitrix24 TAG per campaign, closed when it starts again."""
+    alerts.notification_raise(
+        portal=campaign.portal,
+        kind=KIND_AUTO_PAUSED,
+        tag=campaign_autopause_tag(campaign),
+        user_id=campaign.manager_user_id or None,
+        message=f"campaign {campaign.pk} paused itself: no agent available for {minutes} min",
+        params={"campaign": campaign.name, "n": minutes},
+        severity=Notification.Severity.WARNING,
+        context={"campaign": campaign.pk},
+    )
 
 
 def campaign_pause(*, campaign: Campaign, reason: str = "paused by a manager") -> Campaign:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from integration.agents import selectors as agent_selectors
 from integration.agents import services as agent_services
-from integration.bitrix import batch, notify
+from integration.bitrix import batch
 from integration.calls import dial, failed, sync
 from integration.calls.models import CallSync, FailedCall
 from integration.campaigns import services, sweep
@@ -232,16 +232,8 @@ def _no_agent(campaign: Campaign, now: datetime) -> str | None:
     paused = Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
         state=Campaign.State.PAUSED, state_reason=reason
     )
-    if paused and campaign.manager_user_id:
-        try:
-            notify.notify_system_add(
-                campaign.portal,
-                user_id=campaign.manager_user_id,
-                message=f"Campaign {campaign.name} paused itself: {reason}.",
-                tag=f"campaign.autopause.{campaign.pk}",
-            )
-        except IntegrationError as exc:  # the pause stands; the page shows the reason anyway
-            logger.warning("manager not told of auto-pause: %s", exc)
+    if paused:
+        services.campaign_autopause_notify(campaign=campaign, minutes=minutes)
     return reason
 
 

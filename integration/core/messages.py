@@ -271,6 +271,22 @@ def _campaign_agent_paused(p: dict[str, Any]) -> Rendered:
     return Rendered(_("Paused in a campaign"), text % values, FIX_CAMPAIGNS)
 
 
+def _campaign_auto_paused(p: dict[str, Any]) -> Rendered:
+    n = _n(p)
+    return Rendered(
+        _("Campaign paused itself"),
+        ngettext(
+            "No agent was available for %(n)d minute, so the campaign “%(campaign)s” paused "
+            "itself. Start it again on the Campaigns page when agents are back.",
+            "No agent was available for %(n)d minutes, so the campaign “%(campaign)s” paused "
+            "itself. Start it again on the Campaigns page when agents are back.",
+            n,
+        )
+        % {"n": n, "campaign": p.get("campaign") or "?"},
+        FIX_CAMPAIGNS,
+    )
+
+
 #: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
 MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "unitalk.credentials_invalid": _credentials_invalid,
@@ -290,6 +306,7 @@ MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "routing.unitalk_down": _routing_unitalk_down,
     "routing.escalated": _routing_escalated,
     "campaign.agent_paused": _campaign_agent_paused,
+    "campaign.auto_paused": _campaign_auto_paused,
 }
 
 

@@ -31,6 +31,7 @@ def params_for(kind: str, n: int) -> dict:
         "agents.sync_failed": {"name": "Oleg Operator"},
         "agents.poll_failed": {"n": n},
         "campaign.agent_paused": {"campaign": "Spring leads", "n": n, "name": "Oleg Operator"},
+        "campaign.auto_paused": {"campaign": "Spring leads", "n": n},
     }.get(kind, {})
 
 

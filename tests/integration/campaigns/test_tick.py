@@ -98,28 +98,40 @@ def test_an_agent_on_a_call_gets_no_second_number_and_a_second_tick_dials_nobody
     assert len({d["number"] for d in dials}) == 2
 
 
-def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(campaign, crm, dials):
+def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
     _enrol(campaign, crm, "+380501110001")
     _running(campaign)
     for agent in CampaignAgent.objects.filter(campaign=campaign):
         services.campaign_agent_pause(agent=agent, paused=True)
     now = timezone.now()
 
-    first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
-    early = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=9))
-    late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+        early = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=9))
+        late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    run_jobs()
 
     assert first["dialled"] == early["dialled"] == 0
     assert late["waiting"] == "no agent available for 10 min"
     campaign.refresh_from_db()
     assert campaign.state == Campaign.State.PAUSED
     assert campaign.state_reason == "no agent available for 10 min"
-    assert crm.count("im.notify.system.add") == 1  # the manager is told
+    # the manager is told once, in the portal's language, under the campaign's TAG
+    [notice] = crm.notices
+    assert (notice["USER_ID"], notice["TAG"]) == (1, f"unitalk:campaign.autopause.{campaign.pk}")
+    assert "No agent was available for 10 minutes" in notice["MESSAGE"]
     assert dials == []
+    # started again, the problem closes (its banner goes)
+    services.campaign_start(campaign=campaign)
+    assert not Notification.objects.filter(
+        kind=services.KIND_AUTO_PAUSED, resolved_at__isnull=True
+    ).exists()
 
 
 def test_a_campaign_whose_agents_all_lose_their_lines_pauses_itself_and_tells_the_manager(
-    campaign, crm, dials
+    campaign, crm, dials, django_capture_on_commit_callbacks
 ):
     # Given a running campaign whose two agents each made a call
     _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
@@ -133,8 +145,9 @@ def test_a_campaign_whose_agents_all_lose_their_lines_pauses_itself_and_tells_th
     OperatorMapping.objects.filter(portal=campaign.portal).delete()
     agent_services.agents_roster_sync(portal=campaign.portal)
     now = timezone.now()
-    first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
-    late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+        late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
     run_jobs()
 
     # Then nobody is dialled, the campaign pauses itself with the reason, the manager is told
