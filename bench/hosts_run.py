@@ -42,18 +42,18 @@ VHOST = "hosts"
 CALLS = int(os.environ.get("HOSTS_CALLS", "500"))
 LOAD_INTERVAL_S = float(os.environ.get("HOSTS_LOAD_INTERVAL_S", "2.0"))
 DUPLICATE_RATE = float(os.environ.get("HOSTS_DUPLICATE_RATE", "0.3"))
-JOB_LEASE_S = int(os.environ.get("HOSTS_JOB_LEASE_S", "25"))
+JOB_LEASE_S = int(os.environ.get("HOSTS_JOB_LEASE_S", "10"))
 KEEP_DB = os.environ.get("HOSTS_KEEP_DB") == "1"
 LINK_DOWN_BEFORE_KILL_S = 2.0
 AFTER_RESTORE_LOAD_S = 10.0
 
-# Short enough for a run of minutes, consistent with each other: the hard time limit ends a live
-# attempt before its lease can expire (no takeover of a job that is still running), and a drain
-# claim outlives any single request including its rate-limit wait.
+# Short enough for a run of minutes, consistent with each other. The job lease is production's
+# (JOB_LEASE_S, 10 s): a running attempt renews it (integration/lease.py), so the task time
+# limits keep their defaults. A drain claim (120 s in production) is shortened to 20 s so a run
+# of minutes sees host b's claimed calls come back; it still outlives any single request
+# including its rate-limit wait (docs/deploy.md, "Losing a host").
 TIMINGS = {
     "JOB_LEASE_S": str(JOB_LEASE_S),
-    "CELERY_TASK_TIME_LIMIT": str(JOB_LEASE_S - 5),
-    "CELERY_TASK_SOFT_TIME_LIMIT": str(JOB_LEASE_S - 10),
     "CALL_DRAIN_CLAIM_S": "20",
     "JOB_REDISPATCH_AFTER_S": "20",
     "JOB_DISPATCH_INTERVAL_S": "1",

@@ -229,8 +229,17 @@ def agents_poll(
 ) -> dict[str, Any]:
     """One poll of a portal's agents. Never raises for Bitrix24's answers (they are data); a
     budget wait (RateLimitedError) is raised after saving what was read, so the job resumes
-    from there: `since` is when the job began."""
-    now = now or timezone.now()
+    from there: `since` is when the job began.
+
+    Transitions are stamped when the readings are in (`learned()`), not when the poll began:
+    the requests take seconds under faults and budget waits, and a transition dated before the
+    app could know it would claim the dialer ignored a pause (docs/agents.md §5.1, item 5)."""
+    given = now
+
+    def learned() -> datetime:
+        return given if given is not None else timezone.now()
+
+    now = learned()
     services.agents_roster_sync(portal=portal)
     sync = services.agent_sync_get(portal=portal)
     agents = list(
@@ -253,10 +262,12 @@ def agents_poll(
         if exc.service != "ratelimit":
             return _poll_failed(portal, sync, exc, now)  # Bitrix24's own 503: it did fail
         sync.save(update_fields=POLL_FIELDS)
-        services.agents_refresh(portal=portal, source="poll", now=now, agents=touched.values())
+        services.agents_refresh(
+            portal=portal, source="poll", now=learned(), agents=touched.values()
+        )
         raise
     except IntegrationError as exc:
-        return _poll_failed(portal, sync, exc, now)
+        return _poll_failed(portal, sync, exc, learned())
     recovered = sync.poll_failures > 0
     sync.poll_failures = 0
     sync.last_poll_error = ""
@@ -264,7 +275,7 @@ def agents_poll(
     sync.save(update_fields=POLL_FIELDS)
     if recovered:
         fallback.poll_problem_resolve(portal=portal)
-    changed = services.agents_refresh(portal=portal, source="poll", now=now)
+    changed = services.agents_refresh(portal=portal, source="poll", now=learned())
     return {"agents": len(agents), "read": read, "requests": slots, "changed": changed}
 
 

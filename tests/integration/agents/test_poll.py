@@ -76,6 +76,34 @@ def test_clocking_out_pauses_with_the_reason_and_a_transition_row(mapped, agents
     )
 
 
+def test_a_transition_is_dated_when_the_reading_came_in_not_when_the_poll_began(
+    mapped, agents_portal, monkeypatch
+):
+    # The status read takes 5 s (faults, a budget wait): until its answer is stored the dialer
+    # still sees the agent available, so the pause must not be dated before it (docs/agents.md
+    # §5.1, item 5; tests/e2e/test_campaign_chaos.py counted such dials as dials to the paused).
+    from integration.bitrix import timeman
+
+    poll.agents_poll(portal=mapped)
+    agents_portal.days[5] = "CLOSED"
+    began = timezone.now()
+    clock = {"now": began}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+    real = timeman.status_many
+
+    def slow_answer(portal, user_ids):
+        answer = real(portal, user_ids)
+        clock["now"] = began + timedelta(seconds=5)
+        return answer
+
+    monkeypatch.setattr(timeman, "status_many", slow_answer)
+    poll.agents_poll(portal=mapped)
+    a5 = agent(5)
+    assert (a5.state, a5.reason) == (State.PAUSED, Reason.DAY_CLOSED)
+    row = AgentTransition.objects.get(agent=a5, to_state=State.PAUSED)
+    assert row.at == a5.since == began + timedelta(seconds=5)
+
+
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
