@@ -130,9 +130,12 @@ def _agent_settle(attempt: Attempt, campaign: Campaign, outcome: str) -> None:
     if failures >= LEG_FAILURES_PAUSE:
         update |= {"paused": True, "pause_reason": f"did not pick up {failures} calls in a row"}
     # Conditional: the agent is released only from this attempt, never from a newer one.
-    CampaignAgent.objects.filter(pk=agent.pk, current_attempt_id=attempt.pk).update(
+    released = CampaignAgent.objects.filter(pk=agent.pk, current_attempt_id=attempt.pk).update(
         current_attempt=None, **update
     )
+    if released and failures >= LEG_FAILURES_PAUSE:
+        # The issue asks that the agent and the manager be told (docs/campaigns.md).
+        services.agent_pause_notify(agent=agent, campaign=campaign, failures=failures)
 
 
 def attempt_for_call(call: Call) -> Attempt | None:

@@ -44,6 +44,14 @@ _PATTERNS: list[tuple[re.Pattern[str], _Label]] = [
         lambda m: _("every number has a final outcome"),
     ),
     (
+        re.compile(r"^the source had no numbers to dial$"),
+        lambda m: _("the source had no numbers to dial"),
+    ),
+    (
+        re.compile(r"^the numbers could not be loaded$"),
+        lambda m: _("the numbers could not be loaded"),
+    ),
+    (
         re.compile(r"^no agent available for (\d+) min$"),
         lambda m: _("no agent available for %(n)s min") % {"n": m[1]},
     ),

@@ -15,8 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from integration import jobs
+from integration.agents import selectors as agent_selectors
 from integration.campaigns.models import Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.phones import PhoneInvalid, phone_normalise
+from integration.core import alerts
+from integration.models import Notification
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,10 @@ KIND_TICK = "campaign.tick"
 KIND_LOAD = "campaign.load"
 KIND_COMMENT = "campaign.comment"
 KIND_TODO = "campaign.todo"
+#: The message code of "the dialer paused you / your agent" (integration/core/messages.py).
+KIND_AGENT_PAUSED = "campaign.agent_paused"
+#: The message code of "the campaign paused itself: no agent available".
+KIND_AUTO_PAUSED = "campaign.auto_paused"
 
 
 class CampaignStateError(ValueError):
@@ -170,7 +177,28 @@ def campaign_start(*, campaign: Campaign) -> Campaign:
             raise CampaignStateError(f"a {campaign.get_state_display()} campaign cannot start")
         campaign.refresh_from_db()
         tick_enqueue(campaign=campaign, reason="start")
+    alerts.notification_resolve(portal=campaign.portal_id, tag=campaign_autopause_tag(campaign))
     return campaign
+
+
+def campaign_autopause_tag(campaign: Campaign) -> str:
+    return f"campaign.autopause.{campaign.pk}"
+
+
+def campaign_autopause_notify(*, campaign: Campaign, minutes: int) -> None:
+    """The campaign paused itself (no agent available for `minutes`): tell its manager (the
+    portal's problem recipients when it has none) in their language, delivered by a job with
+    retries; one open row and one Bitrix24 TAG per campaign, closed when it starts again."""
+    alerts.notification_raise(
+        portal=campaign.portal,
+        kind=KIND_AUTO_PAUSED,
+        tag=campaign_autopause_tag(campaign),
+        user_id=campaign.manager_user_id or None,
+        message=f"campaign {campaign.pk} paused itself: no agent available for {minutes} min",
+        params={"campaign": campaign.name, "n": minutes},
+        severity=Notification.Severity.WARNING,
+        context={"campaign": campaign.pk},
+    )
 
 
 def campaign_pause(*, campaign: Campaign, reason: str = "paused by a manager") -> Campaign:
@@ -208,7 +236,50 @@ def campaign_agent_pause(*, agent: CampaignAgent, paused: bool, reason: str = ""
     if not paused:
         agent.leg_failures = 0
     agent.save(update_fields=["paused", "pause_reason", "leg_failures"])
+    if not paused:
+        portal_id = Campaign.objects.values_list("portal_id", flat=True).get(pk=agent.campaign_id)
+        for tag in agent_notice_tags(agent=agent):
+            alerts.notification_resolve(portal=portal_id, tag=tag)
     return agent
+
+
+def agent_notice_tags(*, agent: CampaignAgent) -> tuple[str, str]:
+    """The agent's and the manager's tag of the "paused in this campaign" notice."""
+    tag = f"campaign:{agent.campaign_id}:agent:{agent.bitrix_user_id}"
+    return tag, f"{tag}:manager"
+
+
+def agent_pause_notify(*, agent: CampaignAgent, campaign: Campaign, failures: int) -> None:
+    """The dialer paused the agent after `failures` operator legs not answered: tell them and
+    the campaign's manager (the portal's problem recipients when it has none), as the agents
+    capability does for a failed status sync (integration/agents/fallback.py). One open row
+    and one Bitrix24 TAG per (campaign, agent, audience): a repeat replaces the notice
+    (docs/bitrix24.md §7.1); resuming closes both rows."""
+    agent_tag, manager_tag = agent_notice_tags(agent=agent)
+    params: dict[str, Any] = {"campaign": campaign.name, "n": failures}
+    detail = (
+        f"campaign {campaign.pk}: agent {agent.bitrix_user_id} did not pick up "
+        f"{failures} calls in a row"
+    )
+    context = {"campaign": campaign.pk, "agent": agent.bitrix_user_id}
+    common: dict[str, Any] = {
+        "portal": campaign.portal,
+        "kind": KIND_AGENT_PAUSED,
+        "message": detail,
+        "severity": Notification.Severity.WARNING,
+        "context": context,
+    }
+    alerts.notification_raise(**common, tag=agent_tag, user_id=agent.bitrix_user_id, params=params)
+    if campaign.manager_user_id == agent.bitrix_user_id:
+        return
+    state = agent_selectors.agent_for_user(portal=campaign.portal, user_id=agent.bitrix_user_id)
+    name = (state.name if state is not None else "") or str(agent.bitrix_user_id)
+    alerts.notification_raise(
+        **common,
+        tag=manager_tag,
+        user_id=campaign.manager_user_id or None,
+        params={**params, "name": name},
+    )
 
 
 def campaign_load_enqueue(*, campaign: Campaign) -> None:

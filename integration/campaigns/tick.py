@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from integration.agents import selectors as agent_selectors
 from integration.agents import services as agent_services
-from integration.bitrix import batch, notify
+from integration.bitrix import batch
 from integration.calls import dial, failed, sync
 from integration.calls.models import CallSync, FailedCall
 from integration.campaigns import services, sweep
@@ -232,16 +232,8 @@ def _no_agent(campaign: Campaign, now: datetime) -> str | None:
     paused = Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
         state=Campaign.State.PAUSED, state_reason=reason
     )
-    if paused and campaign.manager_user_id:
-        try:
-            notify.notify_system_add(
-                campaign.portal,
-                user_id=campaign.manager_user_id,
-                message=f"Campaign {campaign.name} paused itself: {reason}.",
-                tag=f"campaign.autopause.{campaign.pk}",
-            )
-        except IntegrationError as exc:  # the pause stands; the page shows the reason anyway
-            logger.warning("manager not told of auto-pause: %s", exc)
+    if paused:
+        services.campaign_autopause_notify(campaign=campaign, minutes=minutes)
     return reason
 
 
@@ -261,9 +253,20 @@ def _finish_if_done(campaign: Campaign) -> bool:
         return False
     return bool(
         Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.RUNNING).update(
-            state=Campaign.State.FINISHED, state_reason="every number has a final outcome"
+            state=Campaign.State.FINISHED, state_reason=_finished_reason(campaign)
         )
     )
+
+
+def _finished_reason(campaign: Campaign) -> str:
+    """Why a loaded campaign with nothing left to dial finished. A source that gave no number
+    to dial (a filter matching nothing, an empty list, items without phones) is not "every
+    number has a final outcome" (issue 14 "Bad input", docs/campaigns.md)."""
+    if CampaignItem.objects.filter(campaign=campaign).exclude(phone="").exists():
+        return "every number has a final outcome"
+    if campaign.load_state == Campaign.LoadState.FAILED:
+        return "the numbers could not be loaded"
+    return "the source had no numbers to dial"
 
 
 def _waiting_for_numbers(campaign: Campaign) -> bool:

@@ -24,6 +24,7 @@ FIX_SETTINGS = "settings"
 FIX_FAILED = "failed"
 FIX_AGENTS = "agents"
 FIX_ROUTING = "routing"
+FIX_CAMPAIGNS = "campaigns"
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,45 @@ def _routing_escalated(p: dict[str, Any]) -> Rendered:
     )
 
 
+def _campaign_agent_paused(p: dict[str, Any]) -> Rendered:
+    """Told to the agent (no `name`) and to the campaign's manager (`name` of the agent)."""
+    n = _n(p)
+    values = {"n": n, "campaign": p.get("campaign") or "?", "name": p.get("name") or "?"}
+    if p.get("name"):
+        text = ngettext(
+            "%(name)s did not pick up %(n)d call in a row, so the campaign “%(campaign)s” "
+            "gives them no more numbers. They resume on the campaign's page.",
+            "%(name)s did not pick up %(n)d calls in a row, so the campaign “%(campaign)s” "
+            "gives them no more numbers. They resume on the campaign's page.",
+            n,
+        )
+    else:
+        text = ngettext(
+            "You did not pick up %(n)d call in a row, so the campaign “%(campaign)s” gives you "
+            "no more numbers. Press “Resume me” on the campaign's page when you are ready.",
+            "You did not pick up %(n)d calls in a row, so the campaign “%(campaign)s” gives you "
+            "no more numbers. Press “Resume me” on the campaign's page when you are ready.",
+            n,
+        )
+    return Rendered(_("Paused in a campaign"), text % values, FIX_CAMPAIGNS)
+
+
+def _campaign_auto_paused(p: dict[str, Any]) -> Rendered:
+    n = _n(p)
+    return Rendered(
+        _("Campaign paused itself"),
+        ngettext(
+            "No agent was available for %(n)d minute, so the campaign “%(campaign)s” paused "
+            "itself. Start it again on the Campaigns page when agents are back.",
+            "No agent was available for %(n)d minutes, so the campaign “%(campaign)s” paused "
+            "itself. Start it again on the Campaigns page when agents are back.",
+            n,
+        )
+        % {"n": n, "campaign": p.get("campaign") or "?"},
+        FIX_CAMPAIGNS,
+    )
+
+
 #: Every code a stored message may have. tests/pages/test_messages.py renders each in uk/ru.
 MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "unitalk.credentials_invalid": _credentials_invalid,
@@ -265,6 +305,8 @@ MESSAGES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "routing.callback": _routing_callback,
     "routing.unitalk_down": _routing_unitalk_down,
     "routing.escalated": _routing_escalated,
+    "campaign.agent_paused": _campaign_agent_paused,
+    "campaign.auto_paused": _campaign_auto_paused,
 }
 
 

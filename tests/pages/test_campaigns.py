@@ -78,6 +78,22 @@ def test_ukrainian_detail_page(client, portal, rsps, campaign):
     assert "номер телефону має 10-15 цифр, &#x27;12345&#x27; має 5" in html
 
 
+def test_a_campaign_whose_source_had_no_numbers_says_so_in_the_pages_language(client, portal, rsps):
+    campaign = services.campaign_create(portal=portal, name="Empty filter", agent_user_ids=[1])
+    Campaign.objects.filter(pk=campaign.pk).update(
+        state=Campaign.State.FINISHED, state_reason="the source had no numbers to dial"
+    )
+    fake_profile(rsps)
+    english = enter(client, portal, "/bitrix/app/campaigns/", campaign=str(campaign.pk))
+    ukrainian = enter(
+        client, portal, "/bitrix/app/campaigns/", lang="ua", campaign=str(campaign.pk)
+    )
+    reason = '<span class="muted" id="campaign-reason">{}</span>'
+    assert reason.format("the source had no numbers to dial") in english.content.decode()
+    shown = reason.format("у джерелі не було номерів для дзвінків")  # noqa: RUF001
+    assert shown in ukrainian.content.decode()
+
+
 def test_manager_starts_pauses_and_stops(client, portal, campaign):
     url = f"/bitrix/actions/campaigns/{campaign.pk}/"
     started = client.post(url + "start/", **token(portal))

@@ -30,6 +30,8 @@ def params_for(kind: str, n: int) -> dict:
         "call.crm_sync_failed": {"phone": "380671234567"},
         "agents.sync_failed": {"name": "Oleg Operator"},
         "agents.poll_failed": {"n": n},
+        "campaign.agent_paused": {"campaign": "Spring leads", "n": n, "name": "Oleg Operator"},
+        "campaign.auto_paused": {"campaign": "Spring leads", "n": n},
     }.get(kind, {})
 
 

@@ -47,6 +47,8 @@ class FakeCrm:
     comments: list[dict[str, Any]] = field(default_factory=list)
     registers: list[dict[str, Any]] = field(default_factory=list)
     todos: list[dict[str, Any]] = field(default_factory=list)
+    #: im.notify.system.add as sent (USER_ID, MESSAGE, TAG).
+    notices: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> FakeCrm:
         self.rsps.add_callback(
@@ -117,7 +119,8 @@ class FakeCrm:
             self.todos.append(params)
             return {"id": len(self.todos)}, {}
         if method == "im.notify.system.add":
-            return 1, {}
+            self.notices.append(params)
+            return len(self.notices), {}
         raise AssertionError(f"unexpected method {method}")
 
     def count(self, method: str) -> int:

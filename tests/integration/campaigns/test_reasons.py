@@ -35,6 +35,8 @@ def test_stored_reasons_read_in_the_pages_language(lang):
         "stopped by a manager",
         "paused by the agent",
         "every number has a final outcome",
+        "the source had no numbers to dial",
+        "the numbers could not be loaded",
         "no agent available for 10 min",
         "did not pick up 2 calls in a row",
     ]

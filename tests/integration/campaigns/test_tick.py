@@ -13,6 +13,8 @@ from integration.calls.models import Call, CallSync
 from integration.campaigns import outcomes, services, sweep, tick
 from integration.campaigns.models import Attempt, Campaign, CampaignAgent, CampaignItem
 from integration.campaigns.services import Entry
+from integration.models import Notification
+from integration.unitalk.models import OperatorMapping
 from tests.integration.calls.fixtures import (  # noqa: F401  (pytest fixtures, by name)
     call_settings,
     connection,
@@ -96,24 +98,71 @@ def test_an_agent_on_a_call_gets_no_second_number_and_a_second_tick_dials_nobody
     assert len({d["number"] for d in dials}) == 2
 
 
-def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(campaign, crm, dials):
+def test_paused_agent_is_skipped_and_auto_pause_needs_no_agent_for_n_minutes(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
     _enrol(campaign, crm, "+380501110001")
     _running(campaign)
     for agent in CampaignAgent.objects.filter(campaign=campaign):
         services.campaign_agent_pause(agent=agent, paused=True)
     now = timezone.now()
 
-    first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
-    early = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=9))
-    late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+        early = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=9))
+        late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    run_jobs()
 
     assert first["dialled"] == early["dialled"] == 0
     assert late["waiting"] == "no agent available for 10 min"
     campaign.refresh_from_db()
     assert campaign.state == Campaign.State.PAUSED
     assert campaign.state_reason == "no agent available for 10 min"
-    assert crm.count("im.notify.system.add") == 1  # the manager is told
+    # the manager is told once, in the portal's language, under the campaign's TAG
+    [notice] = crm.notices
+    assert (notice["USER_ID"], notice["TAG"]) == (1, f"unitalk:campaign.autopause.{campaign.pk}")
+    assert "No agent was available for 10 minutes" in notice["MESSAGE"]
     assert dials == []
+    # started again, the problem closes (its banner goes)
+    services.campaign_start(campaign=campaign)
+    assert not Notification.objects.filter(
+        kind=services.KIND_AUTO_PAUSED, resolved_at__isnull=True
+    ).exists()
+
+
+def test_a_campaign_whose_agents_all_lose_their_lines_pauses_itself_and_tells_the_manager(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
+    # Given a running campaign whose two agents each made a call
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    _running(campaign)
+    assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 2
+    run_jobs()
+    for attempt in Attempt.objects.select_related("item", "call_sync").filter(outcome=""):
+        _end(attempt, "ANSWER")
+
+    # When both lines' mappings are removed (the roster sync empties their lines)
+    OperatorMapping.objects.filter(portal=campaign.portal).delete()
+    agent_services.agents_roster_sync(portal=campaign.portal)
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tick.campaign_tick(campaign_id=campaign.pk, now=now)
+        late = tick.campaign_tick(campaign_id=campaign.pk, now=now + timedelta(minutes=10))
+    run_jobs()
+
+    # Then nobody is dialled, the campaign pauses itself with the reason, the manager is told
+    assert (first["dialled"], first["waiting"]) == (0, "no agent available")
+    assert late["waiting"] == "no agent available for 10 min"
+    assert set(AgentState.objects.values_list("line", flat=True)) == {""}
+    campaign.refresh_from_db()
+    assert (campaign.state, campaign.state_reason) == (
+        Campaign.State.PAUSED,
+        "no agent available for 10 min",
+    )
+    assert [n["USER_ID"] for n in crm.notices] == [1]
+    assert f"unitalk:campaign.autopause.{campaign.pk}" == crm.notices[0]["TAG"]
+    assert len(dials) == 2
+    assert CampaignItem.objects.filter(state="pending").count() == 1
 
 
 def test_agent_without_a_line_is_not_available(campaign, crm, dials):
@@ -273,6 +322,65 @@ def test_two_operator_legs_not_answered_in_a_row_pause_the_agent_without_chargin
     assert agent.pause_reason == "did not pick up 2 calls in a row"
     assert list(CampaignItem.objects.values_list("attempts", flat=True)) == [0, 0, 0]
     assert tick.campaign_tick(campaign_id=campaign.pk)["dialled"] == 0
+
+
+def _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks) -> CampaignAgent:
+    _enrol(campaign, crm, "+380501110001", "+380501110002", "+380501110003")
+    CampaignAgent.objects.filter(campaign=campaign, bitrix_user_id=6).delete()
+    _running(campaign)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            tick.campaign_tick(campaign_id=campaign.pk)
+            _end(
+                Attempt.objects.select_related("item", "call_sync").get(outcome=""),
+                "NOANSWER",
+                full=0,
+            )
+    run_jobs()
+    return CampaignAgent.objects.get(campaign=campaign)
+
+
+def test_an_agent_paused_for_legs_not_answered_and_the_manager_are_told_once_each(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
+    # Given a campaign of manager 1 whose agent 5 did not pick up two calls in a row
+    AgentState.objects.filter(bitrix_user_id=5).update(name="Oleg Operator")
+    agent = _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks)
+
+    # Then the agent and the manager each get one notice, tagged per campaign and agent
+    assert agent.paused is True
+    tag = f"unitalk:campaign:{campaign.pk}:agent:5"
+    assert [(n["USER_ID"], n["TAG"]) for n in crm.notices] == [
+        (5, tag),
+        (1, f"{tag}:manager"),
+    ]
+    to_agent, to_manager = (n["MESSAGE"] for n in crm.notices)
+    assert "You did not pick up 2 calls in a row" in to_agent
+    assert "Spring leads" in to_agent
+    assert "Oleg Operator did not pick up 2 calls in a row" in to_manager
+    rows = Notification.objects.filter(kind=services.KIND_AGENT_PAUSED, resolved_at=None)
+    assert sorted(rows.values_list("user_id", flat=True)) == [1, 5]
+
+    # When the agent resumes, both problems close (their banners go)
+    services.campaign_agent_pause(agent=agent, paused=False)
+    assert not rows.exists()
+
+
+def test_a_repeated_leg_pause_notice_replaces_the_open_one(
+    campaign, crm, dials, django_capture_on_commit_callbacks
+):
+    # Given an agent already told they were paused
+    agent = _pause_by_two_legs(campaign, crm, django_capture_on_commit_callbacks)
+
+    # When the dialer pauses them again before they resumed
+    with django_capture_on_commit_callbacks(execute=True):
+        services.agent_pause_notify(agent=agent, campaign=campaign, failures=2)
+    run_jobs()
+
+    # Then each audience keeps one open row and Bitrix24 gets the same TAG again
+    rows = Notification.objects.filter(kind=services.KIND_AGENT_PAUSED, resolved_at=None)
+    assert sorted(rows.values_list("count", flat=True)) == [2, 2]
+    assert len({n["TAG"] for n in crm.notices}) == 2
 
 
 def test_unnormalisable_numbers_are_skipped_with_the_reason_and_duplicates_merged(campaign):
