@@ -86,3 +86,15 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_by_default_two_processes_per_core_with_two_threads(monkeypatch):
+    # A door's work is Python: processes, not threads, let five clicks at once use both cores
+    # (docs/operations.md "Scaling").
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    conf = _load_config()
+    assert (conf.workers, conf.threads) == (4, 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert _load_config().workers == 8
