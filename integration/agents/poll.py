@@ -260,7 +260,7 @@ def agents_poll(
             slots += -(-count // timeman.MAX_COMMANDS)
     except RateLimitedError as exc:
         if exc.service != "ratelimit":
-            return _poll_failed(portal, sync, exc, now)  # Bitrix24's own 503: it did fail
+            return _poll_failed(portal, sync, exc, learned())  # Bitrix24's own 503: it failed
         sync.save(update_fields=POLL_FIELDS)
         services.agents_refresh(
             portal=portal, source="poll", now=learned(), agents=touched.values()
