@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -207,17 +207,26 @@ def job_enqueue(
     payload = {**(payload or {}), "lane": chosen}
     if not publish:
         payload[HELD] = True
-    job, created = Job.objects.get_or_create(
-        idempotency_key=key or f"{kind}:{uuid.uuid4().hex}",
-        defaults={
-            "kind": kind,
-            "portal": portal,
-            "subject": subject[:128],
-            "payload": payload,
-            "next_attempt_at": now + timedelta(seconds=delay_s),
-            "enqueued_at": now,
-        },
-    )
+    idempotency_key = key or f"{kind}:{uuid.uuid4().hex}"
+    # Insert first, read only on a clash (docs/pipeline.md "Fewer hops"). A concurrent twin
+    # waits on the unique key for ours and then clashes, so the read finds a committed row.
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                idempotency_key=idempotency_key,
+                kind=kind,
+                portal=portal,
+                subject=subject[:128],
+                payload=payload,
+                next_attempt_at=now + timedelta(seconds=delay_s),
+                enqueued_at=now,
+            )
+        created = True
+    except IntegrityError:
+        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise  # not the key that clashed: a real error
+        job, created = existing, False
     if created:
         logger.info(
             "job enqueued", extra={"job": job.pk, "kind": kind, "subject": subject, "lane": chosen}
@@ -426,22 +435,24 @@ def _held_unblocked(due: Q) -> list[Job]:
     return found
 
 
+def _due_again(now: Any) -> dict[str, Any]:
+    """A job due now with a fresh horizon (resumed or retried by a person), handed over."""
+    return {
+        "state": Job.State.PENDING,
+        "next_attempt_at": now,
+        "enqueued_at": now,
+        "first_attempt_at": None,
+        "pause_key": "",
+        "updated_at": now,
+    }
+
+
 def jobs_resume(*, portal: Any, pause_key: str) -> int:
     """The cause of a pause is fixed: make that portal's paused jobs due now."""
     now = timezone.now()
-    ids = list(
-        Job.objects.filter(portal=portal, state=Job.State.PAUSED, pause_key=pause_key).values_list(
-            "pk", flat=True
-        )
-    )
-    Job.objects.filter(pk__in=ids, state=Job.State.PAUSED).update(
-        state=Job.State.PENDING,
-        next_attempt_at=now,
-        enqueued_at=now,
-        pause_key="",
-        first_attempt_at=None,
-        updated_at=now,
-    )
+    paused = Job.objects.filter(portal=portal, state=Job.State.PAUSED, pause_key=pause_key)
+    ids = list(paused.values_list("pk", flat=True))
+    Job.objects.filter(pk__in=ids, state=Job.State.PAUSED).update(**_due_again(now))
     for job in Job.objects.filter(pk__in=ids).only("pk", "kind", "payload"):
         _send_after_commit(job.pk, job_lane(job), job.kind)
     if ids:
@@ -462,15 +473,7 @@ def job_retry_now(*, job: Job) -> Job:
     if job.state in (Job.State.SUCCEEDED, Job.State.RUNNING, Job.State.CANCELLED):
         raise ValueError(f"job {job.pk} is {job.state}; only open or dead jobs can be retried")
     now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(
-        state=Job.State.PENDING,
-        next_attempt_at=now,
-        enqueued_at=now,
-        first_attempt_at=None,
-        pause_key="",
-        finished_at=None,
-        updated_at=now,
-    )
+    Job.objects.filter(pk=job.pk).update(**_due_again(now), finished_at=None)
     _send_after_commit(job.pk, job_lane(job), job.kind)
     job.refresh_from_db()
     return job

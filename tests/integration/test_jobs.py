@@ -46,6 +46,21 @@ def test_same_idempotency_key_gives_one_job():
     assert Job.objects.count() == 1
 
 
+def test_a_new_key_is_inserted_without_a_read_and_a_repeat_leaves_the_first_untouched():
+    # Insert first (docs/pipeline.md "Fewer hops"): a new key is one INSERT in a savepoint.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        first = jobs.job_enqueue(kind="test.flaky", key="k2", payload={"n": 1})
+    assert not [q for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+    again = jobs.job_enqueue(kind="test.flaky", key="k2", payload={"n": 2}, delay_s=60)
+    assert again.pk == first.pk
+    stored = Job.objects.get(pk=first.pk)
+    assert stored.payload["n"] == 1
+    assert stored.next_attempt_at == first.next_attempt_at
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(LookupError):
         jobs.job_enqueue(kind="test.nope", key="x")
