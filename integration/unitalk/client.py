@@ -357,14 +357,16 @@ def _read_recording(response: http.Response, limit: int) -> Recording:
     if not _is_audio(response):
         kind = response.headers.get("Content-Type", "")
         raise errors.build(errors.RECORDING_NOT_AUDIO, f"recording link sent {kind or 'no type'}")
-    declared = response.headers.get("Content-Length", "")
+    header = response.headers.get("Content-Length", "")
     try:
         # The one integer parser (docs/security.md "Numbers and JSON from outside").
-        size = inputs.parse_int_or_none(declared, field="Content-Length", maximum=inputs.INT64_MAX)
+        declared = inputs.parse_int_or_none(
+            header, field="Content-Length", maximum=inputs.INT64_MAX
+        )
     except inputs.InputError:
-        size = None  # not a length: the bytes below are counted against the cap all the same
-    if size is not None and size > limit:
-        raise errors.build(errors.RECORDING_TOO_LARGE, f"recording of {size} bytes over cap")
+        declared = None  # not a length: the bytes below are counted against the cap all the same
+    if declared is not None and declared > limit:
+        raise errors.build(errors.RECORDING_TOO_LARGE, f"recording of {declared} bytes over cap")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(chunk_size=64 * 1024):
