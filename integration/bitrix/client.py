@@ -52,10 +52,15 @@ def method_key(portal: Portal, method: str) -> str:
     return f"bitrix:{portal.member_id}:{method.lower()}"
 
 
+def _rate_share(portal: Portal) -> tuple[int, float]:
+    """Our share of the portal's bucket: burst and drain minus the safety margins."""
+    burst = max(1, portal.rate_burst - settings.BITRIX24_RATE_SAFETY_SLOTS)
+    return burst, max(0.01, portal.rate_drain * settings.BITRIX24_RATE_SAFETY_FACTOR)
+
+
 def rate_acquire(portal: Portal) -> None:
     """Wait for a slot of the portal's bucket (shared by every process), minus a safety margin."""
-    burst = max(1, portal.rate_burst - settings.BITRIX24_RATE_SAFETY_SLOTS)
-    per_second = max(0.01, portal.rate_drain * settings.BITRIX24_RATE_SAFETY_FACTOR)
+    burst, per_second = _rate_share(portal)
     ratelimit.acquire(
         bucket_key(portal),
         burst=burst,
@@ -237,6 +242,10 @@ def _error_from(status: int, body: Any, method: str, portal: Portal) -> Exceptio
         return _operation_limit(portal, method, description)
     if code == "QUERY_LIMIT_EXCEEDED":
         logger.warning("bitrix answered 503 QUERY_LIMIT_EXCEEDED despite the local limiter")
+        # Its counter is over the plan's burst: ours now says the same, for every process.
+        ratelimit.fill(
+            bucket_key(portal), per_second=_rate_share(portal)[1], level=portal.rate_burst
+        )
     return errors.error_build(code=code, description=description, status=status, method=method)
 
 

@@ -53,6 +53,20 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 
 return {1, tostring(wait)}
 """
 
+# The provider told us its counter is full: move the bucket's clock to at least `level`
+# requests ahead of now (never back), so every process waits as the provider's counter drains.
+_FILL = """
+local interval = tonumber(ARGV[1])
+local level = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local full = now + level * interval
+if tat < full then tat = full end
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+return 1
+"""
+
 
 @cache
 def _redis() -> Any:
@@ -64,6 +78,11 @@ def _redis() -> Any:
 @cache
 def _gcra_script() -> Any:
     return _redis().register_script(_GCRA)
+
+
+@cache
+def _fill_script() -> Any:
+    return _redis().register_script(_FILL)
 
 
 def _file_for(key: str) -> Path:
@@ -129,6 +148,21 @@ def reserve(
             f"local rate budget for {key} exhausted", retry_after=wait, service="ratelimit"
         )
     return wait
+
+
+def fill(key: str, *, per_second: float, level: int) -> None:
+    """Count bucket `key` as holding `level` requests now: the provider answered that its own
+    counter is full (Bitrix24's 503 QUERY_LIMIT_EXCEEDED), so ours was behind it.
+
+    Our pacing runs a little below the provider's drain; with this the two counters meet again
+    at the first overflow instead of drifting apart (docs/pipeline.md, "Budgets").
+    """
+    interval = 1.0 / per_second
+    if settings.REDIS_URL:
+        _fill_script()(keys=[f"ratelimit:{key}"], args=[interval, level])
+        return
+    with _locked_state(key) as state:
+        state["tat"] = max(state.get("tat", 0.0), time.time() + level * interval)
 
 
 def acquire(

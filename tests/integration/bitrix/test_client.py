@@ -185,6 +185,27 @@ def test_query_limit_exceeded_is_rate_limited(portal, rsps):
     assert caught.value.retry_after > 0
 
 
+def test_after_query_limit_exceeded_every_process_waits_for_the_portals_bucket_to_drain(
+    portal, rsps
+):
+    # given a portal whose counter is full although ours is not (burst 50, drain 2 per second)
+    rsps.post(
+        REST + "profile",
+        json={"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"},
+        status=503,
+    )
+    with pytest.raises(RateLimitedError):
+        client.call(portal, "profile")
+    # when the next request comes, from any process (the bucket is shared)
+    with pytest.raises(RateLimitedError) as caught:
+        client.call(portal, "profile")
+    # then it is not sent until the portal's counter is below our share of it again: 50 counted,
+    # background may go up to 50 - 3 safety - 1 interactive slot, at 2 x 0.99 per second
+    assert len(rsps.calls) == 1
+    interval = 1 / (2 * 0.99)
+    assert 4 * interval < caught.value.retry_after <= 5 * interval + 0.01
+
+
 def test_operation_time_limit_parks_only_that_method(portal, rsps):
     # given: the portal reported when the method's oldest operating basket drops
     reset_at = time.time() + 30
