@@ -34,11 +34,10 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     # a backlog itself.
     "options": {"queue": CELERY_INTERACTIVE_QUEUE},
 }
-# Budget slots kept for the interactive lane (background stops while this many are free). A
-# portal's live-call steps are one request each and seconds apart, and past the free slot an
-# interactive request still takes the next one ahead of background; every slot kept costs a
-# backlog drain its share of the ceiling (docs/pipeline.md, "Budgets").
-RATE_INTERACTIVE_RESERVE_SLOTS = env.int("RATE_INTERACTIVE_RESERVE_SLOTS", default=1)
+# Budget slots kept for the interactive lane (background stops while this many are free): a
+# live call's register and finish come within a second of each other (docs/pipeline.md,
+# "Budgets").
+RATE_INTERACTIVE_RESERVE_SLOTS = env.int("RATE_INTERACTIVE_RESERVE_SLOTS", default=3)
 # A worker waits for budget in place only this long; a longer wait reschedules the job.
 RATE_MAX_SLEEP_S = env.float("RATE_MAX_SLEEP_S", default=0.05)
 
@@ -164,10 +163,10 @@ BITRIX24_LINE_NAME = env.str("BITRIX24_LINE_NAME", default="Unitalk")
 # Refresh this long before the stored expiry (reactive refresh on expired_token stays the rule;
 # docs/bitrix24.md §1.6: never refresh all portals on a timer).
 BITRIX24_REFRESH_MARGIN_S = env.int("BITRIX24_REFRESH_MARGIN_S", default=60)
-# Our share of the portal's leaky bucket: a few slots below the plan for network jitter, and a
-# drain 1 % below it so our counter never runs ahead of Bitrix24's; a 503 QUERY_LIMIT_EXCEEDED
-# sets ours to full (docs/pipeline.md, "Budgets").
-BITRIX24_RATE_SAFETY_SLOTS = env.int("BITRIX24_RATE_SAFETY_SLOTS", default=3)
+# Our share of the portal's leaky bucket: a slot below the plan for network jitter (background
+# also leaves the interactive reserve), and a drain 1 % below it so our count never runs behind
+# Bitrix24's; a 503 QUERY_LIMIT_EXCEEDED sets ours to full (docs/pipeline.md, "Budgets").
+BITRIX24_RATE_SAFETY_SLOTS = env.int("BITRIX24_RATE_SAFETY_SLOTS", default=1)
 BITRIX24_RATE_SAFETY_FACTOR = env.float("BITRIX24_RATE_SAFETY_FACTOR", default=0.99)
 BITRIX24_RATE_MAX_WAIT_S = env.float("BITRIX24_RATE_MAX_WAIT_S", default=20.0)
 # Operating-time budget per method (cloud: 480 s per 10 min, docs/bitrix24.md §4.2); park a

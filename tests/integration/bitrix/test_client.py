@@ -200,7 +200,7 @@ def test_after_query_limit_exceeded_every_process_waits_for_the_portals_bucket_t
     with pytest.raises(RateLimitedError) as caught:
         client.call(portal, "profile")
     # then it is not sent until the portal's counter is below our share of it again: 50 counted,
-    # background may go up to 50 - 3 safety - 1 interactive slot, at 2 x 0.99 per second
+    # background may go up to 50 - 1 safety - 3 interactive slots, at 2 x 0.99 per second
     assert len(rsps.calls) == 1
     interval = 1 / (2 * 0.99)
     assert 4 * interval < caught.value.retry_after <= 5 * interval + 0.01
