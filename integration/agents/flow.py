@@ -84,6 +84,13 @@ def _call_event_settled(job: Job, state: str) -> None:
         return
     if job.kind != intake.KIND:
         return
+    result = job.result or {}
+    if "line" in result:
+        # The merge names the call's line (calls/merge.py), and a webhook that changed nothing
+        # (a duplicate) changes no agent: three reads fewer for every webhook (issue 17).
+        if result.get("changed"):
+            services.agents_refresh_line(portal_id=job.portal_id, line=str(result["line"] or ""))
+        return
     event = UnitalkEvent.objects.filter(pk=job.payload.get("event_id")).first()
     if event is None:
         return
@@ -92,8 +99,7 @@ def _call_event_settled(job: Job, state: str) -> None:
         .values_list("operator_line", flat=True)
         .first()
     )
-    if line and AgentState.objects.filter(portal_id=job.portal_id, line=line).exists():
-        services.agents_refresh_line(portal_id=job.portal_id, line=line)
+    services.agents_refresh_line(portal_id=job.portal_id, line=line or "")
 
 
 def _search_seen(portal: Portal, rows: list[dict[str, Any]]) -> None:

@@ -252,8 +252,12 @@ def failed_call_follow_job(job: Job, state: str) -> None:
     """Items being retried follow their job: success resolves them, death reopens them."""
     items = FailedCall.objects.filter(job=job, state=FailedCall.State.RETRYING)
     if state == Job.State.SUCCEEDED:
+        # An item names a job that failed an attempt, and its retry is a later attempt of the
+        # same job (failed_call_retry): a first attempt has no item to follow it (issue 17).
+        if job.attempts <= 1:
+            return
         retried = list(items.select_related("portal"))
-        if not retried:  # nearly every job: one read, no write (issue 17, a click's queries)
+        if not retried:  # one read, no write
             return
         failed_call_notices_close(items=retried)
         items.update(

@@ -214,7 +214,15 @@ def event_process(*, event_id: int) -> dict[str, Any]:
         )
         if changed:
             call_changed(call=call, event=parsed.event)
-    return {"call": call.pk, "changed": changed, "status": call.status}
+    # The line and the end travel in the result for what follows the job (the agent's state,
+    # a campaign's attempt: agents/flow.py, campaigns/flow.py), which then reads nothing back.
+    return {
+        "call": call.pk,
+        "changed": changed,
+        "status": call.status,
+        "line": call.operator_line,
+        "ended": call.ended,
+    }
 
 
 def event_failed(*, event_id: int, error: str) -> None:

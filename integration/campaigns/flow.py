@@ -97,8 +97,10 @@ def campaign_todo(job: Job) -> dict[str, Any]:
 def _follow(job: Job, state: str) -> None:
     """CALL_END of a campaign call settles its attempt; a dead campaign dial requeues the number."""
     if job.kind == merge.KIND_WEBHOOK and state == Job.State.SUCCEEDED:
-        call_id = (job.result or {}).get("call")
-        if not isinstance(call_id, int):
+        result = job.result or {}
+        call_id = result.get("call")
+        # The merge says whether the call ended (calls/merge.py): ringing and answer read nothing.
+        if not isinstance(call_id, int) or result.get("ended") is False:
             return
         call = Call.objects.filter(pk=call_id, ended=True).select_related("sync").first()
         if call is not None:

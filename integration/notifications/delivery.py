@@ -200,8 +200,11 @@ def dead_job_problem(job: Job, state: str) -> None:
     if job.portal_id is None or job.kind in DELIVERY_KINDS:
         return
     if state == Job.State.SUCCEEDED:
-        # Every job settles through here: one statement, not a count and then an update
-        # (issue 17, a click's queries).
+        # A job dies only after an attempt, so one that succeeded at its first was never dead
+        # and leaves the count as it was: nothing to check (issue 17, a call's queries). Else
+        # one statement, not a count and then an update.
+        if job.attempts <= 1:
+            return
         alerts.notification_resolve(
             portal=job.portal_id,
             tag=DEAD_JOBS_TAG,
