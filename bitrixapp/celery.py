@@ -21,7 +21,7 @@ import celery.apps.worker
 from celery import Celery
 from celery.apps.beat import Beat
 from celery.apps.worker import Worker
-from celery.signals import beat_init, celeryd_after_setup, setup_logging
+from celery.signals import beat_init, celeryd_after_setup, setup_logging, task_postrun, task_prerun
 
 from integration.core.log import JsonFormatter
 
@@ -112,6 +112,21 @@ def configure_logging(**_: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_checked(**_: Any) -> None:
+    """Around every task what Django does around every request: a connection that broke or
+    outlived CONN_MAX_AGE is closed, the others are kept (docs/pipeline.md, "Connections").
+
+    Celery's Django fixup closes every connection before and after each task unless
+    CELERY_DB_REUSE_MAX is set (bitrixapp/settings/capabilities.py), and a new PostgreSQL
+    connection for every job was a tenth of the interactive worker's time (bench/latency.py).
+    """
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @celeryd_after_setup.connect

@@ -254,6 +254,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup would close every database connection before and after each task; with
+# this set it only does so every this many tasks, and bitrixapp/celery.py checks them around
+# each task as Django does around a request (CONN_MAX_AGE, broken connections).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(

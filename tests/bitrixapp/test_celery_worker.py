@@ -29,3 +29,26 @@ def test_real_worker_retries_a_failing_task_until_it_completes(tmp_path):
     assert lines[2] == "done"
     # A separate process did the work, not this test process.
     assert f"pid {__import__('os').getpid()}" not in lines[0]
+
+
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(tmp_path):
+    # Given a real worker (Celery's Django fixup alone would reconnect for every task)
+    from django.db import connection
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    journal = tmp_path / "sessions.txt"
+    journal.touch()
+    with running(celery_worker(queue, include=["tests.support.worker_tasks"]),
+                 log=tmp_path / "worker.log"):  # fmt: skip
+        # When it runs two tasks one after the other
+        for n in (1, 2):
+            app.send_task("tests.db_session", args=[str(journal)], queue=queue)
+            wait_until(
+                lambda n=n: len(journal.read_text().split()) == n,
+                timeout=60,
+                message=f"task {n} to run",
+            )
+    # Then both ran on the same database session (docs/pipeline.md, "Connections")
+    sessions = journal.read_text().split()
+    if connection.vendor == "postgresql":  # SQLite opens its file per task (CONN_MAX_AGE 0)
+        assert sessions[0] == sessions[1] != "0"

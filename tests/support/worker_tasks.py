@@ -52,3 +52,16 @@ def busy(journal: str, seconds: float) -> None:
     time.sleep(seconds)
     with Path(journal).open("a") as fh:
         fh.write("finished\n")
+
+
+@app.task(name="tests.db_session")
+def db_session(journal: str) -> None:
+    """Notes which database session the task ran on (PostgreSQL's backend pid)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        vendor_pid = "SELECT pg_backend_pid()" if connection.vendor == "postgresql" else "SELECT 0"
+        cursor.execute(vendor_pid)
+        (pid,) = cursor.fetchone()
+    with Path(journal).open("a") as fh:
+        fh.write(f"{pid}\n")
