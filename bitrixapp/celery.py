@@ -121,7 +121,7 @@ def _database_connections_checked(**_: Any) -> None:
     outlived CONN_MAX_AGE is closed, the others are kept (docs/pipeline.md, "Connections").
 
     Celery's Django fixup closes every connection before and after each task unless
-    CELERY_DB_REUSE_MAX is set (bitrixapp/settings/capabilities.py), and a new PostgreSQL
+    CELERY_DB_REUSE_MAX is set (bitrixapp/settings/base.py), and a new PostgreSQL
     connection for every job was a tenth of the interactive worker's time (bench/latency.py).
     """
     from django.db import close_old_connections
