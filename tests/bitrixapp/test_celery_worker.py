@@ -38,8 +38,9 @@ def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(tmp_pa
     queue = f"test-{uuid.uuid4().hex[:8]}"
     journal = tmp_path / "sessions.txt"
     journal.touch()
+    # production's CONN_MAX_AGE (test stacks set 0 so that no process holds the test database)
     with running(celery_worker(queue, include=["tests.support.worker_tasks"]),
-                 log=tmp_path / "worker.log"):  # fmt: skip
+                 env={"DATABASE_CONN_MAX_AGE": "60"}, log=tmp_path / "worker.log"):  # fmt: skip
         # When it runs two tasks one after the other
         for n in (1, 2):
             app.send_task("tests.db_session", args=[str(journal)], queue=queue)
