@@ -27,11 +27,9 @@ from integration.agents import fallback, poll, push, reverse, services
 from integration.agents.models import AgentState, State
 from integration.bitrix import telephony
 from integration.calls import reconcile
-from integration.calls.models import Call
 from integration.core import lanes
 from integration.models import Job
 from integration.unitalk import intake
-from integration.unitalk.models import UnitalkEvent
 
 logger = logging.getLogger(__name__)
 
@@ -85,21 +83,10 @@ def _call_event_settled(job: Job, state: str) -> None:
     if job.kind != intake.KIND:
         return
     result = job.result or {}
-    if "line" in result:
-        # The merge names the call's line (calls/merge.py), and a webhook that changed nothing
-        # (a duplicate) changes no agent: three reads fewer for every webhook (issue 17).
-        if result.get("changed"):
-            services.agents_refresh_line(portal_id=job.portal_id, line=str(result["line"] or ""))
-        return
-    event = UnitalkEvent.objects.filter(pk=job.payload.get("event_id")).first()
-    if event is None:
-        return
-    line = (
-        Call.objects.filter(portal_id=job.portal_id, unitalk_call_id=event.call_id)
-        .values_list("operator_line", flat=True)
-        .first()
-    )
-    services.agents_refresh_line(portal_id=job.portal_id, line=line or "")
+    # The merge names the call's line in its result (calls/merge.py): nothing is read back. A
+    # webhook that changed nothing (a duplicate, one already processed) changes no agent.
+    if result.get("changed") and result.get("line"):
+        services.agents_refresh_line(portal_id=job.portal_id, line=str(result["line"]))
 
 
 def _search_seen(portal: Portal, rows: list[dict[str, Any]]) -> None:

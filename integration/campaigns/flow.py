@@ -100,7 +100,7 @@ def _follow(job: Job, state: str) -> None:
         result = job.result or {}
         call_id = result.get("call")
         # The merge says whether the call ended (calls/merge.py): ringing and answer read nothing.
-        if not isinstance(call_id, int) or result.get("ended") is False:
+        if not isinstance(call_id, int) or not result.get("ended"):
             return
         call = Call.objects.filter(pk=call_id, ended=True).select_related("sync").first()
         if call is not None:

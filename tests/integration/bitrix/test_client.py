@@ -186,7 +186,7 @@ def test_query_limit_exceeded_is_rate_limited(portal, rsps):
 
 
 def test_after_query_limit_exceeded_every_process_waits_for_the_portals_bucket_to_drain(
-    portal, rsps
+    portal, rsps, settings
 ):
     # given a portal whose counter is full although ours is not (burst 50, drain 2 per second)
     rsps.post(
@@ -199,11 +199,12 @@ def test_after_query_limit_exceeded_every_process_waits_for_the_portals_bucket_t
     # when the next request comes, from any process (the bucket is shared)
     with pytest.raises(RateLimitedError) as caught:
         client.call(portal, "profile")
-    # then it is not sent until the portal's counter is below our share of it again: 50 counted,
-    # background may go up to 50 - 1 safety - 3 interactive slots, at 2 x 0.99 per second
+    # then it is not sent until the portal's counter is below what background may use again:
+    # the plan's burst minus the safety and interactive slots, drained at our share of the rate
     assert len(rsps.calls) == 1
-    interval = 1 / (2 * 0.99)
-    assert 4 * interval < caught.value.retry_after <= 5 * interval + 0.01
+    interval = 1 / (portal.rate_drain * settings.BITRIX24_RATE_SAFETY_FACTOR)
+    held = settings.BITRIX24_RATE_SAFETY_SLOTS + settings.RATE_INTERACTIVE_RESERVE_SLOTS
+    assert held * interval < caught.value.retry_after <= (held + 1) * interval + 0.01
 
 
 def test_operation_time_limit_parks_only_that_method(portal, rsps):

@@ -158,3 +158,21 @@ def test_same_call_on_two_portals_stays_two_calls(client, connection, hook_calls
     run_jobs()
 
     assert Call.objects.count() == 2
+
+
+def test_the_webhook_jobs_result_names_the_calls_line_and_whether_it_ended(client, connection):
+    # what follows the job (agents/flow.py, campaigns/flow.py) reads this instead of the call
+    from integration.models import Job
+
+    for name in ("call_new_in", "call_end_in"):
+        deliver(client, connection, name)
+        run_jobs()
+    [ringing, ended] = Job.objects.filter(kind=merge.KIND_WEBHOOK).order_by("pk")
+    call = Call.objects.get()
+    # each payload names its line (CALL_NEW's "to" is 2000, CALL_END's 2001: tests/payloads)
+    assert (ringing.result["line"], ringing.result["ended"]) == ("2000", False)
+    assert (
+        (ended.result["line"], ended.result["ended"])
+        == (call.operator_line, True)
+        == ("2001", True)
+    )
