@@ -21,9 +21,8 @@ dispatcher does not resend held rows as lost hand-offs: it publishes the oldest 
 unheld job of that portal and kind is still open, so a broken chain goes on and an intact one is
 not flooded with a message per row (bench/agent_status.py saw 4,000 held drains sent at once).
 
-An inbox is a table whose rows become jobs later, in bulk: a door that must answer in
-microseconds (the Unitalk webhook) stores only its own row, and `jobs_dispatch` first asks
-every registered inbox to turn its waiting rows into jobs.
+An inbox is a table whose rows become jobs later, in bulk (the Unitalk webhook door stores only
+its own row): `jobs_dispatch` first asks every registered inbox to turn its rows into jobs.
 """
 
 from __future__ import annotations
@@ -369,7 +368,7 @@ def _record_failure(
         logger.error("job dead: %s", message, extra=log_extra, exc_info=exc if is_bug else None)
     # Guarded on RUNNING: a job cancelled while it ran stays cancelled.
     moved = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(**update)
-    if decision.action == retry.RETRY and decision.delay_s <= _short_retry_s():
+    if decision.action == retry.RETRY and decision.delay_s <= settings.JOB_SHORT_RETRY_S:
         Job.objects.filter(pk=job.pk).update(enqueued_at=now)
         _send_after_commit(job.pk, job_lane(job), job.kind, countdown=decision.delay_s)
     if decision.action == retry.DEAD:
@@ -382,10 +381,6 @@ def _record_failure(
             logger.exception("dead-letter hook failed", extra={"kind": job.kind})
         return None  # a dead-letter hook may retry it (e.g. a reroute): the row says
     return str(update["state"]) if moved else None
-
-
-def _short_retry_s() -> float:
-    return float(getattr(settings, "JOB_SHORT_RETRY_S", 10.0))
 
 
 def _unheld() -> Q:
@@ -409,10 +404,16 @@ def jobs_dispatch(*, limit: int = 500) -> int:
     )
     rows += _held_unblocked(due)
     if rows:
-        Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now)
-        _send((row.pk, job_lane(row), row.kind) for row in lanes.portal_round_robin(rows))
+        jobs_hand_over(rows, now=now)
         logger.info("dispatched due jobs", extra={"count": len(rows)})
     return len(rows)
+
+
+def jobs_hand_over(rows: list[Job], *, now: Any = None) -> None:
+    """Mark rows (pk, kind, portal_id, payload) handed over and publish them portal by portal; a
+    lost publish is sent again once enqueued_at is stale (JOB_REDISPATCH_AFTER_S)."""
+    Job.objects.filter(pk__in=[row.pk for row in rows]).update(enqueued_at=now or timezone.now())
+    _send((row.pk, job_lane(row), row.kind) for row in lanes.portal_round_robin(rows))
 
 
 def _held_unblocked(due: Q) -> list[Job]:

@@ -15,9 +15,9 @@ and the partial index `unitalk_event_inbox` finds it.
   statements (PgBouncer in transaction mode before 1.21).
 - Other databases (SQLite in development): an ORM insert.
 
-Waking the worker: a per-process thread runs one `jobs_dispatch` per short window
+Waking the worker: a per-process thread runs one `inbox_dispatch` per short window
 (UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, right there in the web process:
-it turns the waiting events into jobs and publishes them, so the request never waits on the
+it turns the waiting events into jobs and publishes those jobs (and no others), so the request never waits on the
 broker and a live call's event costs one broker hop, not two (it used to publish a
 `jobs_dispatch` message for a worker to do the same: a hop and a message of the interactive
 lane per window, docs/pipeline.md "Lanes"). If that fails, it publishes the `jobs_dispatch`
@@ -167,6 +167,36 @@ def inbox_feed(*, limit: int = FEED_BATCH) -> int:
     Concurrent dispatchers take disjoint rows (SKIP LOCKED), and the job's unique key makes a
     second feed of the same event (after a crash between the two writes) insert nothing.
     """
+    return len(_inbox_take(limit=limit))
+
+
+def inbox_dispatch(*, limit: int = FEED_BATCH) -> int:
+    """The kicker's work: feed the inbox and publish the jobs this feed made, nothing else.
+
+    A whole `jobs_dispatch` here also scanned every portal's due and held jobs once per window,
+    in the web process: under load that was two fifths of gunicorn's time (py-spy, five clicks
+    at once in bench/latency.py), and it published other portals' backlog from a web process.
+    That scan is beat's (JOB_DISPATCH_INTERVAL_S); this publishes what the feed owns.
+    """
+    from integration import jobs
+
+    keys = [job_key(event_id) for event_id, _, _ in _inbox_take(limit=limit)]
+    if not keys:
+        return 0
+    # Also a job made by an earlier feed that died before publishing: it has no hand-over yet.
+    rows = list(
+        Job.objects.filter(idempotency_key__in=keys, enqueued_at__isnull=True).only(
+            "pk", "kind", "portal_id", "payload"
+        )
+    )
+    if rows:
+        jobs.jobs_hand_over(rows)
+    return len(rows)
+
+
+def _inbox_take(*, limit: int) -> list[tuple[int, int, str]]:
+    """Up to `limit` received events turned into jobs (not yet handed over), marked queued:
+    their (event id, portal id, call id)."""
     with transaction.atomic():
         waiting = list(
             UnitalkEvent.objects.filter(state=UnitalkEvent.State.RECEIVED)
@@ -175,7 +205,7 @@ def inbox_feed(*, limit: int = FEED_BATCH) -> int:
             .values_list("pk", "portal_id", "call_id")[:limit]
         )
         if not waiting:
-            return 0
+            return []
         now = timezone.now()
         lane = _lanes(waiting)
         Job.objects.bulk_create(
@@ -196,7 +226,7 @@ def inbox_feed(*, limit: int = FEED_BATCH) -> int:
             state=UnitalkEvent.State.QUEUED
         )
     logger.info("webhook events queued as jobs", extra={"count": len(waiting)})
-    return len(waiting)
+    return waiting
 
 
 class _Kicker:
@@ -233,12 +263,11 @@ class _Kicker:
 def dispatch_now() -> None:
     """Feed the inbox and publish its jobs from this process (the kicker's thread); if that
     fails, ask an interactive worker to do it. Never raises: beat's dispatch is the backstop."""
-    from integration import jobs
     from integration.tasks import jobs_dispatch
 
     try:
         close_old_connections()  # this thread's connection, kept per CONN_MAX_AGE
-        jobs.jobs_dispatch()
+        inbox_dispatch()
         return
     except Exception as exc:
         logger.warning("could not dispatch from the web process, asking a worker: %s", exc)

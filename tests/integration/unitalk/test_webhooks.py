@@ -239,15 +239,40 @@ def test_a_kick_feeds_the_inbox_and_publishes_the_jobs_itself_one_hop_fewer(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_kick_publishes_the_jobs_of_its_feed_and_leaves_other_due_work_to_beat(
+    client, url, sent, portal
+):
+    # A whole jobs_dispatch per window scanned every portal's due and held jobs in the web
+    # process (two fifths of gunicorn's time under load, issue 17): the kicker owns its feed only.
+    from integration import jobs
+    from integration.unitalk import intake
+
+    other = jobs.job_enqueue(kind="call.details", portal=portal, key="due-elsewhere")
+    Job.objects.filter(pk=other.pk).update(enqueued_at=None)  # due, and nobody handed it over
+    sent.clear()
+    post(client, url, payload("call_new_in"))
+
+    intake.dispatch_now()  # what the kicker's thread runs once per window
+
+    job = Job.objects.get(kind=intake.KIND)
+    assert sent == [job.pk]
+    assert job.enqueued_at is not None  # handed over: the dispatcher does not send it again
+    other.refresh_from_db()
+    assert other.enqueued_at is None  # still beat's to send
+    intake.dispatch_now()  # nothing left in the inbox: nothing sent twice
+    assert sent == [job.pk]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_kick_that_cannot_dispatch_here_asks_a_worker(monkeypatch):
-    from integration import jobs, tasks
+    from integration import tasks
     from integration.unitalk import intake
 
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
     woken: list[int] = []
-    monkeypatch.setattr(jobs, "jobs_dispatch", broken)
+    monkeypatch.setattr(intake, "_inbox_take", broken)
     monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: woken.append(1))
 
     intake.dispatch_now()
