@@ -12,6 +12,7 @@ credential Unitalk posts with (integration/unitalk/webhooks.py), and a log is no
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -115,3 +116,10 @@ logconfig_dict: dict[str, Any] = {
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
+
+
+def post_worker_init(worker: Any) -> None:
+    """The loaded app (Django and its modules, about 100,000 objects) goes out of the garbage
+    collector's reach: a full collection walked all of it, tens of milliseconds with every
+    thread of the worker stopped, in the middle of requests (docs/pipeline.md, "Pauses")."""
+    gc.freeze()

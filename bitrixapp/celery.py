@@ -8,6 +8,7 @@ Celery prints as text, become one JSON line each with what the banner said.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import logging.config
@@ -21,7 +22,15 @@ import celery.apps.worker
 from celery import Celery
 from celery.apps.beat import Beat
 from celery.apps.worker import Worker
-from celery.signals import beat_init, celeryd_after_setup, setup_logging, task_postrun, task_prerun
+from celery.signals import (
+    beat_init,
+    celeryd_after_setup,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+)
 
 from integration.core.log import JsonFormatter
 
@@ -127,6 +136,17 @@ def _database_connections_checked(**_: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+@beat_init.connect
+def _startup_objects_frozen(**_: Any) -> None:
+    """What was loaded at start (Django, Celery, the app: about 100,000 objects) goes out of
+    the garbage collector's reach: a full collection walked all of it, 30-90 ms with every
+    thread stopped, at random moments under load (docs/pipeline.md, "Pauses"). Prefork
+    children freeze after their own start, thread pools in the worker's process."""
+    gc.freeze()
 
 
 @celeryd_after_setup.connect

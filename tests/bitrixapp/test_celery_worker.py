@@ -1,5 +1,7 @@
 import uuid
 
+import pytest
+
 from bitrixapp.celery import app
 from tests.support.processes import celery_worker, running
 from tests.support.waiting import wait_until
@@ -53,3 +55,19 @@ def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(tmp_pa
     sessions = journal.read_text().split()
     if connection.vendor == "postgresql":  # SQLite opens its file per task (CONN_MAX_AGE 0)
         assert sessions[0] == sessions[1] != "0"
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_workers_startup_objects_are_out_of_the_garbage_collectors_reach(tmp_path, pool):
+    # Given a real worker of each pool the Procfile runs (a full collection walked ~100,000
+    # startup objects, 30-90 ms with every thread stopped: docs/pipeline.md, "Pauses")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    journal = tmp_path / "frozen.txt"
+    journal.touch()
+    argv = [*celery_worker(queue, include=["tests.support.worker_tasks"]), "--pool", pool]
+    with running(argv, log=tmp_path / "worker.log"):
+        # When a task looks at the process it runs in
+        app.send_task("tests.gc_frozen", args=[str(journal)], queue=queue)
+        wait_until(lambda: journal.read_text().strip(), timeout=60, message="the task to run")
+    # Then what was loaded at start is frozen there
+    assert int(journal.read_text()) > 10_000

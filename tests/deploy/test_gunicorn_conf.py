@@ -98,3 +98,17 @@ def test_by_default_two_processes_per_core_with_two_threads(monkeypatch):
     assert (conf.workers, conf.threads) == (4, 2)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert _load_config().workers == 8
+
+
+def test_a_web_worker_freezes_the_loaded_app_out_of_the_garbage_collectors_reach():
+    # A full collection walked the whole loaded app in the middle of requests
+    # (docs/pipeline.md, "Pauses"): gunicorn's hook after a worker loaded it freezes it.
+    import gc
+
+    conf = _load_config()
+    before = gc.get_freeze_count()
+    try:
+        conf.post_worker_init(None)
+        assert gc.get_freeze_count() > max(before, 10_000)
+    finally:
+        gc.unfreeze()

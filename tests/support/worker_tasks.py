@@ -65,3 +65,12 @@ def db_session(journal: str) -> None:
         (pid,) = cursor.fetchone()
     with Path(journal).open("a") as fh:
         fh.write(f"{pid}\n")
+
+
+@app.task(name="tests.gc_frozen")
+def gc_frozen(journal: str) -> None:
+    """Notes how many objects the garbage collector no longer walks in the running process."""
+    import gc
+
+    with Path(journal).open("a") as fh:
+        fh.write(f"{gc.get_freeze_count()}\n")
