@@ -17,12 +17,12 @@ and the partial index `unitalk_event_inbox` finds it.
 
 Waking the worker: a per-process thread runs one `inbox_dispatch` per short window
 (UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, right there in the web process:
-it turns the waiting events into jobs and publishes those jobs (and no others), so the request never waits on the
-broker and a live call's event costs one broker hop, not two (it used to publish a
-`jobs_dispatch` message for a worker to do the same: a hop and a message of the interactive
-lane per window, docs/pipeline.md "Lanes"). If that fails, it publishes the `jobs_dispatch`
-message as before; if a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S)
-feeds the inbox.
+it turns the waiting events into jobs and publishes those jobs (no others), so the request
+never waits on the broker and a live call's event costs one broker hop, not two (it used to
+publish a `jobs_dispatch` message for a worker to do the same: a hop and a message of the
+interactive lane per window, docs/pipeline.md "Lanes"). If that fails, it publishes the
+`jobs_dispatch` message as before; if a kick is lost, beat's `jobs_dispatch` (every
+JOB_DISPATCH_INTERVAL_S) feeds the inbox.
 """
 
 from __future__ import annotations
