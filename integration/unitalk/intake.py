@@ -17,12 +17,12 @@ and the partial index `unitalk_event_inbox` finds it.
 
 Waking the worker: a per-process thread runs one `inbox_dispatch` per short window
 (UNITALK_WEBHOOK_KICK_WINDOW_S) however many events arrived, right there in the web process:
-it turns the waiting events into jobs and publishes those jobs (no others), so the request
-never waits on the broker and a live call's event costs one broker hop, not two (it used to
-publish a `jobs_dispatch` message for a worker to do the same: a hop and a message of the
-interactive lane per window, docs/pipeline.md "Lanes"). If that fails, it publishes the
-`jobs_dispatch` message as before; if a kick is lost, beat's `jobs_dispatch` (every
-JOB_DISPATCH_INTERVAL_S) feeds the inbox.
+it turns the waiting events into jobs and publishes those jobs (and a whole `jobs_dispatch` at
+most once per JOB_DISPATCH_INTERVAL_S), so the request never waits on the broker and a live
+call's event costs one broker hop, not two (it used to publish a `jobs_dispatch` message for a
+worker to do the same: a hop and a message of the interactive lane per window,
+docs/pipeline.md "Lanes"). If that fails, it publishes the `jobs_dispatch` message as before;
+if a kick is lost, beat's `jobs_dispatch` (every JOB_DISPATCH_INTERVAL_S) feeds the inbox.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def inbox_dispatch(*, limit: int = FEED_BATCH) -> int:
     A whole `jobs_dispatch` here also scanned every portal's due and held jobs once per window,
     in the web process: under load that was two fifths of gunicorn's time (py-spy, five clicks
     at once in bench/latency.py), and it published other portals' backlog from a web process.
-    That scan is beat's (JOB_DISPATCH_INTERVAL_S); this publishes what the feed owns.
+    That scan runs at most once per JOB_DISPATCH_INTERVAL_S from a kick (`dispatch_now`).
     """
     from integration import jobs
 
@@ -260,14 +260,28 @@ class _Kicker:
             dispatch_now()
 
 
+#: When this process last ran a whole jobs_dispatch from a kick (its start counts as one).
+_swept_at = time.monotonic()
+
+
 def dispatch_now() -> None:
-    """Feed the inbox and publish its jobs from this process (the kicker's thread); if that
-    fails, ask an interactive worker to do it. Never raises: beat's dispatch is the backstop."""
+    """Feed the inbox and publish its jobs from this process (the kicker's thread), and once
+    per JOB_DISPATCH_INTERVAL_S run the whole dispatch; if that fails, ask an interactive worker
+    to do it. Never raises: beat's dispatch is the backstop."""
+    from integration import jobs
     from integration.tasks import jobs_dispatch
 
+    global _swept_at
     try:
         close_old_connections()  # this thread's connection, kept per CONN_MAX_AGE
-        inbox_dispatch()
+        if time.monotonic() - _swept_at < settings.JOB_DISPATCH_INTERVAL_S:
+            inbox_dispatch()
+            return
+        # Now and then the whole dispatch too, as beat's: while webhooks come in, a lost
+        # hand-off or a dead host's expired lease is recovered even when beat is down
+        # (docs/deploy.md, "beat: exactly one").
+        _swept_at = time.monotonic()
+        jobs.jobs_dispatch()
         return
     except Exception as exc:
         logger.warning("could not dispatch from the web process, asking a worker: %s", exc)

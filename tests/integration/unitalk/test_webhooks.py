@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -240,13 +241,15 @@ def test_a_kick_feeds_the_inbox_and_publishes_the_jobs_itself_one_hop_fewer(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_kick_publishes_the_jobs_of_its_feed_and_leaves_other_due_work_to_beat(
-    client, url, sent, portal
+    client, url, sent, portal, monkeypatch
 ):
     # A whole jobs_dispatch per window scanned every portal's due and held jobs in the web
-    # process (two fifths of gunicorn's time under load, issue 17): the kicker owns its feed only.
+    # process (two fifths of gunicorn's time under load, issue 17): the kicker owns its feed,
+    # and the whole dispatch runs at most once per JOB_DISPATCH_INTERVAL_S (the last just now).
     from integration import jobs
     from integration.unitalk import intake
 
+    monkeypatch.setattr(intake, "_swept_at", time.monotonic())
     other = jobs.job_enqueue(kind="call.details", portal=portal, key="due-elsewhere")
     Job.objects.filter(pk=other.pk).update(enqueued_at=None)  # due, and nobody handed it over
     sent.clear()
@@ -264,6 +267,29 @@ def test_a_kick_publishes_the_jobs_of_its_feed_and_leaves_other_due_work_to_beat
 
 
 @pytest.mark.django_db(transaction=True)
+def test_once_per_dispatch_interval_a_kick_runs_the_whole_dispatch_as_beat_would(
+    client, url, sent, portal, monkeypatch, settings
+):
+    # While webhooks come in, a lost hand-off is recovered even with beat down
+    # (docs/deploy.md, "beat: exactly one").
+    from integration import jobs
+    from integration.unitalk import intake
+
+    settings.JOB_DISPATCH_INTERVAL_S = 5
+    monkeypatch.setattr(intake, "_swept_at", time.monotonic() - 6)
+    lost = jobs.job_enqueue(kind="call.details", portal=portal, key="hand-off-lost")
+    Job.objects.filter(pk=lost.pk).update(enqueued_at=None)
+    sent.clear()
+    post(client, url, payload("call_new_in"))
+
+    intake.dispatch_now()
+
+    webhook_job = Job.objects.get(kind=intake.KIND)
+    assert sorted(sent) == sorted([lost.pk, webhook_job.pk])
+    assert time.monotonic() - intake._swept_at < 5  # and not again before the next interval
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_kick_that_cannot_dispatch_here_asks_a_worker(monkeypatch):
     from integration import tasks
     from integration.unitalk import intake
@@ -273,6 +299,7 @@ def test_a_kick_that_cannot_dispatch_here_asks_a_worker(monkeypatch):
 
     woken: list[int] = []
     monkeypatch.setattr(intake, "_inbox_take", broken)
+    monkeypatch.setattr(intake, "_swept_at", time.monotonic())
     monkeypatch.setattr(tasks.jobs_dispatch, "apply_async", lambda *a, **k: woken.append(1))
 
     intake.dispatch_now()
